@@ -1,0 +1,417 @@
+"""Typed, validated configuration for every command, plus the named presets.
+
+Configs are `kw_only` dataclass trees validated in `__post_init__`, so a bad value fails at
+parse time with a message naming the field instead of deep inside a training run. The CLI applies
+`section.field=value` overrides with `apply_overrides`; every run writes its resolved config as
+JSON (`to_dict` / `from_dict`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from electra.errors import ConfigError
+
+SHARING_MODES = ("none", "embeddings", "all")
+SCHEDULES = ("original", "linear", "cosine", "constant")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+TOKENIZER_KINDS = ("wordpiece",)
+PACKING_MODES = ("electra",)
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+def _check_prob(name: str, value: float, *, open_right: bool = False) -> None:
+    ok = 0.0 <= value < 1.0 if open_right else 0.0 <= value <= 1.0
+    _check(ok, f"{name}={value} is not a probability; use a value in [0, 1{')' if open_right else ']'}")
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
+
+
+@dataclass(kw_only=True)
+class TokenizerConfig:
+    """How `electra tokenizer train` builds a vocabulary."""
+
+    kind: str = "wordpiece"
+    vocab_size: int = 30522
+    lowercase: bool = True
+    strip_accents: bool | None = None  # None: strip when lower-casing, as BERT uncased does
+    min_frequency: int = 2
+    limit_alphabet: int = 1000
+    text_field: str = "text"  # JSONL field holding the document text
+
+    def __post_init__(self) -> None:
+        _check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
+        _check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
+        _check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
+
+
+@dataclass(kw_only=True)
+class PreprocessConfig:
+    """How `electra preprocess` turns documents into packed rows (google-research/electra style)."""
+
+    seq_len: int = 128
+    packing: str = "electra"
+    valid_fraction: float = 0.01  # share of documents held out for validation, chosen by hash
+    single_segment_prob: float = 0.1  # rows with only segment A, as in classification inputs
+    short_seq_prob: float = 0.05  # rows with a random shorter target length
+    rows_per_shard: int = 65536
+    workers: int = 0  # 0: all cores
+    seed: int = 12345
+    text_field: str = "text"
+
+    def __post_init__(self) -> None:
+        _check(8 <= self.seq_len <= 8192, f"preprocess.seq_len={self.seq_len} must be in [8, 8192]")
+        _check_choice("preprocess.packing", self.packing, PACKING_MODES)
+        _check_prob("preprocess.valid_fraction", self.valid_fraction, open_right=True)
+        _check_prob("preprocess.single_segment_prob", self.single_segment_prob)
+        _check_prob("preprocess.short_seq_prob", self.short_seq_prob)
+        _check(self.rows_per_shard >= 1, "preprocess.rows_per_shard must be >= 1")
+        _check(self.workers >= 0, "preprocess.workers must be >= 0 (0 = all cores)")
+
+
+@dataclass(kw_only=True)
+class ModelConfig:
+    """One post-LN transformer encoder, numerically the same as HF `ElectraModel`."""
+
+    vocab_size: int = 30522
+    embedding_size: int = 128
+    hidden_size: int = 256
+    num_layers: int = 12
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    dropout: float = 0.1
+    attention_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            _check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be >= 1")
+        _check(self.hidden_size % self.num_heads == 0,
+               f"model.hidden_size={self.hidden_size} is not divisible by model.num_heads={self.num_heads}")
+        _check_prob("model.dropout", self.dropout, open_right=True)
+        _check_prob("model.attention_dropout", self.attention_dropout, open_right=True)
+        _check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+
+@dataclass(kw_only=True)
+class ObjectiveConfig:
+    """The ELECTRA objective: generator size, sharing, masking and loss weights."""
+
+    generator_size: float = 0.25  # fraction of the discriminator's hidden size, heads and FFN
+    generator_layers: int | None = None  # None: same depth as the discriminator (G-EL)
+    sharing: str = "embeddings"  # none | embeddings | all
+    mask_prob: float = 0.15
+    mask_token_prob: float = 0.85  # of the picked positions: share replaced by [MASK] ...
+    random_token_prob: float = 0.0  # ... and by a random token; the rest keep the original
+    max_predictions: int | None = None  # None: int((mask_prob + 0.005) * seq_len), as G-EL
+    mlm_weight: float = 1.0
+    disc_weight: float = 50.0
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(0.0 < self.generator_size <= 1.0,
+               f"objective.generator_size={self.generator_size} must be in (0, 1]")
+        _check(self.generator_layers is None or self.generator_layers >= 1,
+               "objective.generator_layers must be >= 1 (or None for the discriminator's depth)")
+        _check_choice("objective.sharing", self.sharing, SHARING_MODES)
+        _check(0.0 < self.mask_prob < 1.0, f"objective.mask_prob={self.mask_prob} must be in (0, 1)")
+        _check_prob("objective.mask_token_prob", self.mask_token_prob)
+        _check_prob("objective.random_token_prob", self.random_token_prob)
+        _check(self.mask_token_prob + self.random_token_prob <= 1.0 + 1e-9,
+               "objective.mask_token_prob + objective.random_token_prob must be <= 1")
+        _check(self.max_predictions is None or self.max_predictions >= 1,
+               "objective.max_predictions must be >= 1 (or None)")
+        _check(self.mlm_weight >= 0 and self.disc_weight >= 0, "loss weights must be >= 0")
+        _check(self.temperature > 0, "objective.temperature must be > 0")
+
+    def max_predictions_for(self, seq_len: int) -> int:
+        if self.max_predictions is not None:
+            return min(self.max_predictions, seq_len)
+        return max(1, int((self.mask_prob + 0.005) * seq_len))
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    """AdamW (optionally without bias correction, as G-EL) and the learning-rate schedule."""
+
+    lr: float = 5e-4
+    warmup_steps: int = 10_000
+    schedule: str = "original"  # original: linear decay x min(1, step/warmup), as G-EL
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-6
+    bias_correction: bool = False
+    clip_norm: float = 1.0  # 0 disables clipping
+    layerwise_lr_decay: float = 1.0  # fine-tuning only; 1.0 = off
+
+    def __post_init__(self) -> None:
+        _check(self.lr > 0, f"optim.lr={self.lr} must be > 0")
+        _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+        _check_choice("optim.schedule", self.schedule, SCHEDULES)
+        _check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
+        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2 must be in [0, 1)")
+        _check(self.eps > 0, "optim.eps must be > 0")
+        _check(self.clip_norm >= 0, "optim.clip_norm must be >= 0 (0 disables clipping)")
+        _check(0 < self.layerwise_lr_decay <= 1, "optim.layerwise_lr_decay must be in (0, 1]")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Loop length, batch, precision and the log/eval/save cadence."""
+
+    steps: int = 1_000_000
+    batch_size: int = 128  # global batch, in rows, per optimizer step
+    grad_accum: int = 1
+    precision: str = "auto"  # auto: bf16 on GPUs and CPUs with native bf16, else fp32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 1234
+    log_every: int = 100
+    eval_every: int = 10_000
+    eval_rows: int = 1024  # validation rows used per evaluation (fixed masks, fixed samples)
+    save_every: int = 10_000
+    keep_last: int = 3
+    compile: bool = False
+    threads: int = 0  # CPU intra-op threads; 0 = leave torch's default
+
+    def __post_init__(self) -> None:
+        _check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
+        _check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
+        _check(self.grad_accum >= 1, "train.grad_accum must be >= 1")
+        _check(self.batch_size % self.grad_accum == 0,
+               f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}")
+        _check_choice("train.precision", self.precision, PRECISIONS)
+        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+               f"train.device={self.device!r} must be auto, cpu, cuda or cuda:N")
+        for name in ("log_every", "eval_every", "save_every", "keep_last", "eval_rows"):
+            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
+        _check(self.threads >= 0, "train.threads must be >= 0")
+
+
+@dataclass(kw_only=True)
+class PretrainConfig:
+    """Everything `electra pretrain` needs; written to `<run>/config.json`."""
+
+    preset: str = "small"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)  # built-in data only
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)  # built-in data only
+
+    def __post_init__(self) -> None:
+        if self.objective.sharing == "all":
+            _check(self.objective.generator_size == 1.0 and self.objective.generator_layers in (None, self.model.num_layers),
+                   "objective.sharing=all ties every generator weight to the discriminator, so the "
+                   "generator must be the same size: set objective.generator_size=1.0 (and no "
+                   "generator_layers) or use objective.sharing=embeddings")
+        _check(self.preprocess.seq_len <= self.model.max_position_embeddings,
+               f"preprocess.seq_len={self.preprocess.seq_len} exceeds model.max_position_embeddings="
+               f"{self.model.max_position_embeddings}; shorten the rows or raise max_position_embeddings")
+
+    def generator_model(self) -> ModelConfig:
+        """The generator: same depth, width/heads/FFN scaled by `generator_size` (G-EL rule)."""
+        f = self.objective.generator_size
+        m = self.model
+        hidden = max(1, int(round(m.hidden_size * f)))
+        heads = max(1, int(round(m.num_heads * f)))
+        while hidden % heads:
+            heads -= 1
+        return dataclasses.replace(
+            m,
+            hidden_size=hidden,
+            num_heads=heads,
+            intermediate_size=max(1, int(round(m.intermediate_size * f))),
+            num_layers=self.objective.generator_layers or m.num_layers,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# presets: exact google-research/electra hyper-parameters for small/base/large; `tiny` is the
+# default CPU run (about 10 minutes on 2 cores, built-in corpus).
+
+
+def _tiny() -> PretrainConfig:
+    return PretrainConfig(
+        preset="tiny",
+        model=ModelConfig(vocab_size=8192, embedding_size=128, hidden_size=128, num_layers=4,
+                          num_heads=2, intermediate_size=512, max_position_embeddings=128,
+                          dropout=0.0, attention_dropout=0.0),
+        objective=ObjectiveConfig(generator_size=0.5),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, schedule="original"),
+        train=TrainConfig(steps=1200, batch_size=32, log_every=50, eval_every=400,
+                          eval_rows=256, save_every=400, keep_last=2),
+        tokenizer=TokenizerConfig(vocab_size=8192),
+        preprocess=PreprocessConfig(seq_len=128),
+    )
+
+
+def _small() -> PretrainConfig:
+    return PretrainConfig(
+        preset="small",
+        model=ModelConfig(embedding_size=128, hidden_size=256, num_layers=12, num_heads=4,
+                          intermediate_size=1024),
+        objective=ObjectiveConfig(generator_size=0.25),
+        optim=OptimConfig(lr=5e-4, warmup_steps=10_000),
+        train=TrainConfig(steps=1_000_000, batch_size=128),
+        preprocess=PreprocessConfig(seq_len=128),
+    )
+
+
+def _base() -> PretrainConfig:
+    return PretrainConfig(
+        preset="base",
+        model=ModelConfig(embedding_size=768, hidden_size=768, num_layers=12, num_heads=12,
+                          intermediate_size=3072),
+        objective=ObjectiveConfig(generator_size=1 / 3),
+        optim=OptimConfig(lr=2e-4, warmup_steps=10_000),
+        train=TrainConfig(steps=766_000, batch_size=256),
+        preprocess=PreprocessConfig(seq_len=512),
+    )
+
+
+def _large() -> PretrainConfig:
+    return PretrainConfig(
+        preset="large",
+        model=ModelConfig(embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16,
+                          intermediate_size=4096),
+        objective=ObjectiveConfig(generator_size=0.25, mask_prob=0.25),
+        optim=OptimConfig(lr=2e-4, warmup_steps=10_000),
+        train=TrainConfig(steps=400_000, batch_size=2048),
+        preprocess=PreprocessConfig(seq_len=512),
+    )
+
+
+PRESETS: dict[str, typing.Callable[[], PretrainConfig]] = {
+    "tiny": _tiny,
+    "small": _small,
+    "base": _base,
+    "large": _large,
+}
+
+
+def preset(name: str) -> PretrainConfig:
+    if name not in PRESETS:
+        hint = difflib.get_close_matches(name, PRESETS, n=1)
+        raise ConfigError(f"unknown preset {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+                          + f" (available: {', '.join(PRESETS)})")
+    return PRESETS[name]()
+
+
+# ----------------------------------------------------------------------------------------------
+# (de)serialisation and dotted overrides
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild a config tree; unknown keys are an error so stale or hand-edited JSON is caught."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        key = sorted(unknown)[0]
+        hint = difflib.get_close_matches(key, names, n=1)
+        raise ConfigError(f"unknown config key {key!r} for {cls.__name__}"
+                          + (f"; did you mean {hint[0]!r}?" if hint else ""))
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+            value = from_dict(tp, value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def save_json(cfg: Any, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+
+
+def load_json(cls: type, path: str | Path) -> Any:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"cannot read config {path}: {e}; restore it or start a new run") from None
+    return from_dict(cls, data)
+
+
+def _parse_value(text: str, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if text.lower() in ("none", "null"):
+            return None
+        return _parse_value(text, args[0], key)
+    try:
+        if tp is bool:
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            return int(float(text)) if ("e" in text.lower() and float(text).is_integer()) else int(text)
+        if tp is float:
+            return float(text)
+        if tp is str:
+            return text
+    except ValueError:
+        raise ConfigError(f"{key}={text!r} is not a valid {tp.__name__}") from None
+    raise ConfigError(f"{key} cannot be set from the command line")
+
+
+def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
+    """Return a new config with `section.field=value` overrides applied and re-validated."""
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form section.field=value")
+        key, text = item.split("=", 1)
+        parts = key.strip().split(".")
+        node_cls, node = type(cfg), data
+        for i, part in enumerate(parts):
+            names = [f.name for f in dataclasses.fields(node_cls)]
+            if part not in names:
+                prefix = ".".join(parts[:i])
+                candidates = [f"{prefix}.{n}" if prefix else n for n in names]
+                full = ".".join(parts[: i + 1])
+                hint = difflib.get_close_matches(full, candidates, n=1)
+                if not hint and (near := difflib.get_close_matches(part, names, n=1)):
+                    hint = [".".join([*parts[:i], near[0], *parts[i + 1:]])]
+                raise ConfigError(f"unknown config key {key!r}"
+                                  + (f"; did you mean {hint[0]!r}?" if hint else ""))
+            tp = typing.get_type_hints(node_cls)[part]
+            if i == len(parts) - 1:
+                if dataclasses.is_dataclass(tp):
+                    raise ConfigError(f"{key} is a section; set one of its fields, e.g. {key}.{dataclasses.fields(tp)[0].name}=...")
+                node[part] = _parse_value(text.strip(), tp, key)
+            else:
+                if not dataclasses.is_dataclass(tp):
+                    raise ConfigError(f"{'.'.join(parts[: i + 1])} is not a section")
+                node_cls, node = tp, node[part]
+    return from_dict(type(cfg), data)
