@@ -400,9 +400,9 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
                 prefix = ".".join(parts[:i])
                 candidates = [f"{prefix}.{n}" if prefix else n for n in names]
                 full = ".".join(parts[: i + 1])
-                hint = difflib.get_close_matches(full, candidates, n=1)
-                if not hint and (near := difflib.get_close_matches(part, names, n=1)):
-                    hint = [".".join([*parts[:i], near[0], *parts[i + 1:]])]
+                near = difflib.get_close_matches(part, names, n=1)
+                hint = ([".".join([*parts[:i], near[0], *parts[i + 1:]])] if near
+                        else difflib.get_close_matches(full, candidates, n=1))
                 raise ConfigError(f"unknown config key {key!r}"
                                   + (f"; did you mean {hint[0]!r}?" if hint else ""))
             tp = typing.get_type_hints(node_cls)[part]
