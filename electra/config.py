@@ -120,6 +120,10 @@ class ObjectiveConfig:
 
     generator_size: float = 0.25  # fraction of the discriminator's hidden size, heads and FFN
     generator_layers: int | None = None  # None: same depth as the discriminator (G-EL)
+    # explicit generator shape (e.g. to warm-start from a released generator); None: from size
+    generator_hidden_size: int | None = None
+    generator_heads: int | None = None
+    generator_intermediate_size: int | None = None
     sharing: str = "embeddings"  # none | embeddings | all
     mask_prob: float = 0.15
     mask_token_prob: float = 0.85  # of the picked positions: share replaced by [MASK] ...
@@ -132,8 +136,10 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         _check(0.0 < self.generator_size <= 1.0,
                f"objective.generator_size={self.generator_size} must be in (0, 1]")
-        _check(self.generator_layers is None or self.generator_layers >= 1,
-               "objective.generator_layers must be >= 1 (or None for the discriminator's depth)")
+        for name in ("generator_layers", "generator_hidden_size", "generator_heads",
+                     "generator_intermediate_size"):
+            value = getattr(self, name)
+            _check(value is None or value >= 1, f"objective.{name} must be >= 1 (or None)")
         _check_choice("objective.sharing", self.sharing, SHARING_MODES)
         _check(0.0 < self.mask_prob < 1.0, f"objective.mask_prob={self.mask_prob} must be in (0, 1)")
         _check_prob("objective.mask_token_prob", self.mask_token_prob)
@@ -162,7 +168,7 @@ class OptimConfig:
     beta1: float = 0.9
     beta2: float = 0.999
     eps: float = 1e-6
-    bias_correction: bool = False
+    bias_correction: bool = True  # False: G-EL's Adam without bias correction (small/base/large)
     clip_norm: float = 1.0  # 0 disables clipping
     layerwise_lr_decay: float = 1.0  # fine-tuning only; 1.0 = off
 
@@ -223,28 +229,31 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.objective.sharing == "all":
-            _check(self.objective.generator_size == 1.0 and self.objective.generator_layers in (None, self.model.num_layers),
+            _check(self.generator_model() == self.model,
                    "objective.sharing=all ties every generator weight to the discriminator, so the "
                    "generator must be the same size: set objective.generator_size=1.0 (and no "
                    "generator_layers) or use objective.sharing=embeddings")
+        g = self.generator_model()
+        _check(g.hidden_size % g.num_heads == 0,
+               f"the generator's hidden size {g.hidden_size} is not divisible by its {g.num_heads} heads")
         _check(self.preprocess.seq_len <= self.model.max_position_embeddings,
                f"preprocess.seq_len={self.preprocess.seq_len} exceeds model.max_position_embeddings="
                f"{self.model.max_position_embeddings}; shorten the rows or raise max_position_embeddings")
 
     def generator_model(self) -> ModelConfig:
         """The generator: same depth, width/heads/FFN scaled by `generator_size` (G-EL rule)."""
-        f = self.objective.generator_size
-        m = self.model
-        hidden = max(1, int(round(m.hidden_size * f)))
-        heads = max(1, int(round(m.num_heads * f)))
-        while hidden % heads:
+        o, m = self.objective, self.model
+        f = o.generator_size
+        hidden = o.generator_hidden_size or max(1, int(round(m.hidden_size * f)))
+        heads = o.generator_heads or max(1, int(round(m.num_heads * f)))
+        while hidden % heads and not o.generator_heads:
             heads -= 1
         return dataclasses.replace(
             m,
             hidden_size=hidden,
             num_heads=heads,
-            intermediate_size=max(1, int(round(m.intermediate_size * f))),
-            num_layers=self.objective.generator_layers or m.num_layers,
+            intermediate_size=o.generator_intermediate_size or max(1, int(round(m.intermediate_size * f))),
+            num_layers=o.generator_layers or m.num_layers,
         )
 
 
@@ -274,7 +283,7 @@ def _small() -> PretrainConfig:
         model=ModelConfig(embedding_size=128, hidden_size=256, num_layers=12, num_heads=4,
                           intermediate_size=1024),
         objective=ObjectiveConfig(generator_size=0.25),
-        optim=OptimConfig(lr=5e-4, warmup_steps=10_000),
+        optim=OptimConfig(lr=5e-4, warmup_steps=10_000, bias_correction=False),
         train=TrainConfig(steps=1_000_000, batch_size=128),
         preprocess=PreprocessConfig(seq_len=128),
     )
@@ -286,7 +295,7 @@ def _base() -> PretrainConfig:
         model=ModelConfig(embedding_size=768, hidden_size=768, num_layers=12, num_heads=12,
                           intermediate_size=3072),
         objective=ObjectiveConfig(generator_size=1 / 3),
-        optim=OptimConfig(lr=2e-4, warmup_steps=10_000),
+        optim=OptimConfig(lr=2e-4, warmup_steps=10_000, bias_correction=False),
         train=TrainConfig(steps=766_000, batch_size=256),
         preprocess=PreprocessConfig(seq_len=512),
     )
@@ -298,7 +307,7 @@ def _large() -> PretrainConfig:
         model=ModelConfig(embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16,
                           intermediate_size=4096),
         objective=ObjectiveConfig(generator_size=0.25, mask_prob=0.25),
-        optim=OptimConfig(lr=2e-4, warmup_steps=10_000),
+        optim=OptimConfig(lr=2e-4, warmup_steps=10_000, bias_correction=False),
         train=TrainConfig(steps=400_000, batch_size=2048),
         preprocess=PreprocessConfig(seq_len=512),
     )

@@ -1,0 +1,168 @@
+"""Atomic, strictly-checked checkpoints that resume a run exactly.
+
+Layout: `<run>/checkpoints/step_00001000/` holding `model.safetensors` (the unwrapped model,
+shared weights stored once), `trainer.pt` (optimizer, scheduler, scaler, loader cursor),
+`rng_<rank>.pt` (each rank's RNG states) and `meta.json` (step, tokens, FLOPs, config,
+tokenizer fingerprint). A checkpoint is written into a temporary directory and renamed, so a
+crash never leaves a half-written `step_*` directory; only the last `keep_last` are kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from electra.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and persistent buffers, each shared tensor once (under its first name)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[int] = set()
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        out[name] = t.detach()
+    return out
+
+
+@torch.no_grad()
+def load_model_state(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Strict load: the same names and shapes, or a CheckpointError naming the difference."""
+    target = model_state(model)
+    missing, unexpected = sorted(set(target) - set(tensors)), sorted(set(tensors) - set(target))
+    if missing or unexpected:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"{source} does not fit this model ({what}); it was saved from a "
+                              "different model config")
+    for name, t in target.items():
+        if t.shape != tensors[name].shape:
+            raise CheckpointError(f"{source}: {name} has shape {tuple(tensors[name].shape)}, the "
+                                  f"model expects {tuple(t.shape)}; it was saved from a different config")
+        t.copy_(tensors[name])
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    if not ckpt_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in ckpt_dir.iterdir()
+             if p.is_dir() and (m := _STEP_DIR.match(p.name))]
+    return sorted(found)
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def tmp_dir_for(ckpt_dir: Path, step: int) -> Path:
+    return ckpt_dir / f".step_{step:08d}.tmp"
+
+
+def write_rng(tmp: Path, rank: int) -> None:
+    torch.save(rng_state(), tmp / f"rng_{rank}.pt")
+
+
+def save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, trainer: dict[str, Any],
+                    meta: dict[str, Any], keep_last: int) -> Path:
+    """Rank-0 part of a save; other ranks have already called `write_rng` into the tmp dir."""
+    tmp = tmp_dir_for(ckpt_dir, step)
+    save_file({k: v.contiguous() for k, v in model_state(model).items()}, str(tmp / "model.safetensors"))
+    torch.save(trainer, tmp / "trainer.pt")
+    (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=2) + "\n")
+    final = ckpt_dir / f"step_{step:08d}"
+    if final.exists():  # re-saving the same step (e.g. after a resume): replace it last
+        shutil.rmtree(final)
+    tmp.rename(final)
+    for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "meta.json").read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} has no meta.json; it is not a checkpoint (or it is incomplete)") from None
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}/meta.json is corrupt; delete {path} and resume from an earlier checkpoint") from None
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path / "model.safetensors"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} has no model.safetensors; the checkpoint is incomplete") from None
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}/model.safetensors is corrupt or truncated ({e}); delete {path} "
+                              "and resume from an earlier checkpoint") from None
+
+
+def load_trainer(path: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(trainer state, this rank's RNG state)."""
+    out = []
+    for name in ("trainer.pt", f"rng_{rank}.pt"):
+        try:
+            out.append(torch.load(path / name, map_location="cpu", weights_only=True))
+        except FileNotFoundError:
+            raise CheckpointError(f"{path} has no {name}; it was saved with fewer processes or is "
+                                  "incomplete") from None
+        except (RuntimeError, EOFError, OSError, ValueError) as e:
+            raise CheckpointError(f"{path}/{name} is corrupt or truncated ({str(e).splitlines()[0]}); "
+                                  f"delete {path} and resume from an earlier checkpoint") from None
+    return out[0], out[1]
+
+
+def resolve_checkpoint(path: str | Path) -> Path:
+    """A run directory (-> its latest checkpoint) or a checkpoint directory."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p} does not exist; pass a run directory or a checkpoint directory")
+    if (p / "meta.json").is_file() or _STEP_DIR.match(p.name):
+        return p
+    ckpts = list_checkpoints(p / "checkpoints")
+    if not ckpts:
+        raise CheckpointError(f"{p} holds no checkpoints (looked in {p / 'checkpoints'})")
+    return ckpts[-1][1]
+
+
+def load_pretrained(path: str | Path):
+    """A run or checkpoint directory -> (ElectraModel on CPU, PretrainConfig, Tokenizer, meta).
+
+    Checkpoints are self-contained (config.json and tokenizer/ inside), so a copied checkpoint
+    directory exports or fine-tunes without its run."""
+    from electra.config import PretrainConfig, load_json
+    from electra.model.pretraining import ElectraModel
+    from electra.tokenizer import Tokenizer
+
+    p = resolve_checkpoint(path)
+    meta = read_meta(p)
+    if not (p / "config.json").is_file():
+        raise CheckpointError(f"{p} has no config.json; the checkpoint is incomplete")
+    cfg = load_json(PretrainConfig, p / "config.json")
+    tokenizer = Tokenizer.load(p / "tokenizer")
+    if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint):
+        raise CheckpointError(f"{p}/tokenizer does not match the tokenizer the model was trained with")
+    model = ElectraModel.from_config(cfg)
+    load_model_state(model, load_weights(p), str(p))
+    return model, cfg, tokenizer, meta

@@ -1,0 +1,228 @@
+"""Hugging Face format in and out, through explicit key maps.
+
+`to_hf` writes a directory that stock `transformers.ElectraForPreTraining` (discriminator) or
+`ElectraForMaskedLM` (generator) loads with no missing or unexpected keys; `load_hf_encoder`
+reads a local HF ELECTRA or BERT directory back into our `Encoder` layout (warm starts,
+fine-tuning). HF's TF-era names (`LayerNorm`, `attention.self`) live only in this module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from electra.config import ModelConfig
+from electra.errors import CheckpointError
+
+# our Encoder layer names -> HF names inside `encoder.layer.{i}.`
+_LAYER_MAP = {
+    "attention.out": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+    "ffn_norm": "output.LayerNorm",
+}
+_EMB_MAP = {
+    "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
+    "embeddings.position_embeddings.weight": "embeddings.position_embeddings.weight",
+    "embeddings.token_type_embeddings.weight": "embeddings.token_type_embeddings.weight",
+    "embeddings.norm.weight": "embeddings.LayerNorm.weight",
+    "embeddings.norm.bias": "embeddings.LayerNorm.bias",
+}
+DISC_HEAD_MAP = {
+    "dense.weight": "discriminator_predictions.dense.weight",
+    "dense.bias": "discriminator_predictions.dense.bias",
+    "out.weight": "discriminator_predictions.dense_prediction.weight",
+    "out.bias": "discriminator_predictions.dense_prediction.bias",
+}
+GEN_HEAD_MAP = {
+    "dense.weight": "generator_predictions.dense.weight",
+    "dense.bias": "generator_predictions.dense.bias",
+    "norm.weight": "generator_predictions.LayerNorm.weight",
+    "norm.bias": "generator_predictions.LayerNorm.bias",
+    "bias": "generator_lm_head.bias",
+}
+
+
+def encoder_to_hf(state: dict[str, torch.Tensor], num_layers: int, prefix: str = "electra.",
+                  project_name: str = "embeddings_project") -> dict[str, torch.Tensor]:
+    """Our `Encoder.state_dict()` -> HF names; the fused QKV is split into query/key/value."""
+    out = {prefix + hf: state[ours] for ours, hf in _EMB_MAP.items()}
+    if "project.weight" in state:
+        out[f"{prefix}{project_name}.weight"] = state["project.weight"]
+        out[f"{prefix}{project_name}.bias"] = state["project.bias"]
+    for i in range(num_layers):
+        src, dst = f"layers.{i}.", f"{prefix}encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            q, k, v = state[f"{src}attention.qkv.{kind}"].chunk(3, dim=0)
+            for name, t in zip(("query", "key", "value"), (q, k, v), strict=True):
+                out[f"{dst}attention.self.{name}.{kind}"] = t
+            for ours, hf in _LAYER_MAP.items():
+                out[f"{dst}{hf}.{kind}"] = state[f"{src}{ours}.{kind}"]
+    return {k: v.detach().contiguous().clone() for k, v in out.items()}
+
+
+def encoder_from_hf(tensors: dict[str, torch.Tensor], num_layers: int, prefix: str,
+                    project_name: str = "embeddings_project") -> dict[str, torch.Tensor]:
+    """HF names -> our `Encoder.state_dict()`; raises KeyError naming the first missing key."""
+    state = {ours: tensors[prefix + hf] for ours, hf in _EMB_MAP.items()}
+    if f"{prefix}{project_name}.weight" in tensors:
+        state["project.weight"] = tensors[f"{prefix}{project_name}.weight"]
+        state["project.bias"] = tensors[f"{prefix}{project_name}.bias"]
+    for i in range(num_layers):
+        src, dst = f"{prefix}encoder.layer.{i}.", f"layers.{i}."
+        for kind in ("weight", "bias"):
+            state[f"{dst}attention.qkv.{kind}"] = torch.cat(
+                [tensors[f"{src}attention.self.{n}.{kind}"] for n in ("query", "key", "value")], 0)
+            for ours, hf in _LAYER_MAP.items():
+                state[f"{dst}{ours}.{kind}"] = tensors[f"{src}{hf}.{kind}"]
+    return state
+
+
+def head_to_hf(state: dict[str, torch.Tensor], key_map: dict[str, str]) -> dict[str, torch.Tensor]:
+    return {hf: state[ours].detach().contiguous().clone() for ours, hf in key_map.items()}
+
+
+def head_from_hf(tensors: dict[str, torch.Tensor], key_map: dict[str, str]) -> dict[str, torch.Tensor] | None:
+    if not all(hf in tensors for hf in key_map.values()):
+        return None
+    return {ours: tensors[hf] for ours, hf in key_map.items()}
+
+
+def hf_config(cfg: ModelConfig, architecture: str) -> dict:
+    return {
+        "architectures": [architecture],
+        "model_type": "electra",
+        "vocab_size": cfg.vocab_size,
+        "embedding_size": cfg.embedding_size,
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": cfg.dropout,
+        "attention_probs_dropout_prob": cfg.attention_dropout,
+        "max_position_embeddings": cfg.max_position_embeddings,
+        "type_vocab_size": cfg.type_vocab_size,
+        "initializer_range": cfg.initializer_range,
+        "layer_norm_eps": cfg.layer_norm_eps,
+        "pad_token_id": cfg.pad_token_id,
+        "position_embedding_type": "absolute",
+        "summary_type": "first",
+        "summary_use_proj": True,
+        "summary_activation": "gelu",
+        "summary_last_dropout": 0.1,
+        "torch_dtype": "float32",
+    }
+
+
+def model_config_from_hf(config: dict) -> ModelConfig:
+    """ELECTRA and BERT configs -> our ModelConfig (BERT: embedding size = hidden size)."""
+    if config.get("hidden_act", "gelu") != "gelu":
+        raise CheckpointError(f"hidden_act={config['hidden_act']!r} is not supported (only exact 'gelu')")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise CheckpointError("only absolute position embeddings are supported")
+    return ModelConfig(
+        vocab_size=config["vocab_size"],
+        embedding_size=config.get("embedding_size", config["hidden_size"]),
+        hidden_size=config["hidden_size"],
+        num_layers=config["num_hidden_layers"],
+        num_heads=config["num_attention_heads"],
+        intermediate_size=config["intermediate_size"],
+        max_position_embeddings=config["max_position_embeddings"],
+        type_vocab_size=config.get("type_vocab_size", 2),
+        dropout=config.get("hidden_dropout_prob", 0.1),
+        attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
+        layer_norm_eps=config.get("layer_norm_eps", 1e-12),
+        initializer_range=config.get("initializer_range", 0.02),
+        pad_token_id=config.get("pad_token_id") or 0,
+    )
+
+
+def save_hf(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
+            tokenizer=None) -> Path:
+    """Write config.json + model.safetensors (+ tokenizer files) atomically into `out_dir`."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
+        raise CheckpointError(f"{out} exists and is not an exported model; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        if tokenizer is not None:
+            tokenizer.save(tmp)
+        (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+class HFCheckpoint:
+    """A local HF ELECTRA/BERT directory: config, our-layout encoder state and any heads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        cfg_file = self.path / "config.json"
+        if not cfg_file.is_file():
+            raise CheckpointError(f"{self.path} has no config.json; pass a Hugging Face model directory")
+        try:
+            self.raw_config = json.loads(cfg_file.read_text())
+        except json.JSONDecodeError as e:
+            raise CheckpointError(f"{cfg_file} is not valid JSON ({e}); re-download or re-export it") from None
+        self.model_type = self.raw_config.get("model_type", "electra")
+        if self.model_type not in ("electra", "bert"):
+            raise CheckpointError(f"{self.path} is a {self.model_type!r} model; only ELECTRA and BERT "
+                                  "checkpoints can be loaded")
+        try:
+            self.config = model_config_from_hf(self.raw_config)
+        except KeyError as e:
+            raise CheckpointError(f"{cfg_file} lacks {e}; it is not a complete ELECTRA/BERT config") from None
+        tensors = _read_weights(self.path)
+        prefix = next((p for p in (f"{self.model_type}.", "") if
+                       f"{p}embeddings.word_embeddings.weight" in tensors), None)
+        if prefix is None:
+            raise CheckpointError(f"{self.path} has no {self.model_type} embeddings; is it an encoder checkpoint?")
+        try:
+            self.encoder_state = encoder_from_hf(tensors, self.config.num_layers, prefix)
+        except KeyError as e:
+            raise CheckpointError(f"{self.path} is missing weight {e}; the checkpoint is incomplete") from None
+        self.discriminator_head = head_from_hf(tensors, DISC_HEAD_MAP)
+        self.generator_head = head_from_hf(tensors, GEN_HEAD_MAP)
+
+
+def _read_weights(path: Path) -> dict[str, torch.Tensor]:
+    st, pt = path / "model.safetensors", path / "pytorch_model.bin"
+    try:
+        if st.is_file():
+            return load_file(str(st))
+        if pt.is_file():
+            return torch.load(pt, map_location="cpu", weights_only=True)
+    except (SafetensorError, RuntimeError, OSError, EOFError) as e:
+        raise CheckpointError(f"cannot read weights in {path} ({str(e).splitlines()[0]}); the file is "
+                              "corrupt or truncated, re-download or re-export it") from None
+    raise CheckpointError(f"{path} has neither model.safetensors nor pytorch_model.bin")
+
+
+def pretrained_to_hf(model, part: str = "discriminator") -> tuple[dict, dict[str, torch.Tensor]]:
+    """An `ElectraModel` part -> (HF config dict, HF tensors)."""
+    if part == "discriminator":
+        cfg, enc = model.disc_cfg, model.discriminator
+        tensors = encoder_to_hf(enc.state_dict(), cfg.num_layers)
+        tensors |= head_to_hf(model.discriminator_head.state_dict(), DISC_HEAD_MAP)
+        return hf_config(cfg, "ElectraForPreTraining"), tensors
+    if part == "generator":
+        cfg, enc = model.gen_cfg, model.generator_encoder
+        tensors = encoder_to_hf(enc.state_dict(), cfg.num_layers)
+        tensors |= head_to_hf(model.generator_head.state_dict(), GEN_HEAD_MAP)
+        # generator_lm_head.weight is tied to the word embeddings: HF re-ties it on load
+        return hf_config(cfg, "ElectraForMaskedLM"), tensors
+    raise CheckpointError(f"unknown part {part!r}; use discriminator or generator")

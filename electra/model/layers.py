@@ -1,0 +1,124 @@
+"""The transformer encoder shared by generator, discriminator and fine-tuning models.
+
+Post-LN BERT/ELECTRA layers, numerically the same as HF `ElectraModel` (exact GELU, LayerNorm
+eps from the config, learned absolute positions, token types, factorised embeddings projected
+E -> H) so exported weights give identical outputs. Attention uses fused QKV and PyTorch SDPA."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from electra.config import ModelConfig
+
+
+class Embeddings(nn.Module):
+    """Token + token-type + position embeddings of width E, then LayerNorm and dropout.
+
+    Kept separate from `Encoder` so the generator and discriminator can share one instance."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        E = cfg.embedding_size
+        self.word_embeddings = nn.Embedding(cfg.vocab_size, E)
+        self.position_embeddings = nn.Embedding(cfg.max_position_embeddings, E)
+        self.token_type_embeddings = nn.Embedding(cfg.type_vocab_size, E)
+        self.norm = nn.LayerNorm(E, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        # input_ids, token_type_ids: [B, T] -> [B, T, E]
+        T = input_ids.shape[1]
+        positions = torch.arange(T, device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings(token_type_ids)
+        x = x + self.position_embeddings(positions)  # [T, E] broadcast over B
+        return self.dropout(self.norm(x))
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        H = cfg.hidden_size
+        self.num_heads = cfg.num_heads
+        self.qkv = nn.Linear(H, 3 * H)  # fused query/key/value: one matmul instead of three
+        self.out = nn.Linear(H, H)
+        self.attention_dropout = cfg.attention_dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # x: [B, T, H]; mask: [B, 1, 1, T] bool (True = attend) or None (no padding)
+        B, T, H = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, H // self.num_heads).unbind(2)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0)
+        return self.out(y.transpose(1, 2).reshape(B, T, H))  # [B, T, H]
+
+
+class Layer(nn.Module):
+    """Post-LN: x = LN(x + attn(x)); x = LN(x + FFN(x)), as BERT and ELECTRA."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        H = cfg.hidden_size
+        self.attention = Attention(cfg)
+        self.attention_norm = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
+        self.ffn_in = nn.Linear(H, cfg.intermediate_size)
+        self.ffn_out = nn.Linear(cfg.intermediate_size, H)
+        self.ffn_norm = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        # x: [B, T, H] -> [B, T, H]
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+        h = self.ffn_out(F.gelu(self.ffn_in(x)))  # exact (erf) GELU, as HF "gelu"
+        return self.ffn_norm(x + self.dropout(h))
+
+
+class Encoder(nn.Module):
+    """Embeddings (possibly shared) -> optional E->H projection -> N layers."""
+
+    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
+        E, H = cfg.embedding_size, cfg.hidden_size
+        self.project = nn.Linear(E, H) if E != H else None
+        self.layers = nn.ModuleList(Layer(cfg) for _ in range(cfg.num_layers))
+        self.gradient_checkpointing = False  # recompute layer activations in backward (long seqs)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None) -> torch.Tensor:
+        # input_ids, token_type_ids: [B, T]; attention_mask: [B, T] bool or None -> [B, T, H]
+        x = self.embeddings(input_ids, token_type_ids)  # [B, T, E]
+        if self.project is not None:
+            x = self.project(x)  # [B, T, H]
+        mask = attention_mask[:, None, None, :] if attention_mask is not None else None
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training:
+                x = checkpoint(layer, x, mask, use_reentrant=False)
+            else:
+                x = layer(x, mask)
+        return x
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The HF ELECTRA/BERT rule, so fresh and exported models agree: every Linear and Embedding
+    weight ~ N(0, std), every bias 0, LayerNorm weight 1 and bias 0. (HF also zeroes the
+    [PAD] embedding row; `zero_pad_row` does that where the pad id is known.)"""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, mean=0.0, std=std)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+@torch.no_grad()
+def zero_pad_row(embeddings: Embeddings, pad_token_id: int) -> None:
+    embeddings.word_embeddings.weight[pad_token_id].zero_()

@@ -1,0 +1,109 @@
+"""The ELECTRA pre-training model: a small generator and a discriminator trained jointly.
+
+forward = generator on the masked input -> MLM logits at the picked positions only -> Gumbel
+sample (no grad) -> corrupted input -> discriminator -> RTD logits for every token. Loss is
+`mlm_weight * MLM + disc_weight * RTD`. Sharing modes: `none`, `embeddings` (one Embeddings
+module used by both, the paper's default), `all` (one encoder, requires equal sizes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from electra.config import ModelConfig, ObjectiveConfig, PretrainConfig
+from electra.data.masking import MaskedBatch
+from electra.model.heads import DiscriminatorHead, GeneratorHead, gather_positions
+from electra.model.layers import Embeddings, Encoder, init_weights, zero_pad_row
+from electra.objectives import gumbel_sample, mlm_loss, rtd_loss
+
+
+@dataclass(frozen=True)
+class PretrainOutput:
+    loss: torch.Tensor  # scalar, what is back-propagated
+    mlm_loss: torch.Tensor  # scalar
+    rtd_loss: torch.Tensor  # scalar
+    gen_correct: torch.Tensor  # scalar, picked positions where argmax(G) == original
+    gen_count: torch.Tensor  # scalar, picked positions
+    disc_correct: torch.Tensor  # scalar, tokens where (logit > 0) == replaced
+    disc_count: torch.Tensor  # scalar, non-pad tokens
+    replaced_count: torch.Tensor  # scalar, tokens whose sample differs from the original
+    disc_logits: torch.Tensor  # [B, T]
+    replaced: torch.Tensor  # [B, T] bool, the RTD labels
+    token_mask: torch.Tensor  # [B, T] bool, non-pad tokens
+
+
+class ElectraModel(nn.Module):
+    def __init__(self, disc: ModelConfig, gen: ModelConfig, objective: ObjectiveConfig) -> None:
+        super().__init__()
+        if gen.embedding_size != disc.embedding_size and objective.sharing != "none":
+            raise ValueError("shared embeddings need equal embedding sizes")
+        self.objective = objective
+        self.disc_cfg, self.gen_cfg = disc, gen
+        # the discriminator is built first so shared parameters are named discriminator.*
+        self.discriminator = Encoder(disc)
+        shared = self.discriminator.embeddings if objective.sharing == "embeddings" else None
+        self.generator: Encoder | None = (
+            None if objective.sharing == "all" else Encoder(gen, embeddings=shared))
+        self.generator_head = GeneratorHead(gen.hidden_size, gen.embedding_size, gen.vocab_size,
+                                            gen.layer_norm_eps)
+        self.discriminator_head = DiscriminatorHead(disc.hidden_size)
+        init_weights(self, disc.initializer_range)
+        for emb in self.all_embeddings():
+            zero_pad_row(emb, disc.pad_token_id)
+
+    @classmethod
+    def from_config(cls, cfg: PretrainConfig) -> ElectraModel:
+        return cls(cfg.model, cfg.generator_model(), cfg.objective)
+
+    @property
+    def generator_encoder(self) -> Encoder:
+        return self.discriminator if self.generator is None else self.generator
+
+    def all_embeddings(self) -> list[Embeddings]:
+        embs = [self.discriminator.embeddings, self.generator_encoder.embeddings]
+        return list({id(e): e for e in embs}.values())
+
+    def generator_logits(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                         attention_mask: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+        """MLM logits at `positions` ([B, P] -> [B, P, V]) or, if None, everywhere ([B, T, V])."""
+        g = self.generator_encoder
+        h = g(input_ids, token_type_ids, attention_mask)  # [B, T, H_g]
+        if positions is not None:
+            h = gather_positions(h, positions)  # [B, P, H_g]
+        return self.generator_head(h, g.embeddings.word_embeddings.weight)
+
+    def discriminator_logits(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                             attention_mask: torch.Tensor) -> torch.Tensor:
+        h = self.discriminator(input_ids, token_type_ids, attention_mask)  # [B, T, H]
+        return self.discriminator_head(h)  # [B, T]
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                attention_mask: torch.Tensor, masked: MaskedBatch,
+                generator: torch.Generator | None = None) -> PretrainOutput:
+        # input_ids (original), token_type_ids, attention_mask: [B, T]; masked: see MaskedBatch
+        obj = self.objective
+        g_logits = self.generator_logits(masked.input_ids, token_type_ids, attention_mask,
+                                         masked.positions)  # [B, P, V]
+        mlm = mlm_loss(g_logits, masked.targets, masked.weights)
+
+        sampled = gumbel_sample(g_logits.detach(), obj.temperature, generator)  # [B, P]
+        picked = masked.weights > 0
+        corrupted = input_ids.scatter(1, masked.positions,
+                                      torch.where(picked, sampled, masked.targets))  # [B, T]
+        replaced = (corrupted != input_ids) & attention_mask  # a correct sample counts as original
+
+        d_logits = self.discriminator_logits(corrupted, token_type_ids, attention_mask)  # [B, T]
+        rtd = rtd_loss(d_logits, replaced, attention_mask)
+        loss = obj.mlm_weight * mlm + obj.disc_weight * rtd
+
+        with torch.no_grad():
+            gen_hit = (g_logits.argmax(-1) == masked.targets).float() * masked.weights
+            disc_hit = ((d_logits > 0) == replaced) & attention_mask
+        return PretrainOutput(
+            loss=loss, mlm_loss=mlm.detach(), rtd_loss=rtd.detach(),
+            gen_correct=gen_hit.sum(), gen_count=masked.weights.sum(),
+            disc_correct=disc_hit.sum().float(), disc_count=attention_mask.sum().float(),
+            replaced_count=replaced.sum().float(),
+            disc_logits=d_logits.detach(), replaced=replaced, token_mask=attention_mask)

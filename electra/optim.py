@@ -1,0 +1,108 @@
+"""Optimizer and learning-rate schedules.
+
+Parameter groups exclude biases and LayerNorm weights from weight decay (BERT/ELECTRA rule).
+`AdamW` adds the one thing torch's lacks: google-research/electra's Adam *without* bias
+correction (`bias_correction=False`); with bias correction it is torch's own (fused/foreach)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+from electra.config import OptimConfig
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, float] | None = None
+                 ) -> list[dict]:
+    """Split parameters into decay / no-decay groups (optionally one per `lr_scale` entry).
+
+    `lr_scale` maps parameter names to a learning-rate multiplier (layer-wise LR decay); each
+    group carries it as `lr_scale`, which `build_scheduler` applies on top of the schedule."""
+    no_decay = set()
+    for mod_name, mod in model.named_modules():
+        if isinstance(mod, nn.LayerNorm):
+            no_decay.update(f"{mod_name}.{n}" if mod_name else n for n, _ in mod.named_parameters(recurse=False))
+    groups: dict[tuple[float, float], dict] = {}
+    for name, p in model.named_parameters():  # de-duplicated: shared weights appear once
+        if not p.requires_grad:
+            continue
+        decay = 0.0 if (name in no_decay or name.endswith("bias")) else weight_decay
+        scale = lr_scale.get(name, 1.0) if lr_scale else 1.0
+        g = groups.setdefault((decay, scale), {"params": [], "names": [], "weight_decay": decay,
+                                               "lr_scale": scale})
+        g["params"].append(p)
+        g["names"].append(name)
+    return list(groups.values())
+
+
+class AdamW(torch.optim.Optimizer):
+    """Decoupled-weight-decay Adam; with `bias_correction=False` exactly G-EL's
+    AdamWeightDecayOptimizer: p -= lr * (m / (sqrt(v) + eps) + wd * p)."""
+
+    def __init__(self, params: Iterable, lr: float, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-6, weight_decay: float = 0.0) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    @torch.no_grad()
+    def step(self, closure=None):  # noqa: D102 - standard optimizer API
+        for group in self.param_groups:
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            b1, b2 = group["betas"]
+            lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+            ms, vs = [], []
+            for p in params:
+                state = self.state[p]
+                if not state:
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                ms.append(state["exp_avg"])
+                vs.append(state["exp_avg_sq"])
+            grads = [p.grad for p in params]
+            torch._foreach_lerp_(ms, grads, 1 - b1)  # m = b1*m + (1-b1)*g
+            torch._foreach_mul_(vs, b2)
+            torch._foreach_addcmul_(vs, grads, grads, value=1 - b2)
+            if wd:
+                torch._foreach_mul_(params, 1 - lr * wd)
+            denom = torch._foreach_sqrt(vs)
+            torch._foreach_add_(denom, eps)
+            torch._foreach_addcdiv_(params, ms, denom, value=-lr)
+        return None
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, lr_scale: dict[str, float] | None = None
+                    ) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay, lr_scale)
+    betas = (cfg.beta1, cfg.beta2)
+    if not cfg.bias_correction:
+        return AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
+    fused = all(p.is_cuda for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps, fused=fused or None)
+
+
+def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier of the peak LR for the update made at `step` (0-based)."""
+    warm = min(1.0, step / warmup) if warmup > 0 else 1.0
+    if schedule == "original":  # G-EL: linear decay over all steps *times* the warmup ramp
+        return warm * max(0.0, 1.0 - step / total)
+    if step < warmup:
+        return warm
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0  # constant
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_steps: int
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    def factor(scale: float):
+        return lambda step: scale * lr_factor(step, total_steps, cfg.warmup_steps, cfg.schedule)
+
+    lambdas = [factor(g.get("lr_scale", 1.0)) for g in optimizer.param_groups]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
