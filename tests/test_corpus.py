@@ -1,0 +1,136 @@
+"""Corpus reading: every input format, path expansion and the errors users will hit."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from electra.data.corpus import expand_paths, iter_documents
+from electra.errors import DataError
+
+WIKI = """<doc id="1" url="https://en.wikipedia.org/wiki?curid=1" title="Alpha">
+Alpha
+
+Alpha is the first letter.
+Early life.
+It was used widely.
+
+</doc>
+<doc id="2" url="https://en.wikipedia.org/wiki?curid=2" title="Empty">
+Empty
+
+</doc>
+<doc id="3" url="https://en.wikipedia.org/wiki?curid=3" title="Beta">
+Beta
+Beta is the second letter.
+</doc>
+"""
+
+
+def test_plain_text_blank_lines_separate_documents(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt"
+    f.write_text("\n\n  First line.  \nSecond line.\n\n\n\nOther doc.\r\n\nLast\n")
+    assert list(iter_documents([f])) == [["First line.", "Second line."], ["Other doc."], ["Last"]]
+
+
+def test_jsonl_custom_field_splits_on_newlines(tmp_path: Path) -> None:
+    f = tmp_path / "a.jsonl"
+    rows = [{"body": "Para one.\n\nPara two.\n", "id": 1}, {"body": "   "}, {"body": "Solo."}]
+    f.write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
+    assert list(iter_documents([f], text_field="body")) == [["Para one.", "Para two."], ["Solo."]]
+
+
+def test_json_lines_sniffed_without_extension(tmp_path: Path) -> None:
+    f = tmp_path / "data"
+    f.write_text(json.dumps({"text": "Hello there."}) + "\n")
+    assert list(iter_documents([f])) == [["Hello there."]]
+
+
+def test_wikiextractor_drops_markup_titles_and_empty_docs(tmp_path: Path) -> None:
+    f = tmp_path / "wiki_00"
+    f.write_text(WIKI)
+    assert list(iter_documents([f])) == [
+        ["Alpha is the first letter.", "Early life.", "It was used widely."],
+        ["Beta is the second letter."],
+    ]
+
+
+def test_gzip_of_each_format(tmp_path: Path) -> None:
+    with gzip.open(tmp_path / "wiki_01.gz", "wt", encoding="utf-8") as f:
+        f.write(WIKI)
+    with gzip.open(tmp_path / "b.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write(json.dumps({"text": "From json."}) + "\n")
+    with gzip.open(tmp_path / "c.txt.gz", "wt", encoding="utf-8") as f:
+        f.write("From text.\n")
+    docs = list(iter_documents([tmp_path]))
+    assert docs == [["From json."], ["From text."], ["Alpha is the first letter.", "Early life.",
+                                                     "It was used widely."], ["Beta is the second letter."]]
+
+
+def test_expand_paths_dirs_globs_hidden_and_empty(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".hidden").mkdir()
+    for name in ("b.txt", "a.txt", "sub/c.txt", ".hidden/x.txt", ".dot.txt"):
+        (tmp_path / name).write_text("x\n")
+    (tmp_path / "empty.txt").write_text("")
+    assert [p.relative_to(tmp_path).as_posix() for p in expand_paths([tmp_path])] == [
+        "a.txt", "b.txt", "sub/c.txt"]
+    assert [p.name for p in expand_paths([str(tmp_path / "*.txt")])] == ["a.txt", "b.txt"]
+    assert [p.name for p in expand_paths([str(tmp_path / "**" / "c.txt")])] == ["c.txt"]
+    assert len(expand_paths([tmp_path / "a.txt", tmp_path / "a.txt"])) == 1
+
+
+def test_progress_reports_all_bytes(tmp_path: Path) -> None:
+    f = tmp_path / "a.txt.gz"
+    with gzip.open(f, "wt") as g:
+        g.write("one\n\ntwo\n")
+    seen: list[int] = []
+    assert len(list(iter_documents([f], progress=seen.append))) == 2
+    assert sum(seen) == f.stat().st_size and all(n >= 0 for n in seen)
+
+
+def test_path_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"corpus path \S*missing.txt does not exist; check --corpus"):
+        list(iter_documents([tmp_path / "missing.txt"]))
+    with pytest.raises(DataError, match="matched no files"):
+        list(iter_documents([str(tmp_path / "*.none")]))
+    (tmp_path / "e.txt").write_text("")
+    with pytest.raises(DataError, match="no non-empty files"):
+        list(iter_documents([tmp_path]))
+
+
+def test_binary_file(tmp_path: Path) -> None:
+    f = tmp_path / "model.bin"
+    f.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DataError, match=r"model.bin is not UTF-8 text \(binary file\?\); remove it"):
+        list(iter_documents([f]))
+
+
+def test_corrupt_gzip(tmp_path: Path) -> None:
+    f = tmp_path / "x.txt.gz"
+    f.write_bytes(gzip.compress(b"hello\n" * 1000)[:40])
+    with pytest.raises(DataError, match="not a valid gzip file"):
+        list(iter_documents([f]))
+
+
+def test_bad_json_line_and_missing_field(tmp_path: Path) -> None:
+    f = tmp_path / "a.jsonl"
+    f.write_text('{"text": "ok"}\n{"text": broken\n')
+    with pytest.raises(DataError, match=r"a.jsonl:2 is not valid JSON"):
+        list(iter_documents([f]))
+    f.write_text('{"text": "ok"}\n{"content": "no text"}\n')
+    with pytest.raises(DataError, match=r"a.jsonl:2 has no field 'text' .*--text-field"):
+        list(iter_documents([f]))
+
+
+def test_real_wikiextractor_shard() -> None:
+    path = Path("/work/shared/data/pretrain/enwiki-2021/wiki_00.gz")
+    if not path.exists():
+        pytest.skip("shared enwiki-2021 data not available")
+    docs = list(iter_documents([path]))
+    assert 300 < len(docs) < 2000  # ~1/64 of 36,183 docs with text
+    assert not any(line.startswith(("<doc", "</doc")) for doc in docs for line in doc)
+    assert docs[0][0].startswith("Jarred Shaw (born")  # the title line "Jarred Shaw" is dropped
