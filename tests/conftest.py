@@ -1,0 +1,63 @@
+"""Shared fixtures: a small synthetic English-like corpus and a tokenizer trained on it once.
+
+Everything is generated in-process from a fixed seed, so tests stay hermetic and fast."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from electra.config import TokenizerConfig
+from electra.tokenizer import train_tokenizer
+
+_SUBJECTS = ["The river", "A small village", "The old library", "Our team", "The committee",
+             "Maria", "The engineer", "A young painter", "The museum", "The orchestra",
+             "Zoë", "The café owner", "Professor Müller", "The city council", "A local farmer"]
+_VERBS = ["built", "visited", "described", "opened", "studied", "painted", "announced",
+          "discovered", "reviewed", "celebrated", "crossed", "organised", "recorded", "measured"]
+_OBJECTS = ["a new bridge", "the northern valley", "several ancient maps", "the annual festival",
+            "a detailed report", "the harbour", "three wooden boats", "the mountain railway",
+            "an unusual painting", "the football season", "a collection of letters",
+            "the public garden", "its first album", "the water supply"]
+_TAILS = ["in 1998", "during the winter", "after a long debate", "with great care",
+          "for the first time", "near the coast", "before the election", "in the spring of 2011",
+          "despite the rain", "at the request of the mayor", "over several years"]
+_EXTRA = ["It was widely praised.", "Critics disagreed about its value.",
+          "The results were published later.", "Nobody expected such a success.",
+          "Further work continued until 2005.", "The project cost about $4.5 million.",
+          "Local newspapers (including the Gazette) covered it.", "Attendance grew by 12%."]
+
+
+def make_sentence(rng: random.Random) -> str:
+    s = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_TAILS)}."
+    if rng.random() < 0.4:
+        s += " " + rng.choice(_EXTRA)
+    return s
+
+
+def make_documents(n_docs: int, seed: int = 0) -> list[list[str]]:
+    """`n_docs` documents of 1-12 lines each, deterministic for a seed."""
+    rng = random.Random(seed)
+    return [[make_sentence(rng) for _ in range(rng.randint(1, 12))] for _ in range(n_docs)]
+
+
+def write_text_corpus(path: Path, docs: list[list[str]]) -> Path:
+    path.write_text("\n\n".join("\n".join(d) for d in docs) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ~600-line plain-text corpus (blank lines between documents)."""
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    return write_text_corpus(path, make_documents(100))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Directory of a lower-cased WordPiece tokenizer (vocab <= 400) trained on `tiny_corpus`."""
+    out = tmp_path_factory.mktemp("tok") / "tokenizer"
+    train_tokenizer([tiny_corpus], out, TokenizerConfig(vocab_size=400, min_frequency=1))
+    return out
