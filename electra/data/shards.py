@@ -1,0 +1,212 @@
+"""Packed rows on disk: raw `[rows, seq_len]` shards read by np.memmap, plus `manifest.json`.
+
+A data dir holds `{split}_{k:05d}.bin` (uint16, or uint32 for vocabularies over 65,536), the
+tokenizer it was built with (`tokenizer/`) and `manifest.json` (seq_len, dtype, tokenizer
+fingerprint, special ids, per-shard rows/tokens/sha256). Readers check the manifest so a stale or
+truncated shard fails loudly instead of training on garbage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from electra.errors import DataError
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SPLITS = ("train", "valid")
+_HASH_BLOCK = 1 << 24
+
+
+def dtype_for_vocab(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
+
+
+@dataclass(kw_only=True)
+class ShardInfo:
+    file: str  # name relative to the data dir
+    rows: int
+    tokens: int  # non-pad tokens
+    bytes: int
+    sha256: str
+
+
+@dataclass(kw_only=True)
+class SplitInfo:
+    shards: list[ShardInfo] = field(default_factory=list)
+    rows: int = 0
+    tokens: int = 0
+    documents: int = 0
+
+
+@dataclass(kw_only=True)
+class Manifest:
+    version: int = FORMAT_VERSION
+    seq_len: int
+    dtype: str  # "uint16" | "uint32"
+    vocab_size: int
+    tokenizer_fingerprint: str
+    special_ids: dict[str, int]  # pad, cls, sep, mask, unk
+    packing: str
+    preprocess: dict[str, Any]
+    splits: dict[str, SplitInfo]
+    totals: dict[str, int]  # rows, tokens, documents
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        splits = {name: SplitInfo(shards=[ShardInfo(**s) for s in info["shards"]],
+                                  **{k: v for k, v in info.items() if k != "shards"})
+                  for name, info in data["splits"].items()}
+        return cls(**{**data, "splits": splits})
+
+    def check_tokenizer(self, fingerprint: str, where: str = "the data dir") -> None:
+        """Raise if a tokenizer (by `Tokenizer.fingerprint`) is not the one the rows were built with."""
+        if fingerprint != self.tokenizer_fingerprint:
+            raise DataError(f"tokenizer mismatch: {where} was built with tokenizer "
+                            f"{self.tokenizer_fingerprint[:12]}, got {fingerprint[:12]}; use the "
+                            "tokenizer in <data_dir>/tokenizer or re-run electra preprocess")
+
+
+def write_manifest(data_dir: str | Path, manifest: Manifest) -> Path:
+    path = Path(data_dir) / MANIFEST
+    tmp = path.with_name(MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def read_manifest(data_dir: str | Path) -> Manifest:
+    path = Path(data_dir) / MANIFEST
+    if not path.is_file():
+        raise DataError(f"no {MANIFEST} in {data_dir}; run `electra preprocess` first")
+    try:
+        m = Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        np.dtype(m.dtype)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise DataError(f"{MANIFEST} in {data_dir} is corrupt ({type(e).__name__}: {e}); "
+                        "re-run electra preprocess") from e
+    if m.version != FORMAT_VERSION:
+        raise DataError(f"{MANIFEST} in {data_dir} has format version {m.version}, this electra "
+                        f"reads {FORMAT_VERSION}; re-run electra preprocess")
+    return m
+
+
+class ShardWriter:
+    """Appends `[N, seq_len]` rows to `{split}_{k:05d}.bin` files of `rows_per_shard` rows each,
+    hashing as it goes; memory use is one write call's rows."""
+
+    def __init__(self, out_dir: str | Path, split: str, seq_len: int, dtype: str | np.dtype,
+                 rows_per_shard: int, *, pad_id: int = 0) -> None:
+        self.out_dir = Path(out_dir)
+        self.split, self.seq_len, self.dtype = split, seq_len, np.dtype(dtype)
+        self.rows_per_shard, self.pad_id = rows_per_shard, pad_id
+        self.shards: list[ShardInfo] = []
+        self._f = None
+        self._hash = hashlib.sha256()
+        self._rows = self._tokens = 0
+
+    def write(self, rows: np.ndarray) -> None:
+        if rows.ndim != 2 or rows.shape[1] != self.seq_len:
+            raise ValueError(f"rows must be [N, {self.seq_len}], got {list(rows.shape)}")
+        rows = np.ascontiguousarray(rows, dtype=self.dtype)
+        start = 0
+        while start < len(rows):
+            if self._f is None:
+                self._open()
+            take = min(len(rows) - start, self.rows_per_shard - self._rows)
+            part = rows[start:start + take]
+            data = part.tobytes()
+            self._f.write(data)
+            self._hash.update(data)
+            self._rows += take
+            self._tokens += int(np.count_nonzero(part != self.pad_id))
+            start += take
+            if self._rows == self.rows_per_shard:
+                self._finish()
+
+    def close(self) -> list[ShardInfo]:
+        if self._f is not None:
+            self._finish()
+        return self.shards
+
+    def _open(self) -> None:
+        name = f"{self.split}_{len(self.shards):05d}.bin"
+        self._f = open(self.out_dir / name, "wb")  # closed in _finish
+        self._hash = hashlib.sha256()
+        self._rows = self._tokens = 0
+
+    def _finish(self) -> None:
+        assert self._f is not None
+        self._f.close()
+        name = Path(self._f.name).name
+        self.shards.append(ShardInfo(
+            file=name, rows=self._rows, tokens=self._tokens,
+            bytes=self._rows * self.seq_len * self.dtype.itemsize, sha256=self._hash.hexdigest()))
+        self._f = None
+
+
+class ShardReader:
+    """All shards of one split as one indexable table of rows (memory-mapped, read-only)."""
+
+    def __init__(self, data_dir: str | Path, split: str, manifest: Manifest | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.manifest = manifest or read_manifest(data_dir)
+        if split not in self.manifest.splits:
+            raise DataError(f"{data_dir} has no {split!r} split (has: "
+                            f"{', '.join(self.manifest.splits)}); re-run electra preprocess")
+        self.split = split
+        self.seq_len = self.manifest.seq_len
+        self.dtype = np.dtype(self.manifest.dtype)
+        self.shards = self.manifest.splits[split].shards
+        self._maps: list[np.memmap] = []
+        for s in self.shards:
+            path = self.data_dir / s.file
+            expected = s.rows * self.seq_len * self.dtype.itemsize
+            if not path.is_file():
+                raise DataError(f"shard {path} is missing; re-run electra preprocess")
+            size = path.stat().st_size
+            if size != expected:
+                raise DataError(f"shard {path} is truncated ({size} bytes, expected {expected}); "
+                                "re-run electra preprocess")
+            self._maps.append(np.memmap(path, dtype=self.dtype, mode="r", shape=(s.rows, self.seq_len)))
+        # starts[k] = global index of shard k's first row; the last entry is the total
+        self._starts = np.cumsum([0] + [s.rows for s in self.shards], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def take(self, indices: np.ndarray) -> np.ndarray:
+        """Rows at global `indices` (any order, repeats allowed) -> int64 [len(indices), seq_len]."""
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"row index out of range [0, {len(self)})")
+        out = np.empty((idx.size, self.seq_len), dtype=np.int64)
+        shard = np.searchsorted(self._starts, idx, side="right") - 1
+        for k in np.unique(shard):
+            sel = np.nonzero(shard == k)[0]
+            out[sel] = self._maps[k][idx[sel] - self._starts[k]]
+        return out
+
+    def verify(self) -> None:
+        """Re-hash every shard against the manifest (slow: reads all bytes)."""
+        for s in self.shards:
+            path = self.data_dir / s.file
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                while block := f.read(_HASH_BLOCK):
+                    h.update(block)
+            if h.hexdigest() != s.sha256:
+                raise DataError(f"shard {path} does not match its checksum in {MANIFEST} (changed "
+                                "or corrupt); re-run electra preprocess")
