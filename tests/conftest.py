@@ -5,6 +5,7 @@ Everything is generated in-process from a fixed seed, so tests stay hermetic and
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -30,29 +31,41 @@ _EXTRA = ["It was widely praised.", "Critics disagreed about its value.",
           "Local newspapers (including the Gazette) covered it.", "Attendance grew by 12%."]
 
 
-def make_sentence(rng: random.Random) -> str:
+def _sentence(rng: random.Random) -> str:
     s = f"{rng.choice(_SUBJECTS)} {rng.choice(_VERBS)} {rng.choice(_OBJECTS)} {rng.choice(_TAILS)}."
     if rng.random() < 0.4:
         s += " " + rng.choice(_EXTRA)
     return s
 
 
-def make_documents(n_docs: int, seed: int = 0) -> list[list[str]]:
+def _documents(n_docs: int, seed: int = 0) -> list[list[str]]:
     """`n_docs` documents of 1-12 lines each, deterministic for a seed."""
     rng = random.Random(seed)
-    return [[make_sentence(rng) for _ in range(rng.randint(1, 12))] for _ in range(n_docs)]
+    return [[_sentence(rng) for _ in range(rng.randint(1, 12))] for _ in range(n_docs)]
 
 
-def write_text_corpus(path: Path, docs: list[list[str]]) -> Path:
+def _write_corpus(path: Path, docs: list[list[str]]) -> Path:
     path.write_text("\n\n".join("\n".join(d) for d in docs) + "\n", encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def make_documents() -> Callable[..., list[list[str]]]:
+    """`make_documents(n_docs, seed=0)`: synthetic documents (lists of sentences)."""
+    return _documents
+
+
+@pytest.fixture(scope="session")
+def write_corpus() -> Callable[[Path, list[list[str]]], Path]:
+    """`write_corpus(path, docs)`: write documents as plain text, blank lines between them."""
+    return _write_corpus
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ~600-line plain-text corpus (blank lines between documents)."""
     path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
-    return write_text_corpus(path, make_documents(100))
+    return _write_corpus(path, _documents(100))
 
 
 @pytest.fixture(scope="session")

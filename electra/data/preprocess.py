@@ -1,0 +1,303 @@
+"""`electra preprocess`: corpus -> token ids -> packed rows -> shards + manifest.json.
+
+Packing follows google-research/electra's `build_pretraining_dataset.py` (ExampleBuilder) rule
+for rule. The main process streams documents and cuts them into chunks; a process pool tokenizes
+and packs chunks (each with its own seeded RNG, so the output does not depend on the worker
+count); results are written in order with a bounded number of chunks in flight.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import multiprocessing
+import os
+import random
+import shutil
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from electra.config import PreprocessConfig
+from electra.data.corpus import expand_paths, iter_documents
+from electra.data.shards import Manifest, ShardWriter, SplitInfo, dtype_for_vocab, write_manifest
+from electra.errors import DataError
+from electra.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+CHUNK_LINES = 2048  # lines per work unit; part of the output's definition (RNG seeded per chunk)
+
+
+# ----------------------------------------------------------------------------------------------
+# packing: google-research/electra ExampleBuilder
+
+
+def build_examples(
+    docs: Iterable[Sequence[list[int]]],
+    max_length: int,
+    rng: random.Random,
+    single_segment_prob: float = 0.1,
+    short_seq_prob: float = 0.05,
+) -> Iterator[tuple[int, list[int], list[int]]]:
+    """Yield `(doc_index, first_segment, second_segment)` from tokenized documents (each a list of
+    sentences' ids), exactly as G-EL's ExampleBuilder does with blank-line document breaks.
+
+    Sentences accumulate until they reach the target length or the document ends; an example never
+    mixes documents. Segments exclude [CLS]/[SEP] and fit `max_length` once those are added."""
+    rand = rng.random
+    target = max_length
+    for d, doc in enumerate(docs):
+        sentences: list[list[int]] = []
+        length = 0
+        last = len(doc) - 1
+        for i, sentence in enumerate(doc):
+            # G-EL appends empty sentences too, but they never change an example or the RNG
+            if sentence:
+                sentences.append(sentence)
+                length += len(sentence)
+            if length and (length >= target or i == last):
+                # small chance of one segment only, as in classification inputs
+                first_target = 100000 if rand() < single_segment_prob else (target - 3) // 2
+                first: list[int] = []
+                second: list[int] = []
+                for s in sentences:
+                    # first segment if it is empty, if s fits, or 50% of the time when s overflows it
+                    if (not first or len(first) + len(s) < first_target
+                            or (not second and len(first) < first_target and rand() < 0.5)):
+                        first += s
+                    else:
+                        second += s
+                first = first[:max_length - 2]
+                second = second[:max(0, max_length - len(first) - 3)]
+                target = rng.randint(5, max_length) if rand() < short_seq_prob else max_length
+                sentences, length = [], 0
+                yield d, first, second
+
+
+@dataclasses.dataclass
+class ChunkResult:
+    train: np.ndarray  # [rows, seq_len]
+    valid: np.ndarray  # [rows, seq_len]
+    train_docs: int
+    valid_docs: int
+    tail_rows: int  # rows of the last document with rows (all in `train` when valid is empty)
+    input_tokens: int  # before packing; G-EL's trimming drops what overflows a row
+
+
+class Packer:
+    """Tokenizes and packs one chunk of documents into padded rows."""
+
+    def __init__(self, tokenizer: Tokenizer, cfg: PreprocessConfig) -> None:
+        self.tok = tokenizer
+        self.cfg = cfg
+        self.dtype = dtype_for_vocab(tokenizer.vocab_size)
+        self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
+
+    def pack(self, index: int, docs: list[list[str]]) -> ChunkResult:
+        cfg, seq_len = self.cfg, self.cfg.seq_len
+        ids = self.tok.encode_lines([line for doc in docs for line in doc])
+        tokenized: list[list[list[int]]] = []
+        pos = 0
+        for doc in docs:
+            tokenized.append(ids[pos:pos + len(doc)])
+            pos += len(doc)
+        in_valid = [is_valid_document(doc, cfg.valid_fraction) for doc in docs]
+        rows = np.full((max(1, len(ids)), seq_len), self.pad_id, dtype=self.dtype)  # rows <= lines
+        row_valid = np.zeros(len(rows), dtype=bool)
+        row_doc = np.zeros(len(rows), dtype=np.int64)
+        rng = random.Random(f"{cfg.seed}:{index}")  # a str seed is hashed stably (not PYTHONHASHSEED)
+        cls_id, sep_id = self.cls_id, self.sep_id
+        n = 0
+        for d, first, second in build_examples(tokenized, seq_len, rng, cfg.single_segment_prob,
+                                               cfg.short_seq_prob):
+            row = [cls_id, *first, sep_id, *second, sep_id] if second else [cls_id, *first, sep_id]
+            rows[n, :len(row)] = row
+            row_valid[n], row_doc[n] = in_valid[d], d
+            n += 1
+        rows, row_valid, row_doc = rows[:n], row_valid[:n], row_doc[:n]
+        docs_with_rows = np.unique(row_doc)
+        n_valid_docs = int(sum(in_valid[d] for d in docs_with_rows))
+        tail = int(np.count_nonzero(row_doc == row_doc[-1])) if n else 0
+        return ChunkResult(train=rows[~row_valid], valid=rows[row_valid],
+                           train_docs=len(docs_with_rows) - n_valid_docs, valid_docs=n_valid_docs,
+                           tail_rows=tail, input_tokens=sum(len(x) for x in ids))
+
+
+def is_valid_document(doc: list[str], valid_fraction: float) -> bool:
+    """Stable split by content hash: the same document lands in the same split in every run."""
+    if valid_fraction <= 0:
+        return False
+    key = f"{doc[0]}\x00{sum(len(line) for line in doc)}".encode()
+    h = int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+    return h < valid_fraction * 2**64
+
+
+# worker-process state: one Packer per process, built once by the pool initializer
+_PACKER: Packer | None = None
+
+
+def _init_worker(tokenizer_dir: str, cfg: PreprocessConfig) -> None:
+    global _PACKER
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # the pool is the parallelism
+    _PACKER = Packer(Tokenizer.load(tokenizer_dir), cfg)
+
+
+def _pack_in_worker(index: int, docs: list[list[str]]) -> ChunkResult:
+    assert _PACKER is not None
+    return _PACKER.pack(index, docs)
+
+
+def _chunks(docs: Iterable[list[str]], chunk_lines: int) -> Iterator[list[list[str]]]:
+    chunk: list[list[str]] = []
+    lines = 0
+    for doc in docs:
+        chunk.append(doc)
+        lines += len(doc)
+        if lines >= chunk_lines:
+            yield chunk
+            chunk, lines = [], 0
+    if chunk:
+        yield chunk
+
+
+def _packed_chunks(chunks: Iterable[list[list[str]]], tokenizer: Tokenizer, tokenizer_dir: Path,
+                   cfg: PreprocessConfig, workers: int) -> Iterator[ChunkResult]:
+    """Chunk results in input order; at most 2*workers chunks are in flight, so memory is
+    bounded (Pool.imap would drain the whole input iterator eagerly)."""
+    if workers == 1:
+        packer = Packer(tokenizer, cfg)  # in-process: the rust tokenizer may use all cores itself
+        for i, chunk in enumerate(chunks):
+            yield packer.pack(i, chunk)
+        return
+    # spawn, not fork: forking a process that already runs rust/torch thread pools can deadlock
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(str(tokenizer_dir), cfg))
+    try:
+        pending: deque[Future[ChunkResult]] = deque()
+        for i, chunk in enumerate(chunks):
+            pending.append(pool.submit(_pack_in_worker, i, chunk))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    except BrokenProcessPool as e:
+        raise DataError("a preprocess worker process died (out of memory, or a script calling "
+                        "preprocess() without an `if __name__ == '__main__':` guard); use fewer "
+                        "workers (preprocess.workers=1) or add the guard") from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# the command
+
+
+def preprocess(corpus: Sequence[str | Path], tokenizer_dir: str | Path, out_dir: str | Path,
+               cfg: PreprocessConfig) -> Manifest:
+    """Build a self-contained data dir (shards, tokenizer/, manifest.json) at `out_dir`."""
+    start = time.perf_counter()
+    tokenizer = Tokenizer.load(tokenizer_dir)
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DataError(f"{out} already exists; choose another --out or delete it")
+    files = expand_paths(corpus)
+    workers = cfg.workers or os.cpu_count() or 1
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        manifest = _build(files, tokenizer, tmp, cfg, workers, start)
+        if out.is_dir():
+            out.rmdir()  # empty (checked above); rename cannot replace it on every OS
+        os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessConfig,
+           workers: int, start: float) -> Manifest:
+    tokenizer.save(tmp / "tokenizer")  # data dirs are self-contained
+    dtype = dtype_for_vocab(tokenizer.vocab_size)
+    writers = {split: ShardWriter(tmp, split, cfg.seq_len, dtype, cfg.rows_per_shard,
+                                  pad_id=tokenizer.pad_id) for split in ("train", "valid")}
+    docs_read = input_tokens = 0
+    counts = {"train": [0, 0], "valid": [0, 0]}  # split -> [documents, rows]
+
+    def write(res: ChunkResult) -> None:
+        nonlocal input_tokens
+        input_tokens += res.input_tokens
+        for split, rows, ndocs in (("train", res.train, res.train_docs),
+                                   ("valid", res.valid, res.valid_docs)):
+            writers[split].write(rows)
+            counts[split][0] += ndocs
+            counts[split][1] += len(rows)
+
+    bar = tqdm(total=sum(f.stat().st_size for f in files), unit="B", unit_scale=True,
+               desc="preprocess", file=sys.stderr, mininterval=1.0)
+    try:
+        def documents() -> Iterator[list[str]]:
+            nonlocal docs_read
+            for doc in iter_documents(files, cfg.text_field, progress=bar.update):
+                docs_read += 1
+                yield doc
+
+        last: ChunkResult | None = None  # held back one step for the valid fallback below
+        for res in _packed_chunks(_chunks(documents(), CHUNK_LINES), tokenizer, tmp / "tokenizer",
+                                  cfg, workers):
+            if last is not None:
+                write(last)
+            last = res
+    finally:
+        bar.close()
+    if last is None or counts["train"][1] + counts["valid"][1] + len(last.train) + len(last.valid) == 0:
+        raise DataError(f"the corpus has no text ({len(files)} files, {docs_read} documents); "
+                        "check --corpus and --text-field")
+    total_docs = counts["train"][0] + counts["valid"][0] + last.train_docs + last.valid_docs
+    if (cfg.valid_fraction > 0 and counts["valid"][1] == 0 and len(last.valid) == 0
+            and total_docs >= 2 and counts["train"][1] + len(last.train) > last.tail_rows):
+        # too few documents for the hash to pick any: hold out the last one so eval has data
+        k = last.tail_rows
+        last = dataclasses.replace(last, train=last.train[:-k], valid=last.train[-k:],
+                                   train_docs=last.train_docs - 1, valid_docs=1)
+        log.warning("valid_fraction=%g picked no document; using the last document for validation",
+                    cfg.valid_fraction)
+    write(last)
+
+    splits = {}
+    for split, w in writers.items():
+        shards = w.close()
+        splits[split] = SplitInfo(shards=shards, rows=sum(s.rows for s in shards),
+                                  tokens=sum(s.tokens for s in shards), documents=counts[split][0])
+    totals = {k: sum(getattr(s, k) for s in splits.values()) for k in ("rows", "tokens", "documents")}
+    manifest = Manifest(
+        seq_len=cfg.seq_len, dtype=dtype.name, vocab_size=tokenizer.vocab_size,
+        tokenizer_fingerprint=tokenizer.fingerprint,
+        special_ids={"pad": tokenizer.pad_id, "cls": tokenizer.cls_id, "sep": tokenizer.sep_id,
+                     "mask": tokenizer.mask_id, "unk": tokenizer.unk_id},
+        packing=cfg.packing, preprocess=dataclasses.asdict(cfg), splits=splits, totals=totals,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    write_manifest(tmp, manifest)  # last: a data dir with a manifest is complete
+    elapsed = time.perf_counter() - start
+    tr, va = splits["train"], splits["valid"]
+    log.info("split: train %d documents / %d rows, valid %d documents / %d rows (valid_fraction=%g)",
+             tr.documents, tr.rows, va.documents, va.rows, cfg.valid_fraction)
+    log.info("preprocessed %d documents -> %d rows, %d tokens (%.1f%% of %d tokenized; G-EL packing "
+             "trims what overflows a row) with seq_len %d, %d workers in %.1fs: %.0f tokens/s "
+             "(%.0f tokenized/s)", totals["documents"], totals["rows"], totals["tokens"],
+             100 * totals["tokens"] / max(input_tokens, 1), input_tokens, cfg.seq_len, workers,
+             elapsed, totals["tokens"] / max(elapsed, 1e-9), input_tokens / max(elapsed, 1e-9))
+    return manifest

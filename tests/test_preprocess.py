@@ -1,0 +1,241 @@
+"""Packing (G-EL ExampleBuilder rules), the preprocess command, determinism and its errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from electra.config import PreprocessConfig, TokenizerConfig
+from electra.data import preprocess as pp
+from electra.data.shards import ShardReader, read_manifest
+from electra.errors import DataError, TokenizerError
+from electra.tokenizer import Tokenizer, train_tokenizer
+
+CLS, SEP, PAD = 2, 3, 0
+
+
+class GelExampleBuilder:
+    """google-research/electra build_pretraining_dataset.ExampleBuilder, transcribed with
+    pre-tokenized lines (None = blank line) and an injected RNG; the reference to match."""
+
+    def __init__(self, max_length, rng, single_prob=0.1, short_prob=0.05):
+        self._current_sentences, self._current_length = [], 0
+        self._max_length = self._target_length = max_length
+        self.rng, self.single_prob, self.short_prob = rng, single_prob, short_prob
+
+    def add_line(self, tokids):
+        if tokids is None and self._current_length != 0:
+            return self._create_example()
+        tokids = tokids or []
+        self._current_sentences.append(tokids)
+        self._current_length += len(tokids)
+        if self._current_length >= self._target_length:
+            return self._create_example()
+        return None
+
+    def _create_example(self):
+        if self.rng.random() < self.single_prob:
+            first_segment_target_length = 100000
+        else:
+            first_segment_target_length = (self._target_length - 3) // 2
+        first_segment, second_segment = [], []
+        for sentence in self._current_sentences:
+            if (len(first_segment) == 0 or
+                    len(first_segment) + len(sentence) < first_segment_target_length or
+                    (len(second_segment) == 0 and
+                     len(first_segment) < first_segment_target_length and
+                     self.rng.random() < 0.5)):
+                first_segment += sentence
+            else:
+                second_segment += sentence
+        first_segment = first_segment[:self._max_length - 2]
+        second_segment = second_segment[:max(0, self._max_length - len(first_segment) - 3)]
+        self._current_sentences, self._current_length = [], 0
+        if self.rng.random() < self.short_prob:
+            self._target_length = self.rng.randint(5, self._max_length)
+        else:
+            self._target_length = self._max_length
+        return first_segment, second_segment
+
+
+def _random_docs(rng: random.Random, n: int) -> list[list[list[int]]]:
+    def sentence() -> list[int]:
+        k = rng.choice([0, 1, 3, 7, 12, 20, 33, 70])  # empty and over-long sentences too
+        return [rng.randrange(5, 500) for _ in range(k)]
+    return [[sentence() for _ in range(rng.randint(1, 15))] for _ in range(n)]
+
+
+@pytest.mark.parametrize(("seq_len", "single", "short"), [(32, 0.1, 0.05), (24, 0.5, 0.5), (128, 0.1, 0.05)])
+def test_build_examples_matches_gel(seq_len: int, single: float, short: float) -> None:
+    docs = _random_docs(random.Random(seq_len), 200)
+    ref_builder = GelExampleBuilder(seq_len, random.Random(7), single, short)
+    expected = []
+    for doc in docs:  # G-EL reads lines; a blank line ends a document
+        for line in [*doc, None]:
+            ex = ref_builder.add_line(line)
+            if ex:
+                expected.append(ex)
+    got = [(f, s) for _, f, s in pp.build_examples(docs, seq_len, random.Random(7), single, short)]
+    assert got == expected
+    assert len(got) > 100
+
+
+class _Scripted:
+    """An RNG that returns pre-set draws, to walk one hand-made case through the rules."""
+
+    def __init__(self, draws: list[float], ints: list[int]) -> None:
+        self.draws, self.ints = draws, ints
+
+    def random(self) -> float:
+        return self.draws.pop(0)
+
+    def randint(self, a: int, b: int) -> int:
+        return self.ints.pop(0)
+
+
+def test_build_examples_hand_made_case() -> None:
+    s = [[10 + i] * 5 for i in range(6)]  # six 5-token sentences
+    docs = [[s[0], s[1], s[2], s[3]], [s[4], s[5]], [s[0], s[0], s[1]]]
+    rng = _Scripted(
+        draws=[
+            0.5, 0.9, 0.99,  # A reaches 20 >= 16: two segments (first target 6); s1 would overflow
+                             # the first segment and the coin says no: s1-s3 go to the second
+            0.05, 0.01,      # B ends: single segment; short-length draw -> next target randint = 9
+            0.5, 0.5,        # C reaches 10 >= 9: first target (9-3)//2 = 3, so s0 | s0
+            0.5, 0.5,        # C ends with s1 alone
+        ],
+        ints=[9],
+    )
+    got = list(pp.build_examples(docs, 16, rng, 0.1, 0.05))
+    assert got == [
+        (0, s[0], (s[1] + s[2] + s[3])[:8]),  # second trimmed so 1 + 5 + 1 + 8 + 1 = 16
+        (1, s[4] + s[5], []),
+        (2, s[0], s[0]),
+        (2, s[1], []),
+    ]
+    assert rng.draws == [] and rng.ints == []
+
+
+def _rows(data_dir: Path, split: str = "train") -> np.ndarray:
+    r = ShardReader(data_dir, split)
+    return r.take(np.arange(len(r)))
+
+
+def test_rows_follow_electra_layout(tiny_tokenizer: Path, tmp_path: Path, write_corpus) -> None:
+    tok = Tokenizer.load(tiny_tokenizer)
+    words = [t for t in tok.vocab_tokens() if t.isalpha() and len(t) >= 4][:12]
+    assert len(words) >= 6
+    rng = random.Random(0)
+    docs = []  # each document repeats one word, so a row mixing documents would mix words
+    for i in range(150):
+        w = words[i % len(words)]
+        docs.append([" ".join([w] * rng.randint(1, 40)) for _ in range(rng.randint(1, 8))])
+    corpus = write_corpus(tmp_path / "c.txt", docs)
+    m = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "data",
+                      PreprocessConfig(seq_len=32, workers=1, valid_fraction=0.0, rows_per_shard=50))
+    rows = _rows(tmp_path / "data")
+    assert len(rows) == m.totals["rows"] == m.splits["train"].rows and len(m.splits["train"].shards) > 1
+    assert m.splits["valid"].rows == 0 and m.totals["documents"] == 150
+    singles = 0
+    for row in rows:
+        n = int(np.count_nonzero(row != PAD))
+        assert (row[n:] == PAD).all() and (row[:n] != PAD).all() and n <= 32
+        assert row[0] == CLS and row[n - 1] == SEP
+        seps = np.flatnonzero(row == SEP)
+        assert len(seps) in (1, 2) and tok.cls_id not in row[1:]
+        singles += len(seps) == 1
+        body = row[(row != PAD) & (row != CLS) & (row != SEP)]
+        assert len(body) > 0 and len(set(body.tolist())) == 1  # one document per row
+        assert (row < tok.vocab_size).all()
+    assert 0 < singles < len(rows)
+    assert m.totals["tokens"] == int(np.count_nonzero(rows))
+    assert m.tokenizer_fingerprint == tok.fingerprint
+    assert Tokenizer.load(tmp_path / "data" / "tokenizer").fingerprint == tok.fingerprint
+    assert m.special_ids == {"pad": 0, "cls": 2, "sep": 3, "mask": 4, "unk": 1}
+    assert m.dtype == "uint16" and read_manifest(tmp_path / "data") == m
+
+
+def test_workers_do_not_change_output(tiny_tokenizer: Path, tmp_path: Path, make_documents,
+                                      write_corpus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pp, "CHUNK_LINES", 40)  # many chunks from a small corpus
+    corpus = write_corpus(tmp_path / "c.txt", make_documents(120, seed=3))
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        pp.preprocess([corpus], tiny_tokenizer, out,
+                      PreprocessConfig(seq_len=24, workers=workers, valid_fraction=0.2, rows_per_shard=64))
+        outs.append(out)
+    files = sorted(p.name for p in outs[0].glob("*.bin"))
+    assert files == sorted(p.name for p in outs[1].glob("*.bin")) and len(files) > 2
+    for name in files:
+        assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes(), name
+    m1, m2 = (json.loads((o / "manifest.json").read_text()) for o in outs)
+    for m in (m1, m2):
+        m.pop("created"), m["preprocess"].pop("workers")
+    assert m1 == m2
+    assert m1["splits"]["valid"]["rows"] > 0 and m1["splits"]["train"]["rows"] > 0
+
+
+def test_valid_split_is_stable_and_never_empty(tiny_tokenizer: Path, tmp_path: Path, make_documents,
+                                               write_corpus, caplog: pytest.LogCaptureFixture) -> None:
+    docs = make_documents(40, seed=5)
+    picked = [pp.is_valid_document(d, 0.3) for d in docs]
+    assert picked == [pp.is_valid_document(d, 0.3) for d in docs] and 0 < sum(picked) < len(docs)
+    corpus = write_corpus(tmp_path / "c.txt", docs[:3])
+    with caplog.at_level(logging.INFO, logger="electra.data.preprocess"):
+        m = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "data",
+                          PreprocessConfig(seq_len=32, workers=1, valid_fraction=1e-9))
+    assert m.splits["valid"].documents == 1 and m.splits["valid"].rows > 0
+    assert m.splits["train"].documents == 2 and m.splits["train"].rows > 0
+    assert "picked no document" in caplog.text and "valid 1 documents" in caplog.text
+    # the held-out rows are the last document's
+    tok = Tokenizer.load(tiny_tokenizer)
+    valid_ids = _rows(tmp_path / "data", "valid")
+    last_doc = [i for line in tok.encode_lines(docs[2]) for i in line]
+    assert valid_ids[0][1] == last_doc[0]
+
+
+def test_existing_out_dir_is_refused_and_untouched(tiny_corpus: Path, tiny_tokenizer: Path,
+                                                   tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(DataError, match=r"data already exists; choose another --out or delete it"):
+        pp.preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(workers=1))
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_errors(tiny_tokenizer: Path, tmp_path: Path) -> None:
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n   \n")
+    with pytest.raises(DataError, match="the corpus has no text"):
+        pp.preprocess([blank], tiny_tokenizer, tmp_path / "a", PreprocessConfig(workers=1))
+    with pytest.raises(TokenizerError, match="does not exist"):
+        pp.preprocess([blank], tmp_path / "no_tok", tmp_path / "b", PreprocessConfig(workers=1))
+    with pytest.raises(DataError, match="does not exist; check --corpus"):
+        pp.preprocess([tmp_path / "nope"], tiny_tokenizer, tmp_path / "c", PreprocessConfig(workers=1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blank.txt"]  # nothing left behind
+
+
+def test_enwiki_shard(tmp_path: Path) -> None:
+    path = Path("/work/shared/data/pretrain/enwiki-2021/wiki_00.gz")
+    if not path.exists():
+        pytest.skip("shared enwiki-2021 data not available")
+    tok_dir = tmp_path / "tok"
+    train_tokenizer([path], tok_dir, TokenizerConfig(vocab_size=1000))
+    m = pp.preprocess([path], tok_dir, tmp_path / "data", PreprocessConfig(seq_len=128, workers=2))
+    # 620 documents with text, ~144k words: about 1.4k rows of 128 with these rules
+    assert m.totals["documents"] == 620
+    assert 1000 < m.totals["rows"] < 4000
+    assert 0.5 < m.totals["tokens"] / (m.totals["rows"] * 128) <= 1.0
+    assert m.splits["valid"].rows > 0 and m.splits["train"].rows > 0.9 * m.totals["rows"]
+    r = ShardReader(tmp_path / "data", "train")
+    r.verify()
+    rows = r.take(np.arange(len(r)))
+    assert (rows[:, 0] == 2).all() and rows.max() < 1000
