@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -24,6 +23,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from electra.config import TokenizerConfig
 from electra.errors import TokenizerError
+from electra.fast_wordpiece import FastWordPiece, encode_rust
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # training puts them at ids 0..4 in this order
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 MODEL_MAX_LENGTH = 512
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # what BertNormalizer deletes in ASCII
 _BATCH_LINES = 1000  # lines per batch handed to the trainer; batches are faster than single lines
 
 
@@ -43,7 +42,7 @@ class Tokenizer:
         self.lowercase = lowercase
         self.strip_accents = strip_accents  # None: follow `lowercase`, as BERT
         self._vocab = tok.get_vocab(with_added_tokens=True)
-        self._plain: HFTokenizer | None | bool = False  # built on first use; None: no fast path
+        self._fast: FastWordPiece | None | bool = False  # built on first encode_lines
 
     # -- loading and saving ---------------------------------------------------------------------
 
@@ -165,37 +164,11 @@ class Tokenizer:
 
         A literal "[SEP]" or "[MASK]" in raw text is tokenized as text, as G-EL's BERT tokenizer
         does, so corpus text can never inject special ids into the rows."""
-        plain = self._plain_tokenizer()
-        if plain is None:
-            return _encode_text(self.tok, lines)
-        # Fast path (~1.4x on Wikipedia): for ASCII without control characters BertNormalizer is
-        # just str.lower() (or nothing), which Python does far faster than the rust normalizer.
-        out: list[list[int]] = [[] for _ in lines]
-        fast_idx, fast, slow_idx, slow = [], [], [], []
-        lower = self.lowercase
-        for i, line in enumerate(lines):
-            if line.isascii() and not _CONTROL.search(line):
-                fast_idx.append(i)
-                fast.append(line.lower() if lower else line)
-            else:
-                slow_idx.append(i)
-                slow.append(line)
-        for idx, group, tok in ((fast_idx, fast, plain), (slow_idx, slow, self.tok)):
-            if group:
-                for i, ids in zip(idx, _encode_text(tok, group), strict=True):
-                    out[i] = ids
-        return out
-
-    def _plain_tokenizer(self) -> HFTokenizer | None:
-        """This tokenizer without its normalizer, if the normalizer is BertNormalizer."""
-        if self._plain is False:
-            spec = json.loads(self.tok.to_str())
-            if (spec.get("normalizer") or {}).get("type") != "BertNormalizer":
-                self._plain = None
-            else:
-                spec["normalizer"] = None
-                self._plain = HFTokenizer.from_str(json.dumps(spec))
-        return self._plain
+        if self._fast is False:
+            self._fast = FastWordPiece.for_tokenizer(self.tok, self.lowercase)
+        if self._fast is None:
+            return encode_rust(self.tok, lines)
+        return self._fast.encode_lines(lines)  # same ids, ~3x faster
 
     def encode(self, text: str, pair: str | None = None) -> dict[str, list[int]]:
         """`[CLS] text [SEP] (pair [SEP])` ids and segment ids, as BERT inputs."""
@@ -250,15 +223,6 @@ def train_tokenizer(paths: Sequence[str | Path], out_dir: str | Path, cfg: Token
 
 # ----------------------------------------------------------------------------------------------
 # construction and files
-
-
-def _encode_text(tok: HFTokenizer, lines: list[str]) -> list[list[int]]:
-    tok.encode_special_tokens = True  # raw text: "[SEP]" is just characters
-    try:
-        encs = tok.encode_batch_fast(lines, add_special_tokens=False)
-    finally:
-        tok.encode_special_tokens = False
-    return [e.ids for e in encs]
 
 
 def _build(model: models.Model, lowercase: bool, strip_accents: bool | None) -> HFTokenizer:

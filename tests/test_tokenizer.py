@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 import shutil
 import string
 from pathlib import Path
@@ -110,18 +109,6 @@ def test_fingerprint_differs_for_other_vocab_or_casing(tiny_corpus: Path, tiny_t
     assert len({base.fingerprint, smaller.fingerprint, cased.fingerprint}) == 3
     assert Tokenizer.load(tmp_path / "cased").fingerprint == cased.fingerprint
     assert cased.encode("The")["input_ids"][1:-1] != base.encode("The")["input_ids"][1:-1]
-
-
-def test_ascii_fast_path_matches_full_normalizer(tiny_tokenizer: Path) -> None:
-    tok = Tokenizer.load(tiny_tokenizer)
-    rng = random.Random(0)
-    alphabet = string.printable + "\x00\x01\x0b\x0c\x7f\u00e9\u2013\u4e2d\ufffd"
-    lines = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(500)]
-    lines += TEXTS[:3] + ["x" * 150, "A" * 101 + " b"]
-    tok.tok.encode_special_tokens = True  # as encode_lines: "[MASK]" in raw text is text
-    reference = [e.ids for e in tok.tok.encode_batch(lines, add_special_tokens=False)]
-    tok.tok.encode_special_tokens = False
-    assert tok.encode_lines(lines) == reference
 
 
 def test_load_errors(tmp_path: Path) -> None:
