@@ -22,7 +22,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from electra.config import TokenizerConfig
-from electra.errors import TokenizerError
+from electra.errors import DataError, TokenizerError
 from electra.fast_wordpiece import FastWordPiece, encode_rust
 
 log = logging.getLogger(__name__)
@@ -201,18 +201,26 @@ def train_tokenizer(paths: Sequence[str | Path], out_dir: str | Path, cfg: Token
         continuing_subword_prefix="##", show_progress=True,
     )
 
+    lines = 0
+
     def batches() -> Iterator[list[str]]:
         # stream lines in batches: memory stays bounded whatever the corpus size
+        nonlocal lines
         batch: list[str] = []
         for doc in iter_documents(paths, cfg.text_field):
             batch.extend(doc)
             if len(batch) >= _BATCH_LINES:
+                lines += len(batch)
                 yield batch
                 batch = []
         if batch:
+            lines += len(batch)
             yield batch
 
     tok.train_from_iterator(batches(), trainer=trainer)
+    if lines == 0:
+        raise DataError(f"the corpus has no text ({', '.join(map(str, paths))}); check --corpus "
+                        "and --text-field")
     out_tok = Tokenizer(tok, lowercase=cfg.lowercase, strip_accents=cfg.strip_accents)
     _set_post_processor(tok, out_tok.cls_id, out_tok.sep_id)
     out_tok.save(out)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from electra.config import TokenizerConfig
-from electra.errors import TokenizerError
+from electra.errors import DataError, TokenizerError
 from electra.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
 TEXTS = [
@@ -134,3 +134,11 @@ def test_train_refuses_foreign_dir_and_overwrites_tokenizer(tiny_corpus: Path, t
     second = train_tokenizer([tiny_corpus], out, TokenizerConfig(vocab_size=250, min_frequency=1))
     assert Tokenizer.load(out).fingerprint == second.fingerprint != first.fingerprint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "tok"]  # no temp dirs left
+
+
+def test_train_on_corpus_without_text(tmp_path: Path) -> None:
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n  \n\n")
+    with pytest.raises(DataError, match="the corpus has no text"):
+        train_tokenizer([blank], tmp_path / "tok", TokenizerConfig(vocab_size=200))
+    assert not (tmp_path / "tok").exists()

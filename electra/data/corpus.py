@@ -98,9 +98,7 @@ def iter_file_documents(
                 head.append(item)
                 if item[1].strip():
                     break
-            if not head:
-                return
-            first = head[-1][1].lstrip()
+            first = head[-1][1].lstrip() if head else ""
             if "\x00" in first:
                 raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus")
             all_lines = chain(head, lines)
