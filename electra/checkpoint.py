@@ -127,7 +127,7 @@ def load_trainer(path: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any]]
         except FileNotFoundError:
             raise CheckpointError(f"{path} has no {name}; it was saved with fewer processes or is "
                                   "incomplete") from None
-        except (RuntimeError, EOFError, OSError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
             raise CheckpointError(f"{path}/{name} is corrupt or truncated ({str(e).splitlines()[0]}); "
                                   f"delete {path} and resume from an earlier checkpoint") from None
     return out[0], out[1]

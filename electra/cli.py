@@ -167,7 +167,15 @@ def main(argv: list[str] | None = None) -> int:
     from electra.distributed import cleanup
     from electra.log import setup_logging
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # overrides may come before or after options (`pretrain train.steps=9 --out x`): argparse
+    # leaves the later ones unparsed, so collect every `key=value` left over
+    args, extra = parser.parse_known_args(argv)
+    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     setup_logging(args.verbose)
     try:
         args.fn(args)

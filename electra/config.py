@@ -63,6 +63,7 @@ class PreprocessConfig:
 
     seq_len: int = 128
     packing: str = "electra"
+    split_sentences: bool = True  # split paragraph lines into sentences before packing
     valid_fraction: float = 0.01  # share of documents held out for validation, chosen by hash
     single_segment_prob: float = 0.1  # rows with only segment A, as in classification inputs
     short_seq_prob: float = 0.05  # rows with a random shorter target length
@@ -170,7 +171,6 @@ class OptimConfig:
     eps: float = 1e-6
     bias_correction: bool = True  # False: G-EL's Adam without bias correction (small/base/large)
     clip_norm: float = 1.0  # 0 disables clipping
-    layerwise_lr_decay: float = 1.0  # fine-tuning only; 1.0 = off
 
     def __post_init__(self) -> None:
         _check(self.lr > 0, f"optim.lr={self.lr} must be > 0")
@@ -180,7 +180,6 @@ class OptimConfig:
         _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2 must be in [0, 1)")
         _check(self.eps > 0, "optim.eps must be > 0")
         _check(self.clip_norm >= 0, "optim.clip_norm must be >= 0 (0 disables clipping)")
-        _check(0 < self.layerwise_lr_decay <= 1, "optim.layerwise_lr_decay must be in (0, 1]")
 
 
 @dataclass(kw_only=True)
@@ -188,6 +187,7 @@ class TrainConfig:
     """Loop length, batch, precision and the log/eval/save cadence."""
 
     steps: int = 1_000_000
+    stop_at: int = 0  # end this invocation after this step (0: at `steps`); resume continues
     batch_size: int = 128  # global batch, in rows, per optimizer step
     grad_accum: int = 1
     precision: str = "auto"  # auto: bf16 on GPUs and CPUs with native bf16, else fp32
@@ -203,6 +203,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
+        _check(0 <= self.stop_at, "train.stop_at must be >= 0 (0 = run to train.steps)")
         _check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
         _check(self.grad_accum >= 1, "train.grad_accum must be >= 1")
         _check(self.batch_size % self.grad_accum == 0,

@@ -44,10 +44,11 @@ def default_run_dir(preset_name: str) -> Path:
 
 
 def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
-    """The config a run was started with, plus overrides (e.g. `train.steps=...` to extend it)."""
+    """The config a run was started with, plus overrides (e.g. `train.steps=...` to extend it).
+    `train.stop_at` belongs to one invocation, so it is reset unless given again."""
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no config.json); start it without --resume")
-    return apply_overrides(load_json(PretrainConfig, run_dir / "config.json"), overrides)
+    return apply_overrides(load_json(PretrainConfig, run_dir / "config.json"), ["train.stop_at=0", *overrides])
 
 
 def check_new_run_dir(run_dir: Path) -> None:

@@ -149,6 +149,9 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
         raise ConfigError(f"the run is already at step {step} of train.steps={tc.steps}; raise "
                           "train.steps to continue it")
 
+    last_step = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
+    if last_step <= step:
+        raise ConfigError(f"train.stop_at={tc.stop_at} is not after the checkpoint's step {step}")
     ddp_model = dist.wrap_model(model, info, device)
     step_fn = torch.compile(ddp_model) if tc.compile else ddp_model
     logger = MetricsLogger(run_dir, enabled=info.is_main)
@@ -199,7 +202,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     last_path: Path | None = None
     t_log, start_step, t_start = time.perf_counter(), step, time.perf_counter()
     model.train()
-    while step < tc.steps:
+    while step < last_step:
         # step: grad_accum micro-batches, then one optimizer update
         for micro_step in range(tc.grad_accum):
             batch = loader.next_batch().to(device)
@@ -223,7 +226,8 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
         steps_in_sums += 1
 
         # log (the only host sync of a normal step)
-        if step % tc.log_every == 0 or step == tc.steps or step % tc.save_every == 0:
+        at_end = step == last_step
+        if step % tc.log_every == 0 or at_end or step % tc.save_every == 0:
             s = dict(zip(_SUMS, dist.all_reduce_sum(sums.clone()).tolist(), strict=True))
             n_steps = info.world_size * steps_in_sums
             tokens_seen += int(s["tokens"])
@@ -244,7 +248,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                 "lr": scheduler.get_last_lr()[0], "tokens": tokens_seen, "tokens_per_s": tok_s,
                 "flops": tokens_seen * flops_per_token,
             }
-            if info.is_main and (step % tc.log_every == 0 or step == tc.steps):
+            if info.is_main and (step % tc.log_every == 0 or at_end):
                 log.info("step %d/%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.3f | "
                          "lr %.2e | %s tok/s | ETA %s", step, tc.steps, metrics["loss"],
                          metrics["mlm_loss"], metrics["rtd_loss"], metrics["gen_acc"],
@@ -255,13 +259,13 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
             t_log = time.perf_counter()
 
         # eval (main process only; the others wait at the next barrier)
-        if step % tc.eval_every == 0 or step == tc.steps:
+        if step % tc.eval_every == 0 or at_end:
             if info.is_main and len(valid):
                 valid_metrics = evaluate()
             dist.barrier()
 
         # save
-        if step % tc.save_every == 0 or step == tc.steps:
+        if step % tc.save_every == 0 or at_end:
             last_path = save()
             t_log = time.perf_counter()  # do not count save time as training time
 

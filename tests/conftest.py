@@ -74,3 +74,23 @@ def tiny_tokenizer(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) 
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
     train_tokenizer([tiny_corpus], out, TokenizerConfig(vocab_size=400, min_frequency=1))
     return out
+
+
+# model/run overrides small enough for a few-second CPU run on `tiny_data` (seq_len 32)
+TINY_RUN = ["model.hidden_size=32", "model.embedding_size=16", "model.num_layers=2", "model.num_heads=2",
+            "model.intermediate_size=64", "model.max_position_embeddings=64", "preprocess.seq_len=32",
+            "objective.generator_size=0.5", "train.batch_size=8", "train.steps=6", "train.log_every=1",
+            "train.eval_every=3", "train.save_every=3", "train.eval_rows=16", "optim.warmup_steps=2",
+            "train.device=cpu", "train.precision=fp32", "tokenizer.vocab_size=400",
+            "tokenizer.min_frequency=1", "preprocess.valid_fraction=0.1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tiny_corpus: Path, tiny_tokenizer: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards (seq_len 32, 10% validation) of `tiny_corpus` made with `tiny_tokenizer`."""
+    from electra.config import PreprocessConfig
+    from electra.data.preprocess import preprocess
+
+    out = tmp_path_factory.mktemp("data") / "shards"
+    preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(seq_len=32, valid_fraction=0.1, workers=1))
+    return out

@@ -1,0 +1,117 @@
+import json
+
+import pytest
+import torch
+
+from electra import checkpoint as ckpt
+from electra.cli import main
+from tests.conftest import TINY_RUN
+
+transformers = pytest.importorskip("transformers")
+
+
+def cli_error(capsys, *argv) -> str:
+    assert main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("electra: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+@pytest.fixture(scope="module")
+def cli_run(tiny_corpus, tmp_path_factory):
+    """The whole pipeline from raw text through the CLI: tokenizer, shards, training, export."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    assert main(["pretrain", "--corpus", str(tiny_corpus), "--out", str(out), *TINY_RUN]) == 0
+    return out
+
+
+def test_pretrain_from_raw_text_prints_where_everything_is(cli_run, capsys):
+    for sub in ("tokenizer/tokenizer.json", "tokenizer/vocab.txt", "data/manifest.json", "config.json",
+                "metrics.jsonl", "export/discriminator/config.json", "export/generator/model.safetensors"):
+        assert (cli_run / sub).is_file(), sub
+
+
+def test_exported_models_match_our_checkpoint(cli_run, tmp_path):
+    model, cfg, tok, _ = ckpt.load_pretrained(cli_run)
+    model.eval()
+    enc = tok.encode("the river crossed a new bridge", "it was widely praised.")
+    ids = torch.tensor([enc["input_ids"]])
+    types = torch.tensor([enc["token_type_ids"]])
+    attn = torch.ones_like(ids, dtype=torch.bool)
+    assert main(["export", str(cli_run), "--out", str(tmp_path / "g"), "--part", "generator"]) == 0
+    for part, cls, ours in (
+        ("discriminator", transformers.ElectraForPreTraining, model.discriminator_logits(ids, types, attn)),
+        ("generator", transformers.ElectraForMaskedLM, model.generator_logits(ids, types, attn, None)),
+    ):
+        path = cli_run / "export" / part if part == "discriminator" else tmp_path / "g"
+        hf, info = cls.from_pretrained(path, output_loading_info=True)
+        assert not any(info[k] for k in ("missing_keys", "unexpected_keys", "mismatched_keys"))
+        hf_tok = transformers.AutoTokenizer.from_pretrained(path)
+        assert hf_tok("the river crossed a new bridge", "it was widely praised.")["input_ids"] == enc["input_ids"]
+        with torch.no_grad():
+            theirs = hf.eval()(input_ids=ids, token_type_ids=types).logits
+        assert (theirs - ours.detach()).abs().max().item() <= 1e-5
+
+
+def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
+    from electra.config import apply_overrides, preset
+    from electra.export import HFCheckpoint
+    from electra.model.pretraining import ElectraModel
+    from electra.pipeline import apply_init_config
+    from electra.pretrain import InitFrom, load_init_weights
+
+    hf_dir = cli_run / "export" / "discriminator"
+    # continued pre-training on domain text: shards made with the HF directory's tokenizer
+    assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(hf_dir), "--seq-len", "32",
+                 "--out", str(tmp_path / "shards"), "--valid-fraction", "0.1"]) == 0
+    out = tmp_path / "warm"
+    assert main(["pretrain", "--data", str(tmp_path / "shards"), "--init-from", str(hf_dir),
+                 "--out", str(out), *TINY_RUN, "train.stop_at=1", "model.hidden_size=48"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["hidden_size"] == 32  # the architecture comes from the HF config
+
+    init = InitFrom(hf_dir)
+    model = ElectraModel.from_config(apply_init_config(apply_overrides(preset("tiny"), TINY_RUN), init))
+    load_init_weights(model, init)
+    ref = HFCheckpoint(hf_dir)
+    for k, v in model.discriminator.state_dict().items():
+        assert torch.equal(v, ref.encoder_state[k]), k
+    for k, v in model.discriminator_head.state_dict().items():
+        assert torch.equal(v, ref.discriminator_head[k]), k
+
+
+def test_init_from_with_shards_of_another_vocabulary(cli_run, tiny_data, tmp_path, capsys):
+    from electra.export import pretrained_to_hf, save_hf
+    from electra.tokenizer import Tokenizer
+    from tests.test_model import tiny_model
+
+    # an HF directory whose tokenizer has another vocabulary than the shards
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("zebra yak xylophone walrus quokka\n\n" * 40)
+    assert main(["tokenizer", "train", "--corpus", str(corpus), "--vocab-size", "300", "--out",
+                 str(tmp_path / "tok")]) == 0
+    other = save_hf(tmp_path / "other", *pretrained_to_hf(tiny_model(), "discriminator"),
+                    Tokenizer.load(tmp_path / "tok"))
+    err = cli_error(capsys, "pretrain", "--data", str(tiny_data), "--init-from", str(other),
+                    "--out", str(tmp_path / "x"), *TINY_RUN)
+    assert "different vocabulary" in err and "electra preprocess" in err
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert "does not exist" in cli_error(capsys, "tokenizer", "train", "--corpus", str(tmp_path / "nope.txt"),
+                                         "--vocab-size", "200", "--out", str(tmp_path / "t"))
+    assert "did you mean 'train.steps'" in cli_error(capsys, "pretrain", "train.stepz=3")
+    assert "no run" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path))
+    assert "not both" in cli_error(capsys, "pretrain", "--data", "a", "--corpus", "b")
+    assert "generator_size=1.0" in cli_error(capsys, "pretrain", "objective.sharing=all")
+    assert "does not exist" in cli_error(capsys, "export", str(tmp_path / "none"), "--out", str(tmp_path / "e"))
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(bytes(range(256)) * 10)
+    assert "not UTF-8" in cli_error(capsys, "pretrain", "--corpus", str(binary), "--out", str(tmp_path / "r"),
+                                    *TINY_RUN)
+
+
+def test_print_config_shows_the_resolved_preset(capsys):
+    assert main(["pretrain", "--preset", "base", "--print-config", "train.steps=7"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["model"]["hidden_size"] == 768 and cfg["train"]["steps"] == 7

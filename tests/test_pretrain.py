@@ -1,0 +1,142 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from electra import checkpoint as ckpt
+from electra.config import apply_overrides, preset
+from electra.errors import CheckpointError, ConfigError, DataError
+from electra.pipeline import load_run_config, run
+from tests.conftest import TINY_RUN
+
+
+def cfg(*extra):
+    return apply_overrides(preset("tiny"), TINY_RUN + list(extra))
+
+
+def records(run_dir: Path, kind: str) -> dict[int, dict]:
+    out = {}
+    for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["kind"] == kind:
+            out[r["step"]] = r
+    return out
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return ckpt.load_weights(ckpt.resolve_checkpoint(path))
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_data, tmp_path_factory):
+    """6 uninterrupted steps (dropout on, so RNG restore matters)."""
+    out = tmp_path_factory.mktemp("runs") / "straight"
+    res = run(cfg("model.dropout=0.1"), out=out, data=tiny_data)
+    return out, res
+
+
+def test_run_writes_config_checkpoints_metrics_and_exports(straight):
+    out, res = straight
+    assert res.train.step == 6 and res.train.tokens > 6 * 8 * 10
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["vocab_size"] == 400 and saved["preprocess"]["seq_len"] == 32
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [3, 6]
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]  # no temp dirs
+    train = records(out, "train")
+    assert sorted(train) == [1, 2, 3, 4, 5, 6]
+    assert all(k in train[6] for k in ("loss", "mlm_loss", "rtd_loss", "gen_acc", "disc_acc", "lr", "tokens"))
+    valid = records(out, "valid")
+    assert sorted(valid) == [3, 6]
+    v = valid[6]
+    assert 0 <= v["disc_auc"] <= 1 and 0.5 < v["baseline_acc"] < 1 and v["rows"] > 0
+    assert v["baseline_acc"] == pytest.approx(1 - v["replaced_frac"])
+    assert (res.exports["discriminator"] / "model.safetensors").is_file()
+    assert (res.exports["generator"] / "tokenizer.json").is_file()
+    meta = ckpt.read_meta(ckpt.resolve_checkpoint(out))
+    assert meta["step"] == 6 and meta["tokens"] == res.train.tokens
+
+
+def test_two_n_steps_equal_n_then_resume_then_n(straight, tiny_data, tmp_path):
+    out_a, _ = straight
+    out_b = tmp_path / "resumed"
+    first = run(cfg("model.dropout=0.1", "train.stop_at=3"), out=out_b, data=tiny_data)
+    assert first.train.step == 3 and [s for s, _ in ckpt.list_checkpoints(out_b / "checkpoints")] == [3]
+    second = run(load_run_config(out_b, []), out=out_b, resume=True)
+    assert second.train.step == 6
+    a, b = records(out_a, "train"), records(out_b, "train")
+    for step in range(1, 7):
+        for k in ("loss", "mlm_loss", "rtd_loss", "gen_acc", "disc_acc", "lr", "tokens"):
+            assert a[step][k] == b[step][k], (step, k)
+    assert records(out_a, "valid")[6]["loss"] == records(out_b, "valid")[6]["loss"]
+    wa, wb = weights(out_a), weights(out_b)
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_keep_last_n(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    run(cfg("train.save_every=1", "train.keep_last=2", "train.steps=4", "train.eval_every=100"), out=out,
+        data=tiny_data)
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [3, 4]
+
+
+def test_output_dir_holding_a_run_or_other_files_is_refused(straight, tiny_data, tmp_path):
+    out, _ = straight
+    before = (out / "config.json").read_text()
+    with pytest.raises(ConfigError, match="already holds a run; pass --resume"):
+        run(cfg(), out=out, data=tiny_data)
+    assert (out / "config.json").read_text() == before
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not empty"):
+        run(cfg(), out=other, data=tiny_data)
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+def test_resume_a_finished_run_asks_for_more_steps(straight):
+    out, _ = straight
+    with pytest.raises(ConfigError, match="raise train.steps"):
+        run(load_run_config(out, []), out=out, resume=True)
+
+
+def test_corrupt_checkpoint_is_reported_and_left_alone(straight, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(straight[0], out)
+    latest = ckpt.resolve_checkpoint(out)
+    blob = (latest / "model.safetensors").read_bytes()
+    (latest / "model.safetensors").write_bytes(blob[:1000])
+    with pytest.raises(CheckpointError, match="corrupt or truncated.*resume from an earlier"):
+        run(load_run_config(out, ["train.steps=8"]), out=out, resume=True)
+    assert (latest / "model.safetensors").read_bytes() == blob[:1000]
+    (latest / "trainer.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError):
+        ckpt.load_trainer(latest, 0)
+
+
+def test_tokenizer_that_does_not_match_the_shards(straight, tiny_data, tmp_path):
+    from electra.config import TokenizerConfig
+    from electra.tokenizer import train_tokenizer
+
+    out = tmp_path / "copy"
+    shutil.copytree(straight[0], out)
+    shutil.rmtree(out / "tokenizer")
+    corpus = tmp_path / "other.txt"
+    corpus.write_text("completely different words here\n\nzebra yak xylophone walrus\n" * 50)
+    train_tokenizer([corpus], out / "tokenizer", TokenizerConfig(vocab_size=400, min_frequency=1))
+    from electra.errors import TokenizerError
+
+    with pytest.raises(TokenizerError, match="different tokenizer"):
+        run(load_run_config(out, ["train.steps=8"]), out=out, resume=True, data=tiny_data)
+
+
+def test_batch_larger_than_the_data(tiny_data, tmp_path):
+    with pytest.raises(DataError, match="fewer than one batch"):
+        run(cfg("train.batch_size=100000"), out=tmp_path / "r", data=tiny_data)
+
+
+def test_rows_longer_than_the_model_positions(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="max_position_embeddings"):
+        run(cfg("model.max_position_embeddings=16", "preprocess.seq_len=16"), out=tmp_path / "r",
+            data=tiny_data)
