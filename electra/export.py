@@ -48,6 +48,14 @@ GEN_HEAD_MAP = {
     "bias": "generator_lm_head.bias",
 }
 
+# our `ElectraClassificationHead` (fine-tuning, head.kind=electra) -> HF ElectraForSequenceClassification
+CLASSIFIER_HEAD_MAP = {
+    "dense.weight": "classifier.dense.weight",
+    "dense.bias": "classifier.dense.bias",
+    "out_proj.weight": "classifier.out_proj.weight",
+    "out_proj.bias": "classifier.out_proj.bias",
+}
+
 
 def encoder_to_hf(state: dict[str, torch.Tensor], num_layers: int, prefix: str = "electra.",
                   project_name: str = "embeddings_project") -> dict[str, torch.Tensor]:

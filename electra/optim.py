@@ -2,11 +2,13 @@
 
 Parameter groups exclude biases and LayerNorm weights from weight decay (BERT/ELECTRA rule).
 `AdamW` adds the one thing torch's lacks: google-research/electra's Adam *without* bias
-correction (`bias_correction=False`); with bias correction it is torch's own (fused/foreach)."""
+correction (`bias_correction=False`); with bias correction it is torch's own (fused/foreach).
+`layerwise_lr_scales` gives fine-tuning's per-parameter LR multipliers (layer-wise decay)."""
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import torch
@@ -106,3 +108,27 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_st
 
     lambdas = [factor(g.get("lr_scale", 1.0)) for g in optimizer.param_groups]
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mode: str = "correct",
+                        prefix: str = "encoder.") -> dict[str, float]:
+    """Layer-wise LR decay: parameter name -> LR multiplier `decay ** (top - depth)`.
+
+    depth: embeddings (and the E->H projection) 0, encoder layer i -> i + 1, anything else (the
+    task head) `top`. `correct`: top = L + 1, so the head gets lr, the last layer lr*d and the
+    embeddings lr*d^(L+1). `original` reproduces google-research/electra's `_get_layer_lrs`, whose
+    head depth is L + 2 (issue #51): every encoder parameter gets one extra factor of d."""
+    if mode not in ("correct", "original"):
+        raise ValueError(f"unknown layer-wise decay mode {mode!r}")
+    top = num_layers + 1 if mode == "correct" else num_layers + 2
+    layer = re.compile(rf"^{re.escape(prefix)}layers\.(\d+)\.")
+    scales = {}
+    for name in names:
+        if name.startswith((f"{prefix}embeddings.", f"{prefix}project.")):
+            depth = 0
+        elif m := layer.match(name):
+            depth = int(m.group(1)) + 1
+        else:
+            depth = top
+        scales[name] = decay ** (top - depth)
+    return scales

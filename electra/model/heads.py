@@ -1,10 +1,13 @@
-"""Prediction heads on top of an `Encoder`.
+"""Prediction heads on top of an `Encoder`: pre-training (generator MLM, discriminator RTD) and
+fine-tuning (classification, tagging, span QA).
 
 The generator's MLM head is meant to be applied to gathered masked positions only: computing
 V-way logits for 15% of the tokens instead of all of them is the single largest saving in the
 ELECTRA step (the vocabulary projection dominates a small generator's cost)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -42,3 +45,86 @@ class DiscriminatorHead(nn.Module):
 def gather_positions(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     # h: [B, T, H]; positions: [B, P] -> [B, P, H]
     return torch.gather(h, 1, positions.unsqueeze(-1).expand(-1, -1, h.shape[-1]))
+
+
+# ---- fine-tuning heads: each takes the encoder output h [B, T, H] (+ the batch's type ids and
+# attention mask, which only the span head needs) and returns logits
+
+
+class ClassificationHead(nn.Module):
+    """The paper's classifier: dropout + linear on the [CLS] vector (num_outputs=1: regression)."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, h: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # h: [B, T, H] -> [B, C]
+        return self.out(self.dropout(h[:, 0]))
+
+
+class ElectraClassificationHead(nn.Module):
+    """HF's `ElectraClassificationHead`: dropout, dense(H -> H), GELU, dropout, linear on [CLS]."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.out_proj = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, h: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # h: [B, T, H] -> [B, C]
+        x = F.gelu(self.dense(self.dropout(h[:, 0])))
+        return self.out_proj(self.dropout(x))
+
+
+class TokenHead(nn.Module):
+    """Dropout + linear on every token (tagging)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, h: torch.Tensor, token_type_ids: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        # h: [B, T, H] -> [B, T, C]
+        return self.out(self.dropout(h))
+
+
+@dataclass(frozen=True)
+class SpanLogits:
+    start: torch.Tensor  # [B, T], -1e4 outside the context and [CLS]
+    end: torch.Tensor  # [B, T]
+    impossible: torch.Tensor | None  # [B] logit that the question has no answer (SQuAD 2.0)
+
+
+class SpanHead(nn.Module):
+    """Start/end logits per token (BERT SQuAD head). With `answerable`, G-EL's SQuAD 2.0
+    classifier: [CLS] vector and the start-probability-weighted token vector -> dense(512) ->
+    GELU -> one "unanswerable" logit. Positions outside the context (segment B) except [CLS]
+    are masked, so the softmax runs over candidate answers and the null answer only."""
+
+    def __init__(self, hidden_size: int, answerable: bool, inner_size: int = 512) -> None:
+        super().__init__()
+        self.span = nn.Linear(hidden_size, 2)
+        self.answerable = nn.Sequential(nn.Linear(2 * hidden_size, inner_size), nn.GELU(),
+                                        nn.Linear(inner_size, 1)) if answerable else None
+
+    def forward(self, h: torch.Tensor, token_type_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> SpanLogits:
+        # h: [B, T, H]; token_type_ids, attention_mask: [B, T]
+        candidates = (token_type_ids == 1) & attention_mask
+        candidates[:, 0] = True  # [CLS] stands for "no answer in this window"
+        start, end = self.span(h).float().unbind(-1)  # [B, T] each
+        start = start.masked_fill(~candidates, -1e4)
+        end = end.masked_fill(~candidates, -1e4)
+        impossible = None
+        if self.answerable is not None:
+            p_start = start.softmax(-1).to(h.dtype)  # [B, T]
+            weighted = torch.einsum("bt,bth->bh", p_start, h)  # [B, H]
+            impossible = self.answerable(torch.cat([h[:, 0], weighted], -1)).squeeze(-1).float()
+        return SpanLogits(start=start, end=end, impossible=impossible)
