@@ -5,12 +5,16 @@
     electra preprocess --corpus PATHS --tokenizer DIR --seq-len 128 --out DIR
     electra pretrain --data DIR --preset small [section.field=value ...]
     electra export RUN_OR_CHECKPOINT --out DIR [--part discriminator|generator]
+    electra finetune CHECKPOINT --task sst2 --data GLUE_DIR [--out DIR] [--seed N] [optim.lr=...]
+    electra evaluate CHECKPOINT --tasks glue --seeds 5 --glue-dir DIR --out DIR
+    electra predict FINETUNED_DIR --input test.tsv --out predictions.tsv
 
 User errors print one line (`electra: error: ...`) and exit with status 2."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -18,6 +22,7 @@ from pathlib import Path
 
 from electra.config import (
     PRESETS,
+    FinetuneConfig,
     PreprocessConfig,
     TokenizerConfig,
     apply_overrides,
@@ -112,6 +117,82 @@ def _export(args: argparse.Namespace) -> None:
     print(f"wrote {out} ({args.part}, step {meta['step']}); load with transformers.{cls}.from_pretrained('{out}')")
 
 
+def _finetune_config(args: argparse.Namespace) -> FinetuneConfig:
+    base = FinetuneConfig(size=args.size)
+    cfg = apply_overrides(base, args.overrides)
+    data = {k: v for k, v in (("text_column", args.text_column), ("pair_column", args.pair_column),
+                              ("label_column", args.label_column), ("tokens_field", args.tokens_field),
+                              ("tags_field", args.tags_field)) if v is not None}
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data))
+
+
+def _finetune(args: argparse.Namespace) -> None:
+    import time
+
+    from electra.finetune.run import finetune, load_backbone
+    from electra.finetune.tasks import get_task, load_data
+
+    cfg = dataclasses.replace(_finetune_config(args), seed=args.seed)
+    spec = get_task(args.task)
+    backbone = load_backbone(args.checkpoint)
+    data = load_data(spec, cfg, data=_path(args.data), train=_path(args.train), dev=_path(args.dev),
+                     split_by_article=args.split_by_article)
+    out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    res = finetune(backbone, spec, data, cfg, out=out)
+    print(f"\n{spec.title} (seed {res.seed}, {res.steps} steps, {res.seconds:.0f}s): " +
+          ", ".join(f"{k} {100 * v:.2f}" for k, v in res.metrics.items() if "thresh" not in k))
+    if res.note:
+        print(f"  data: {res.note}")
+    print(f"  model and dev predictions in {out}\n"
+          f"next: electra predict {out} --input TEST_FILE --out predictions{spec.pred_suffix}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from electra.finetune.report import Sources, evaluate
+    from electra.finetune.tasks import resolve_tasks
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds)))
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ElectraError(f"--seeds {args.seeds!r}: give a count (5) or distinct seeds (0,1,2)")
+    sources = Sources(glue_dir=_path(args.glue_dir), squad=_path(args.squad),
+                      split_by_article=args.split_by_article, conll_dir=_path(args.conll))
+    results = evaluate(args.checkpoint, resolve_tasks(args.tasks), seeds, _finetune_config(args), sources,
+                       Path(args.out), save_models=args.save_models)
+    print("\n" + (Path(args.out) / "results.md").read_text())
+    g = results.get("glue_average") or {}
+    print(f"wrote {Path(args.out) / 'results.json'} and results.md" +
+          (f" (GLUE average of medians {100 * g['score']:.2f})" if g.get("score") is not None else ""))
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from electra.finetune.run import predict_file
+
+    n, metrics = predict_file(args.model, Path(args.input), Path(args.out))
+    print(f"wrote {n} predictions to {args.out}" + (
+        " (" + ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if "thresh" not in k) + ")"
+        if metrics else ""))
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _add_finetune_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--size", choices=("auto", "small", "base", "large"), default="auto",
+                   help="paper defaults (lr, layer-wise decay) for this size; auto: from the hidden size")
+    p.add_argument("--text-column", help="your data: the text column (default sentence)")
+    p.add_argument("--pair-column", help="your data: the second text column of sentence pairs")
+    p.add_argument("--label-column", help="your data: the label column (default label)")
+    p.add_argument("--tokens-field", help="JSONL tagging: the token list field (default tokens)")
+    p.add_argument("--tags-field", help="JSONL tagging: the tag list field (default tags)")
+    p.add_argument("--split-by-article", type=int, default=0, metavar="N",
+                   help="SQuAD: train on the first N articles of one file, evaluate on the rest")
+    p.add_argument("overrides", nargs="*", help="section.field=value, e.g. optim.lr=1e-4 train.epochs=2")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="electra", description="Pre-train, export and evaluate ELECTRA encoders.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -160,6 +241,38 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--part", choices=("discriminator", "generator"), default="discriminator")
     ex.set_defaults(fn=_export)
+
+    ft = sub.add_parser("finetune", help="fine-tune a checkpoint on one task (one seed)",
+                        description="Tasks: cola sst2 mrpc stsb qqp mnli qnli rte wnli squad squad2 "
+                                    "conll2003, or your own data: classification regression tagging.")
+    ft.add_argument("checkpoint", help="run or checkpoint directory, or a local HF ELECTRA/BERT directory")
+    ft.add_argument("--task", required=True)
+    ft.add_argument("--data", help="the task's directory (or a GLUE root / HF datasets directory)")
+    ft.add_argument("--train", help="training file (instead of --data)")
+    ft.add_argument("--dev", help="evaluation file (instead of --data)")
+    ft.add_argument("--out", help="where the fine-tuned model goes (default runs/finetune-<task>-<time>)")
+    ft.add_argument("--seed", type=int, default=0)
+    _add_finetune_options(ft)
+    ft.set_defaults(fn=_finetune)
+
+    ev = sub.add_parser("evaluate", help="fine-tune every task with several seeds; report medians",
+                        description="Writes OUT/results.json and OUT/results.md; re-running resumes.")
+    ev.add_argument("checkpoint", help="run or checkpoint directory, or a local HF ELECTRA/BERT directory")
+    ev.add_argument("--tasks", default="glue", help="glue (the paper's 8), or e.g. cola,sst2,mrpc,squad")
+    ev.add_argument("--seeds", default="5", help="a count (5 -> seeds 0..4) or a list (0,1,2)")
+    ev.add_argument("--glue-dir", help="GLUE root holding CoLA/, SST-2/, MRPC/, ...")
+    ev.add_argument("--squad", help="SQuAD directory, or one JSON file with --split-by-article N")
+    ev.add_argument("--conll", help="CoNLL-2003 directory (eng.train, eng.testa)")
+    ev.add_argument("--out", required=True)
+    ev.add_argument("--save-models", action="store_true", help="keep every fine-tuned model")
+    _add_finetune_options(ev)
+    ev.set_defaults(fn=_evaluate)
+
+    pr = sub.add_parser("predict", help="predict a file with a fine-tuned model")
+    pr.add_argument("model", help="a directory written by electra finetune")
+    pr.add_argument("--input", required=True, help="a file in the task's format (labels optional)")
+    pr.add_argument("--out", required=True, help="GLUE tasks: the submission TSV (index, prediction)")
+    pr.set_defaults(fn=_predict)
     return p
 
 

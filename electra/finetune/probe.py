@@ -1,0 +1,51 @@
+"""A cheap fine-tuning probe during pre-training (`electra pretrain ... eval.task=sst2 eval.data=DIR`).
+
+A falling pre-training loss does not show that the encoder learns anything transferable; a short
+fine-tune on a subset of a GLUE task every `eval.every` steps does. The probe fine-tunes a copy
+of the discriminator's weights under a forked RNG, so the run's model, optimizer and random
+streams (hence exact resume) are untouched."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import torch
+
+from electra.config import FinetuneConfig, FinetuneOptimConfig, FinetuneTrainConfig, ProbeConfig
+from electra.finetune.run import Backbone, finetune
+from electra.finetune.tasks import TaskData, TaskSpec, get_task, load_data
+from electra.log import format_duration
+from electra.model.layers import Encoder
+from electra.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def _task_data(task: str, data: str) -> tuple[TaskSpec, TaskData]:
+    spec = get_task(task)  # read once per run, not at every probe
+    return spec, load_data(spec, FinetuneConfig(), data=Path(data))
+
+
+def run_probe(encoder: Encoder, tokenizer: Tokenizer, probe: ProbeConfig,
+              device: torch.device | str = "cpu") -> dict[str, float | str]:
+    """Fine-tune a copy of `encoder` on `probe.train_examples` examples of `probe.task`; returns
+    the dev metrics (`probe.eval_examples` examples) and the seconds it took."""
+    spec, data = _task_data(probe.task, probe.data)
+    device = torch.device(device)
+    state = {k: v.detach().to("cpu", copy=True) for k, v in encoder.state_dict().items()}
+    backbone = Backbone(encoder.cfg, state, tokenizer, "probe")
+    cfg = FinetuneConfig(
+        seed=probe.seed, optim=FinetuneOptimConfig(lr=probe.lr),
+        train=FinetuneTrainConfig(epochs=probe.epochs, batch_size=probe.batch_size,
+                                  max_seq_len=probe.max_seq_len, train_examples=probe.train_examples,
+                                  eval_examples=probe.eval_examples, device=str(device), log_every=10**9))
+    forked = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=forked):
+        res = finetune(backbone, spec, data, cfg, quiet=True)
+    log.info("probe %s (%d train / %d dev examples): %s (%s)", spec.name, probe.train_examples,
+             probe.eval_examples, " | ".join(f"{k} {v:.4f}" for k, v in res.metrics.items()),
+             format_duration(res.seconds))
+    return {"task": spec.name, **res.metrics, "seconds": res.seconds}

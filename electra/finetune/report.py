@@ -1,0 +1,173 @@
+"""Every task x every seed, reported as the paper does: medians over seeds (`electra evaluate`).
+
+    electra evaluate CHECKPOINT --tasks glue --seeds 5 --glue-dir DIR --out DIR
+
+Each run writes `runs/<task>/seed<k>/result.json` when it finishes, so an interrupted evaluation
+resumes where it stopped; `results.json` and `results.md` (median, mean ± std, min, max per metric,
+the GLUE average of medians, wall time per task) are rewritten after every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from electra.config import FinetuneConfig, to_dict
+from electra.errors import ConfigError
+from electra.finetune.run import finetune, load_backbone
+from electra.finetune.tasks import TASKS, TaskSpec, load_data
+from electra.log import format_duration
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where each task family's data lives."""
+
+    glue_dir: Path | None = None  # GLUE root: CoLA/, SST-2/, ... (or one HF datasets dir per task)
+    squad: Path | None = None  # a SQuAD directory (train/dev JSON) or, with split_by_article, one file
+    split_by_article: int = 0
+    conll_dir: Path | None = None  # eng.train, eng.testa, eng.testb
+
+
+def data_kwargs(spec: TaskSpec, sources: Sources) -> dict:
+    if spec.kind == "span":
+        if sources.squad is None:
+            raise ConfigError(f"task {spec.name} needs --squad (a SQuAD directory, or a JSON file with "
+                              "--split-by-article N)")
+        return {"data": sources.squad, "split_by_article": sources.split_by_article}
+    if spec.name == "conll2003":
+        if sources.conll_dir is None:
+            raise ConfigError("task conll2003 needs --conll DIR (eng.train, eng.testa)")
+        return {"data": sources.conll_dir}
+    if spec.columns is None:
+        raise ConfigError(f"`electra evaluate` runs named tasks; fine-tune your own {spec.name} data "
+                          "with `electra finetune --task ...`")
+    if sources.glue_dir is None:
+        raise ConfigError(f"task {spec.name} needs --glue-dir DIR (holding {spec.dir_name}/)")
+    return {"data": sources.glue_dir}
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    """Median (the paper's statistic), mean, sample std, min and max over seeds."""
+    a = np.asarray(values, dtype=np.float64)
+    return {"median": float(np.median(a)), "mean": float(a.mean()),
+            "std": float(a.std(ddof=1)) if len(a) > 1 else 0.0, "min": float(a.min()),
+            "max": float(a.max()), "n": len(a)}
+
+
+def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cfg: FinetuneConfig,
+             sources: Sources, out: Path, *, save_models: bool = False) -> dict:
+    out = Path(out)
+    backbone = load_backbone(checkpoint)
+    for spec in specs:  # fail on a missing source before hours of fine-tuning
+        data_kwargs(spec, sources)
+    resolved = cfg.resolved(backbone.model_cfg.hidden_size)
+    check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "config": to_dict(resolved)})
+    results = {"checkpoint": str(checkpoint), "source": backbone.source, "seeds": seeds,
+               "model": {"hidden_size": backbone.model_cfg.hidden_size,
+                         "num_layers": backbone.model_cfg.num_layers,
+                         "encoder_parameters": sum(t.numel() for t in backbone.encoder_state.values())},
+               "config": to_dict(resolved), "tasks": {}}
+    total = len(specs) * len(seeds)
+    done = 0
+    for spec in specs:
+        data = load_data(spec, cfg, **data_kwargs(spec, sources))
+        runs = []
+        for seed in seeds:
+            done += 1
+            run_dir = out / "runs" / spec.name / f"seed{seed}"
+            if (run_dir / "result.json").is_file():
+                runs.append(json.loads((run_dir / "result.json").read_text()))
+                log.info("[%d/%d] %s seed %d: already done (%s)", done, total, spec.name, seed, run_dir)
+                continue
+            log.info("[%d/%d] %s seed %d", done, total, spec.name, seed)
+            res = finetune(backbone, spec, data, dataclasses.replace(cfg, seed=seed),
+                           out=run_dir if save_models else None)
+            record = {"seed": seed, "metrics": res.metrics, "seconds": res.seconds, "steps": res.steps,
+                      "history": res.history}
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+            runs.append(record)
+            log.info("[%d/%d] %s seed %d: %s %.4f (%s)", done, total, spec.name, seed, spec.main_metric,
+                     res.metrics.get(spec.main_metric, float("nan")), format_duration(res.seconds))
+        results["tasks"][spec.name] = task_summary(spec, runs, data.note)
+        results["glue_average"] = glue_average(results["tasks"])
+        write_results(out, results)
+    return results
+
+
+def check_resume(out: Path, setup: dict) -> None:
+    """Finished runs are reused only when they came from the same checkpoint and config."""
+    f = out / "evaluate.json"
+    if f.is_file() and json.loads(f.read_text()) != setup:
+        raise ConfigError(f"{out} holds runs of another checkpoint or config; choose another --out "
+                          "(or delete it to start over)")
+    out.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps(setup, indent=2) + "\n")
+
+
+def task_summary(spec: TaskSpec, runs: list[dict], note: str) -> dict:
+    names = [m for m in spec.metric_names if all(m in r["metrics"] for r in runs)]
+    return {"title": spec.title, "main_metric": spec.main_metric, "note": note, "runs": runs,
+            "summary": {m: summarize([r["metrics"][m] for r in runs]) for m in names},
+            "seconds": sum(r["seconds"] for r in runs)}
+
+
+def glue_average(tasks: dict[str, dict]) -> dict:
+    """The paper's GLUE score: the plain average of each task's main metric (CoLA MCC, STS-B
+    Spearman, the others accuracy; WNLI left out), here of the medians over seeds."""
+    glue = [t for t, spec in TASKS.items() if spec.in_glue_average]
+    have = [t for t in glue if t in tasks and tasks[t]["main_metric"] in tasks[t]["summary"]]
+    score = float(np.mean([tasks[t]["summary"][tasks[t]["main_metric"]]["median"] for t in have])) if have else None
+    return {"score": score, "tasks": have, "missing": [t for t in glue if t not in have]}
+
+
+def write_results(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "results.json.tmp"
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(out / "results.json")
+    (out / "results.md").write_text(markdown(results))
+
+
+def markdown(results: dict) -> str:
+    c = results["config"]
+    lines = [
+        "# Fine-tuning results", "",
+        f"Checkpoint `{results['checkpoint']}` ({results['model']['num_layers']} layers, hidden "
+        f"{results['model']['hidden_size']}), size `{c['size']}`: lr {c['optim']['lr']:g}, layer-wise "
+        f"decay {c['optim']['layerwise_lr_decay']:g} ({c['optim']['llrd_mode']}), batch "
+        f"{c['train']['batch_size']}, seeds {', '.join(map(str, results['seeds']))}.",
+        "Scores x100 on the dev sets; the median over seeds is the reported number (as the paper).",
+        *([f"**Subsets** (not full-data numbers): train.train_examples={c['train']['train_examples']}, "
+           f"train.eval_examples={c['train']['eval_examples']}."]
+          if c["train"]["train_examples"] or c["train"]["eval_examples"] else []), "",
+        "| task | metric | median | mean ± std | min | max | seeds | wall time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    notes = []
+    for t in results["tasks"].values():
+        title = t["title"] + (" (article split)" if "article split" in t["note"] else "")
+        for i, (metric, s) in enumerate(t["summary"].items()):
+            lines.append(f"| {title if i == 0 else ''} | {metric} | {100 * s['median']:.2f} | "
+                         f"{100 * s['mean']:.2f} ± {100 * s['std']:.2f} | {100 * s['min']:.2f} | "
+                         f"{100 * s['max']:.2f} | {s['n']} | "
+                         f"{format_duration(t['seconds']) if i == 0 else ''} |")
+        if t["note"]:
+            notes.append(f"- {t['title']}: {t['note']}")
+    g = results.get("glue_average") or {}
+    if g.get("score") is not None:
+        which = ", ".join(g["tasks"])
+        caveat = "" if not g["missing"] else f"; missing {', '.join(g['missing'])}, so not the GLUE score"
+        lines += ["", f"**GLUE average of medians**: {100 * g['score']:.2f} ({len(g['tasks'])} tasks: "
+                      f"{which}{caveat}; main metrics: CoLA MCC, STS-B Spearman, others accuracy)"]
+    if notes:
+        lines += ["", "Notes:", *notes]
+    return "\n".join(lines) + "\n"
+

@@ -1,0 +1,304 @@
+"""Fine-tune one pre-trained encoder on one task with one seed: what `electra finetune` runs.
+
+    electra finetune RUN_OR_HF_DIR --task sst2 --data glue/SST-2 --out ft/sst2 [section.field=value]
+
+Setup: the backbone (our run/checkpoint, a local HF ELECTRA/BERT directory, or an earlier
+fine-tuned model) with its tokenizer, the task's data, a fresh head, AdamW with layer-wise LR
+decay and warmup + decay. Then one loop: epochs of shuffled batches padded to their longest row,
+a dev evaluation after each epoch, and the model saved with its config, tokenizer and labels."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from electra import checkpoint as ckpt
+from electra.config import FinetuneConfig, ModelConfig, OptimConfig, from_dict, to_dict
+from electra.errors import CheckpointError, DataError
+from electra.export import HFCheckpoint
+from electra.finetune.features import Encoded, batches
+from electra.finetune.tasks import TaskData, TaskSpec, get_task
+from electra.log import format_duration
+from electra.model.finetuning import FinetuneModel
+from electra.model.layers import Encoder, init_weights
+from electra.optim import build_optimizer, build_scheduler, layerwise_lr_scales
+from electra.precision import Precision, resolve_precision
+from electra.tokenizer import Tokenizer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    model_cfg: ModelConfig
+    encoder_state: dict[str, torch.Tensor]  # our Encoder layout
+    tokenizer: Tokenizer
+    source: str
+
+
+def load_backbone(path: str | Path) -> Backbone:
+    """Our run or checkpoint directory, a local HF ELECTRA/BERT directory, or a directory written
+    by `electra finetune` (its encoder: intermediate-task training)."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p} does not exist; pass a run or checkpoint directory or a Hugging "
+                              "Face ELECTRA/BERT directory")
+    if (p / "finetune.json").is_file():
+        model, _, _, tok, info = load_finetuned(p)
+        return Backbone(model.encoder.cfg, model.encoder.state_dict(), tok, f"{p} ({info['task']})")
+    ours = (p / "meta.json").is_file() or (p / "checkpoints").is_dir()
+    if not ours and (p / "config.json").is_file():
+        if not any((p / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
+            raise CheckpointError(f"{p} has no tokenizer (tokenizer.json or vocab.txt); copy the "
+                                  "model's tokenizer files into it")
+        hf = HFCheckpoint(p)
+        return Backbone(hf.config, hf.encoder_state, Tokenizer.load(p), str(p))
+    found = ckpt.resolve_checkpoint(p)
+    if not (found / "tokenizer").is_dir():
+        raise CheckpointError(f"{found} has no tokenizer/ directory; copy the tokenizer the model "
+                              "was trained with into it")
+    model, _, tokenizer, meta = ckpt.load_pretrained(found)
+    return Backbone(model.disc_cfg, model.discriminator.state_dict(), tokenizer,
+                    f"{found} (step {meta.get('step')})")
+
+
+@dataclass
+class FinetuneResult:
+    task: str
+    seed: int
+    metrics: dict[str, float]  # dev metrics after the last epoch, split prefixes applied
+    history: list[dict]  # one record per epoch
+    seconds: float
+    steps: int
+    config: FinetuneConfig  # as resolved for this model (size, lr, decay)
+    note: str = ""
+    predictions: dict[str, list] = dataclasses.field(default_factory=dict)  # dev split -> per example
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
+    """Sequence lengths capped at the model's position table (e.g. SQuAD's 512 on a 128 model)."""
+    limit = mcfg.max_position_embeddings
+    train, sq = cfg.train, cfg.squad
+    if train.max_seq_len > limit:
+        train = dataclasses.replace(train, max_seq_len=limit)
+    if sq.max_seq_len > limit:
+        log.debug("squad.max_seq_len %d -> %d (the model's max_position_embeddings)", sq.max_seq_len, limit)
+        sq = dataclasses.replace(sq, max_seq_len=limit, max_query_len=min(sq.max_query_len, limit // 2))
+    return dataclasses.replace(cfg, train=train, squad=sq)
+
+
+def build_model(backbone: Backbone, spec: TaskSpec, labels: tuple[str, ...], cfg: FinetuneConfig
+                ) -> FinetuneModel:
+    mcfg = dataclasses.replace(backbone.model_cfg, dropout=cfg.train.dropout,
+                               attention_dropout=cfg.train.dropout)
+    if backbone.tokenizer.vocab_size > mcfg.vocab_size:
+        raise CheckpointError(f"the tokenizer has {backbone.tokenizer.vocab_size} tokens but the model "
+                              f"only {mcfg.vocab_size}; they do not belong together")
+    encoder = Encoder(mcfg)
+    encoder.load_state_dict(backbone.encoder_state)
+    head = spec.family.head(spec, mcfg.hidden_size, labels, cfg)
+    init_weights(head, mcfg.initializer_range)
+    return FinetuneModel(encoder, head)
+
+
+@torch.no_grad()
+def predict(model: FinetuneModel, spec: TaskSpec, enc: Encoded, batch_size: int, pad_id: int,
+            device: torch.device, precision: Precision) -> list:
+    """One output row per feature, in feature order."""
+    was_training = model.training
+    model.eval()
+    rows: list = [None] * len(enc)
+    for batch in batches(enc, batch_size, pad_id):
+        b = batch.to(device)
+        with precision.autocast():
+            out = model(b.input_ids, b.token_type_ids, b.attention_mask)
+        for i, row in zip(b.index, spec.family.unbatch(out, b), strict=True):
+            rows[i] = row
+    model.train(was_training)
+    return rows
+
+
+def _metrics_line(metrics: dict[str, float]) -> str:
+    return " | ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "thresh" not in k)
+
+
+def finetune(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, *,
+             out: Path | None = None, quiet: bool = False) -> FinetuneResult:
+    """Train a fresh head + the encoder on `data.train`, evaluate on every dev split after each
+    epoch; with `out`, save the model and dev predictions there."""
+    # ---- setup --------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()) \
+            and not (Path(out) / "finetune.json").is_file():
+        raise CheckpointError(f"{out} exists and is not a fine-tuned model; choose another --out")
+    say = log.debug if quiet else log.info
+    cfg = fit_to_model(cfg.resolved(backbone.model_cfg.hidden_size), backbone.model_cfg)
+    tc, oc, tok = cfg.train, cfg.optim, backbone.tokenizer
+    device = resolve_device(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(cfg.seed)  # head init and dropout
+    shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order
+    precision = Precision(resolve_precision(tc.precision, device), device)
+
+    labels = spec.labels or spec.family.labels(spec, data.train)
+    train_examples = data.train
+    if 0 < tc.train_examples < len(train_examples):
+        train_examples = random.Random(cfg.seed).sample(train_examples, tc.train_examples)
+    train_set = spec.family.encode(spec, train_examples, tok, labels, cfg, True)
+    if not len(train_set):
+        raise DataError(f"no usable training examples for {spec.name}; check the training file")
+    dev = {}
+    for split, examples in data.dev.items():
+        examples = examples[: tc.eval_examples or None]
+        dev[split] = (examples, spec.family.encode(spec, examples, tok, labels, cfg, False))
+
+    model = build_model(backbone, spec, labels, cfg).to(device)
+    epochs = tc.epochs or spec.epochs
+    total = max(1, math.ceil(epochs * math.ceil(len(train_set) / tc.batch_size)))
+    ocfg = OptimConfig(lr=oc.lr, warmup_steps=int(oc.warmup_fraction * total), schedule=oc.schedule,
+                       weight_decay=oc.weight_decay, beta1=oc.beta1, beta2=oc.beta2, eps=oc.eps,
+                       bias_correction=oc.bias_correction, clip_norm=oc.clip_norm)
+    scales = layerwise_lr_scales([n for n, _ in model.named_parameters()], backbone.model_cfg.num_layers,
+                                 oc.layerwise_lr_decay, oc.llrd_mode)
+    optimizer = build_optimizer(model, ocfg, scales)
+    scheduler = build_scheduler(optimizer, ocfg, total)
+    say("%s seed %d: %d train examples -> %d inputs, %g epochs = %d steps of %d | size %s, lr %.1e, "
+        "layer decay %.2f (%s) | %s on %s", spec.name, cfg.seed, len(train_examples), len(train_set),
+        epochs, total, tc.batch_size, cfg.size, oc.lr, oc.layerwise_lr_decay, oc.llrd_mode,
+        precision.name, device)
+
+    def evaluate() -> tuple[dict[str, float], dict[str, list]]:
+        metrics, predictions = {}, {}
+        for split, (examples, enc) in dev.items():
+            rows = predict(model, spec, enc, tc.eval_batch_size, tok.pad_id, device, precision)
+            predictions[split] = spec.family.decode(spec, examples, enc, rows, labels, cfg)
+            scored = spec.family.score(spec, examples, predictions[split], cfg)
+            metrics.update({data.prefixes.get(split, "") + k: v for k, v in scored.items()})
+        return metrics, predictions
+
+    # ---- loop ---------------------------------------------------------------------------------
+    step, history = 0, []
+    metrics: dict[str, float] = {}
+    predictions: dict[str, list] = {}
+    model.train()
+    for epoch in range(1, math.ceil(epochs) + 1):
+        t_epoch = time.perf_counter()
+        loss_sum, n_steps = torch.zeros((), device=device), 0
+        for batch in batches(train_set, tc.batch_size, tok.pad_id, generator=shuffle):
+            if step == total:  # a fractional last epoch
+                break
+            # step: forward, loss, backward, clip, update
+            b = batch.to(device)
+            with precision.autocast():
+                output = model(b.input_ids, b.token_type_ids, b.attention_mask)
+            loss = spec.family.loss(spec, output, b, cfg)
+            precision.scaler.scale(loss).backward()
+            precision.scaler.unscale_(optimizer)
+            if oc.clip_norm > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm)
+            precision.scaler.step(optimizer)
+            precision.scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            loss_sum += loss.detach()
+            n_steps += 1
+            if step % tc.log_every == 0:  # log (the only host sync inside an epoch)
+                say("  %s step %d/%d | loss %.4f | lr %.2e", spec.name, step, total,
+                    loss_sum.item() / n_steps, scheduler.get_last_lr()[0])
+        train_loss = loss_sum.item() / max(n_steps, 1)
+        if not math.isfinite(train_loss):
+            raise DataError(f"the {spec.name} training loss became {train_loss}; lower optim.lr or use "
+                            "train.precision=fp32")
+        # eval
+        metrics, predictions = evaluate()
+        history.append({"epoch": epoch, "step": step, "train_loss": train_loss, **metrics,
+                        "seconds": time.perf_counter() - t_epoch})
+        say("%s seed %d epoch %d/%d | train loss %.4f | %s | %s", spec.name, cfg.seed, epoch,
+            math.ceil(epochs), train_loss, _metrics_line(metrics), format_duration(time.perf_counter() - t_epoch))
+
+    result = FinetuneResult(task=spec.name, seed=cfg.seed, metrics=metrics, history=history,
+                            seconds=time.perf_counter() - t0, steps=step, config=cfg, note=data.note,
+                            predictions=predictions)
+    # save
+    if out is not None:
+        save_finetuned(Path(out), model, spec, labels, backbone, result,
+                       {split: examples for split, (examples, _) in dev.items()})
+    return result
+
+
+# ---- the fine-tuned model directory ---------------------------------------------------------
+
+
+def save_finetuned(out: Path, model: FinetuneModel, spec: TaskSpec, labels: tuple[str, ...],
+                   backbone: Backbone, result: FinetuneResult, dev_examples: dict[str, list]) -> None:
+    """model.safetensors + finetune.json (task, labels, configs, metrics) + tokenizer/ + the dev
+    predictions, everything `electra predict` needs."""
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in ckpt.model_state(model).items()},
+              str(out / "model.safetensors"))
+    backbone.tokenizer.save(out / "tokenizer")
+    info = {"task": spec.name, "labels": list(labels), "source": backbone.source, "seed": result.seed,
+            "metrics": result.metrics, "note": result.note, "steps": result.steps,
+            "model": to_dict(model.encoder.cfg), "config": to_dict(result.config), "history": result.history}
+    (out / "finetune.json").write_text(json.dumps(info, indent=2) + "\n")
+    for split, examples in dev_examples.items():
+        spec.family.write(spec, examples, result.predictions[split],
+                          out / f"predictions_{split}{spec.pred_suffix}", result.metrics)
+
+
+def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneConfig, Tokenizer, dict]:
+    p = Path(path)
+    try:
+        info = json.loads((p / "finetune.json").read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{p} has no finetune.json; pass a directory written by electra finetune") from None
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{p}/finetune.json is corrupt ({e}); fine-tune again") from None
+    spec = get_task(info["task"])
+    cfg = from_dict(FinetuneConfig, info["config"])
+    mcfg = from_dict(ModelConfig, info["model"])
+    if not (p / "tokenizer").is_dir():
+        raise CheckpointError(f"{p} has no tokenizer/ directory; fine-tune again or copy it back")
+    tokenizer = Tokenizer.load(p / "tokenizer")
+    labels = tuple(info["labels"])
+    model = FinetuneModel(Encoder(mcfg), spec.family.head(spec, mcfg.hidden_size, labels, cfg))
+    try:
+        tensors = load_file(str(p / "model.safetensors"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{p} has no model.safetensors; fine-tune again") from None
+    ckpt.load_model_state(model, tensors, str(p))
+    return model.eval(), spec, cfg, tokenizer, info
+
+
+def predict_file(model_dir: str | Path, input_path: Path, out_path: Path) -> tuple[int, dict[str, float]]:
+    """Predictions for a file in the task's format (labels optional) -> `out_path`, in the GLUE
+    submission format for GLUE tasks. Returns (examples, metrics if the file is labelled)."""
+    model, spec, cfg, tok, info = load_finetuned(model_dir)
+    labels = tuple(info["labels"])
+    device = resolve_device(cfg.train.device)
+    precision = Precision(resolve_precision(cfg.train.precision, device), device)
+    examples = spec.family.read(spec, Path(input_path), "test", cfg)
+    enc = spec.family.encode(spec, examples, tok, labels, cfg, False)
+    rows = predict(model.to(device), spec, enc, cfg.train.eval_batch_size, tok.pad_id, device, precision)
+    predictions = spec.family.decode(spec, examples, enc, rows, labels, cfg)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    spec.family.write(spec, examples, predictions, out_path, info.get("metrics"))
+    return len(examples), spec.family.score(spec, examples, predictions, cfg)
+

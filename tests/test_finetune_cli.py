@@ -1,0 +1,220 @@
+"""`electra finetune / evaluate / predict` end to end on tiny fixtures of every task family,
+our own run directory as a backbone, the pre-training probe, and one-line user errors."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from electra.cli import main
+from electra.config import ProbeConfig, apply_overrides, preset
+from electra.errors import ConfigError
+from electra.export import HFCheckpoint, pretrained_to_hf, save_hf
+from electra.model.layers import Encoder
+from electra.model.pretraining import ElectraModel
+from electra.tokenizer import Tokenizer
+from tests.conftest import TINY_RUN
+from tests.finetune_fixtures import write_conll, write_glue, write_squad, write_user
+from tests.test_model import TINY
+
+# one thread: the default two spin badly when another job shares the cores
+FAST = ["train.threads=1", "train.batch_size=8", "train.eval_batch_size=16", "train.max_seq_len=48",
+        "train.log_every=2", "train.epochs=1", "optim.lr=1e-3"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_tokenizer, tmp_path_factory):
+    """A local HF ELECTRA directory (random tiny discriminator + the tiny tokenizer)."""
+    tok = Tokenizer.load(tiny_tokenizer)
+    torch.manual_seed(0)
+    model = ElectraModel.from_config(apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}"]))
+    return save_hf(tmp_path_factory.mktemp("hf") / "disc", *pretrained_to_hf(model, "discriminator"), tok)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ftcli")
+    return {"glue": write_glue(root / "glue"), "conll": write_conll(root / "conll"),
+            "squad": write_squad(root / "squad.json"), "squad2": write_squad(root / "v2.json", v2=True),
+            "user": write_user(root / "user")}
+
+
+def cli_error(capsys, *argv) -> str:
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("electra: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_finetune_learns_and_predict_writes_a_glue_submission(backbone, data, tmp_path, capsys):
+    out = tmp_path / "sst2"
+    assert main(["finetune", str(backbone), "--task", "sst2", "--data", str(data["glue"]), "--out", str(out),
+                 *FAST, "train.epochs=4", "--seed", "3"]) == 0
+    info = json.loads((out / "finetune.json").read_text())
+    losses = [h["train_loss"] for h in info["history"]]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert info["seed"] == 3 and info["labels"] == ["0", "1"] and 0 <= info["metrics"]["acc"] <= 1
+    assert info["config"]["size"] == "small" and info["config"]["optim"]["layerwise_lr_decay"] == 0.8
+    assert (out / "tokenizer" / "vocab.txt").is_file() and (out / "predictions_dev.tsv").is_file()
+    printed = capsys.readouterr().out
+    assert "SST-2 (seed 3" in printed and "electra predict" in printed
+
+    sub = tmp_path / "SST-2.tsv"
+    assert main(["predict", str(out), "--input", str(data["glue"] / "SST-2" / "test.tsv"), "--out", str(sub)]) == 0
+    lines = sub.read_text().splitlines()
+    assert lines[0] == "index\tprediction" and len(lines) == 7
+    assert [ln.split("\t")[0] for ln in lines[1:]] == [str(i) for i in range(6)]
+    assert {ln.split("\t")[1] for ln in lines[1:]} <= {"0", "1"}
+    # a labelled file also prints its score
+    assert main(["predict", str(out), "--input", str(data["glue"] / "SST-2" / "dev.tsv"), "--out",
+                 str(tmp_path / "dev.tsv")]) == 0
+    assert "wrote 16 predictions" in capsys.readouterr().out
+
+
+def test_evaluate_reports_medians_over_seeds_and_resumes(backbone, data, tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(backbone), "--tasks", "cola,mrpc,stsb", "--seeds", "2", "--glue-dir",
+            str(data["glue"]), "--out", str(out), *FAST]
+    assert main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["seeds"] == [0, 1] and list(res["tasks"]) == ["cola", "mrpc", "stsb"]
+    for task, metrics in (("cola", {"mcc", "acc"}), ("mrpc", {"acc", "f1"}), ("stsb", {"spearman", "pearson"})):
+        t = res["tasks"][task]
+        assert set(t["summary"]) == metrics and len(t["runs"]) == 2 and t["seconds"] > 0
+        for s in t["summary"].values():
+            assert set(s) == {"median", "mean", "std", "min", "max", "n"} and s["min"] <= s["median"] <= s["max"]
+        values = [r["metrics"][t["main_metric"]] for r in t["runs"]]
+        assert t["summary"][t["main_metric"]]["median"] == pytest.approx(sum(values) / 2)
+    g = res["glue_average"]
+    assert g["tasks"] == ["cola", "mrpc", "stsb"] and "rte" in g["missing"]
+    assert g["score"] == pytest.approx(sum(res["tasks"][t]["summary"][res["tasks"][t]["main_metric"]]["median"]
+                                           for t in g["tasks"]) / 3)
+    md = (out / "results.md").read_text()
+    assert "| CoLA | mcc |" in md and "| STS-B | spearman |" in md and "GLUE average of medians" in md
+    assert "not the GLUE score" in md
+    first = (out / "runs" / "cola" / "seed0" / "result.json").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0  # resumes: every run is already done
+    assert (out / "runs" / "cola" / "seed0" / "result.json").stat().st_mtime_ns == first
+    assert json.loads((out / "results.json").read_text())["tasks"] == res["tasks"]
+    # never mix runs of different settings in one table
+    assert "another checkpoint or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
+
+
+def _user_args(d, name):
+    u = d["user"]
+    return {
+        "conll2003": ["--data", d["conll"], "train.epochs=2"],
+        "squad": ["--data", d["squad"], "--split-by-article", "4", "squad.max_seq_len=48",
+                  "squad.doc_stride=16", "squad.max_query_len=12"],
+        "squad2": ["--train", d["squad2"], "--dev", d["squad2"], "squad.max_seq_len=48",
+                   "squad.max_query_len=12"],
+        "classification": ["--train", u / "train.csv", "--dev", u / "dev.csv", "--text-column", "review",
+                           "--label-column", "sentiment", "head.kind=electra"],
+        "regression": ["--train", u / "train.jsonl", "--dev", u / "dev.jsonl", "--text-column", "a",
+                       "--pair-column", "b", "--label-column", "y"],
+        "tagging": ["--train", u / "train_tags.jsonl", "--dev", u / "dev_tags.jsonl"],
+    }[name]
+
+
+@pytest.mark.parametrize("task, metric, suffix", [
+    ("conll2003", "f1", ".txt"), ("squad", "exact", ".json"), ("squad2", "best_f1_thresh", ".json"),
+    ("classification", "f1_macro", ".tsv"), ("regression", "pearson", ".tsv"), ("tagging", "f1", ".txt")])
+def test_every_task_family_runs_end_to_end(backbone, data, tmp_path, task, metric, suffix):
+    out = tmp_path / task
+    assert main(["finetune", str(backbone), "--task", task, "--out", str(out), *FAST,
+                 *map(str, _user_args(data, task))]) == 0
+    info = json.loads((out / "finetune.json").read_text())
+    assert metric in info["metrics"] and len(info["history"]) >= 1
+    preds = out / f"predictions_dev{suffix}"
+    assert preds.is_file()
+    if task == "squad":
+        assert "article split" in info["note"]
+        assert set(json.loads(preds.read_text())) == {f"a{a}q{q}" for a in (4, 5) for q in range(4)}
+    if task == "conll2003":
+        first = preds.read_text().splitlines()[0].split()
+        assert len(first) == 3 and first[1] in ("I-PER", "B-PER")  # word gold predicted (conlleval input)
+    # predict re-reads the task's format (labels optional) and writes the same kind of file
+    src = {"conll2003": data["conll"] / "eng.testa", "squad": data["squad"], "squad2": data["squad2"],
+           "classification": data["user"] / "dev.csv", "regression": data["user"] / "dev.jsonl",
+           "tagging": data["user"] / "dev_tags.jsonl"}[task]
+    assert main(["predict", str(out), "--input", str(src), "--out", str(tmp_path / f"p{suffix}")]) == 0
+
+
+def test_our_run_directory_is_a_backbone(tiny_data, data, tmp_path, capsys):
+    from electra.pipeline import run
+
+    res = run(apply_overrides(preset("tiny"), TINY_RUN), out=tmp_path / "run", data=tiny_data)
+    out = tmp_path / "ft"
+    assert main(["finetune", str(tmp_path / "run"), "--task", "rte", "--data", str(data["glue"]), "--out",
+                 str(out), *FAST]) == 0
+    assert "step 6" in json.loads((out / "finetune.json").read_text())["source"]
+    # fine-tuned encoders start from the run's discriminator
+    from electra.finetune.run import load_backbone
+
+    assert torch.equal(load_backbone(tmp_path / "run").encoder_state["layers.0.ffn_in.weight"],
+                       HFCheckpoint(res.exports["discriminator"]).encoder_state["layers.0.ffn_in.weight"])
+    shutil.copytree(res.train.checkpoint, tmp_path / "no_tok")
+    shutil.rmtree(tmp_path / "no_tok" / "tokenizer")
+    assert "has no tokenizer/ directory" in cli_error(capsys, "finetune", tmp_path / "no_tok", "--task", "rte",
+                                                      "--data", data["glue"])
+
+
+def test_user_errors_are_one_line(backbone, data, tmp_path, capsys):
+    hf = tmp_path / "hf"
+    shutil.copytree(backbone, hf)
+    for f in ("tokenizer.json", "vocab.txt"):
+        (hf / f).unlink()
+    assert "has no tokenizer" in cli_error(capsys, "finetune", hf, "--task", "sst2", "--data", data["glue"])
+    bad = tmp_path / "SST-2"
+    bad.mkdir()
+    (bad / "dev.tsv").write_text((data["glue"] / "SST-2" / "dev.tsv").read_text())
+    (bad / "train.tsv").write_text("text\tlabel\nhello\t1\n")
+    assert "no column 'sentence'" in cli_error(capsys, "finetune", backbone, "--task", "sst2", "--data", bad)
+    (bad / "train.tsv").write_text("sentence\tlabel\nhello\tpositive\n")
+    assert "unknown label 'positive'" in cli_error(capsys, "finetune", backbone, "--task", "sst2", "--data", bad)
+    (bad / "train.tsv").write_text("")
+    assert "is empty" in cli_error(capsys, "finetune", backbone, "--task", "sst2", "--data", bad)
+    u = data["user"]
+    assert "--text-column" in cli_error(capsys, "finetune", backbone, "--task", "classification",
+                                        "--train", u / "train.csv", "--dev", u / "dev.csv")
+    assert "did you mean 'stsb'" in cli_error(capsys, "finetune", backbone, "--task", "stsc")
+    assert "needs --glue-dir" in cli_error(capsys, "evaluate", backbone, "--tasks", "glue", "--out", tmp_path / "e")
+    assert "did you mean 'optim.lr'" in cli_error(capsys, "finetune", backbone, "--task", "sst2", "optim.lrr=1")
+    assert "does not exist" in cli_error(capsys, "finetune", tmp_path / "nothing", "--task", "sst2")
+    assert "--seeds" in cli_error(capsys, "evaluate", backbone, "--seeds", "five", "--out", tmp_path / "e")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    assert "not a fine-tuned model" in cli_error(capsys, "finetune", backbone, "--task", "sst2", "--data",
+                                                 data["glue"], "--out", tmp_path / "mine", *FAST)
+
+
+def test_probe_fine_tunes_a_copy_and_leaves_the_rng_alone(backbone, data):
+    from electra.finetune.probe import run_probe
+
+    ck = HFCheckpoint(backbone)
+    encoder = Encoder(ck.config)
+    encoder.load_state_dict(ck.encoder_state)
+    before = {k: v.clone() for k, v in encoder.state_dict().items()}
+    probe = ProbeConfig(task="sst2", data=str(data["glue"] / "SST-2"), train_examples=32, eval_examples=16,
+                        batch_size=8, max_seq_len=48)
+    torch.manual_seed(123)
+    rng = torch.get_rng_state()
+    result = run_probe(encoder, Tokenizer.load(backbone), probe, "cpu")
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert result["task"] == "sst2" and 0 <= result["acc"] <= 1 and result["seconds"] > 0
+    assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())
+    cfg = apply_overrides(preset("tiny"), ["eval.task=sst2", f"eval.data={data['glue']}", "eval.every=100"])
+    assert cfg.eval.task == "sst2" and cfg.eval.every == 100
+    with pytest.raises(ConfigError, match="needs eval.data"):
+        apply_overrides(preset("tiny"), ["eval.task=sst2"])
+    with pytest.raises(ConfigError, match="eval.task='squad'"):
+        apply_overrides(preset("tiny"), ["eval.task=squad", "eval.data=x"])
