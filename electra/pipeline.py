@@ -35,8 +35,10 @@ class PipelineResult:
     seconds: float
 
 
-def default_corpus() -> Path:
-    return Path(str(resources.files("electra") / "resources" / "corpus"))
+def default_corpus() -> list[str]:
+    """The built-in Wikipedia sample (its NOTICE file is not text to train on)."""
+    root = Path(str(resources.files("electra") / "resources" / "corpus"))
+    return [str(p) for p in sorted(root.glob("wiki_*.gz"))]
 
 
 def default_run_dir(preset_name: str) -> Path:
@@ -84,13 +86,14 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: Path | None, corpus:
                                      f"{init.discriminator}; re-run electra preprocess with "
                                      f"--tokenizer {init.discriminator}")
         return Path(data), tokenizer
-    corpus = corpus or [str(default_corpus())]
+    corpus = corpus or default_corpus()
     run_dir.mkdir(parents=True, exist_ok=True)
     if init is not None:
         tokenizer = Tokenizer.load(init.discriminator)
         tok_dir = init.discriminator
     else:
-        log.info("training a %d-token WordPiece tokenizer on %s", cfg.tokenizer.vocab_size, ", ".join(corpus))
+        log.info("training a %d-token WordPiece tokenizer on %d corpus path(s) (%s%s)", cfg.tokenizer.vocab_size,
+                 len(corpus), ", ".join(corpus[:2]), ", ..." if len(corpus) > 2 else "")
         tok_dir = run_dir / "tokenizer"
         tokenizer = train_tokenizer(corpus, tok_dir, cfg.tokenizer)
     data_dir = run_dir / "data"
