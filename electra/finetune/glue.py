@@ -1,10 +1,8 @@
-"""Sentence and sentence-pair classification/regression: GLUE and the user's own CSV/TSV/JSONL.
+"""Sentence(-pair) classification/regression: GLUE TSVs, HF `datasets` dirs, the user's CSV/TSV/JSONL.
 
-GLUE TSVs are read without CSV quoting (sentences hold literal `"`), with the BOM stripped (MRPC)
-and columns found by their official header names, or by position for CoLA's header-less files.
-A local Hugging Face `datasets` directory (`load_from_disk`) works too when `datasets` is
-installed. MRPC/STS-B use `double_unordered`: both sentence orders in training (as
-google-research/electra) and the two orders' outputs averaged at evaluation."""
+GLUE TSVs are read without CSV quoting (sentences hold literal `"`), BOM stripped (MRPC), columns
+by official header name or, for CoLA's header-less files, by position. MRPC/STS-B use
+`double_unordered`: both sentence orders in training (as G-EL), both orders averaged at eval."""
 
 from __future__ import annotations
 

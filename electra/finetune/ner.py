@@ -1,10 +1,8 @@
 """Token tagging (NER): CoNLL column files and JSONL, first-sub-token labelling, conlleval F1.
 
-CoNLL-2003 files (`word POS chunk NER`, `-DOCSTART-` lines, blank line between sentences) are
-read with the tag in the last column, in IOB1 or IOB2 as given; conlleval's chunk rules score
-both. Each word's label sits on its first sub-token; the other sub-tokens are ignored in the loss
-and at prediction. Sentences longer than the model's window are split between words, so every
-word gets a prediction and the F1 covers the whole file."""
+Tags are read from the last column in IOB1 or IOB2 as given (conlleval's chunk rules score both).
+A word's label sits on its first sub-token, the others are ignored; sentences longer than the
+window are split between words, so every word is predicted and the F1 covers the whole file."""
 
 from __future__ import annotations
 

@@ -1,10 +1,8 @@
-"""Every task x every seed, reported as the paper does: medians over seeds (`electra evaluate`).
+"""Every task x seed, reported as the paper does (medians): `electra evaluate CKPT --tasks glue --seeds 5`.
 
-    electra evaluate CHECKPOINT --tasks glue --seeds 5 --glue-dir DIR --out DIR
-
-Each run writes `runs/<task>/seed<k>/result.json` when it finishes, so an interrupted evaluation
-resumes where it stopped; `results.json` and `results.md` (median, mean ± std, min, max per metric,
-the GLUE average of medians, wall time per task) are rewritten after every run."""
+Each run writes `runs/<task>/seed<k>/result.json` when it ends, so an interrupted evaluation
+resumes; `results.json` and `results.md` (median, mean ± std, min, max, GLUE average of medians,
+wall time per task) are rewritten after every task."""
 
 from __future__ import annotations
 

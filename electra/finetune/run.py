@@ -1,11 +1,8 @@
-"""Fine-tune one pre-trained encoder on one task with one seed: what `electra finetune` runs.
+"""Fine-tune one encoder on one task with one seed: `electra finetune CKPT --task sst2 --data DIR`.
 
-    electra finetune RUN_OR_HF_DIR --task sst2 --data glue/SST-2 --out ft/sst2 [section.field=value]
-
-Setup: the backbone (our run/checkpoint, a local HF ELECTRA/BERT directory, or an earlier
-fine-tuned model) with its tokenizer, the task's data, a fresh head, AdamW with layer-wise LR
-decay and warmup + decay. Then one loop: epochs of shuffled batches padded to their longest row,
-a dev evaluation after each epoch, and the model saved with its config, tokenizer and labels."""
+Setup: backbone (our run/checkpoint, a HF ELECTRA/BERT dir, or a fine-tuned dir) + tokenizer, data,
+a fresh head, AdamW with layer-wise LR decay. Then one loop: epochs of shuffled batches padded to
+their longest row, a dev evaluation per epoch; the model is saved with config, tokenizer, labels."""
 
 from __future__ import annotations
 

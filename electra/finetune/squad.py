@@ -1,12 +1,7 @@
-"""Extractive QA (SQuAD 1.1 / 2.0 JSON): windows with a doc stride, n-best span decoding, the
-SQuAD 2.0 answerability score, official EM/F1.
-
-Windows follow BERT/google-research/electra: `[CLS] question [SEP] context-window [SEP]`, the
-next window starting `min(window, doc_stride)` tokens later; a token seen in several windows
-may only start an answer in the window where it has the most context. Answers map back to
-the original context through the tokenizer's character offsets. For 2.0, the example's
-no-answer odds are the smallest "unanswerable" logit over its windows (G-EL); the threshold
-on them is tuned on the evaluation set, as the official script's best_exact/best_f1 do."""
+"""Extractive QA (SQuAD 1.1/2.0 JSON): BERT/G-EL windows (`[CLS] question [SEP] window [SEP]`,
+doc stride, max-context rule), n-best span decoding mapped back to whole words of the context
+through character offsets, official EM/F1. SQuAD 2.0: an example's no-answer odds are the smallest
+"unanswerable" logit over its windows (G-EL), thresholded as the official best_exact/best_f1."""
 
 from __future__ import annotations
 
