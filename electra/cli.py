@@ -22,7 +22,6 @@ from pathlib import Path
 
 from electra.config import (
     PRESETS,
-    FinetuneConfig,
     PreprocessConfig,
     TokenizerConfig,
     apply_overrides,
@@ -30,6 +29,7 @@ from electra.config import (
     to_dict,
 )
 from electra.errors import ElectraError
+from electra.finetune.config import FinetuneConfig
 
 log = logging.getLogger("electra")
 
@@ -100,10 +100,13 @@ def _print_summary(res) -> None:
     print(f"  HF model      {res.exports['discriminator']}  (generator: {res.exports['generator']})")
     print(f"  metrics       {run_dir / 'metrics.jsonl'}" +
           (f"  (tensorboard --logdir {run_dir / 'tensorboard'})" if (run_dir / "tensorboard").exists() else ""))
-    print("next: load it in transformers:\n"
+    print("next: fine-tune and evaluate it (GLUE TSV directories, median over seeds):\n"
+          f"  electra evaluate {run_dir} --tasks cola,sst2,mrpc,stsb,rte --glue-dir PATH/TO/glue --seeds 3 "
+          f"--out {run_dir / 'eval'}\n"
+          "or load it in transformers:\n"
           f"  python -c \"from transformers import ElectraForPreTraining as M; "
           f"print(M.from_pretrained('{res.exports['discriminator']}'))\"\n"
-          f"  or continue training: electra pretrain --resume --out {run_dir} train.steps={2 * t.step}")
+          f"or train it longer: electra pretrain --resume --out {run_dir} train.steps={2 * t.step}")
 
 
 def _export(args: argparse.Namespace) -> None:

@@ -25,18 +25,18 @@ TOKENIZER_KINDS = ("wordpiece",)
 PACKING_MODES = ("electra",)
 
 
-def _check(cond: bool, msg: str) -> None:
+def check(cond: bool, msg: str) -> None:
     if not cond:
         raise ConfigError(msg)
 
 
-def _check_prob(name: str, value: float, *, open_right: bool = False) -> None:
+def check_prob(name: str, value: float, *, open_right: bool = False) -> None:
     ok = 0.0 <= value < 1.0 if open_right else 0.0 <= value <= 1.0
-    _check(ok, f"{name}={value} is not a probability; use a value in [0, 1{')' if open_right else ']'}")
+    check(ok, f"{name}={value} is not a probability; use a value in [0, 1{')' if open_right else ']'}")
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    check(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 @dataclass(kw_only=True)
@@ -52,9 +52,9 @@ class TokenizerConfig:
     text_field: str = "text"  # JSONL field holding the document text
 
     def __post_init__(self) -> None:
-        _check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
-        _check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
-        _check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
+        check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
+        check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
+        check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
 
 
 @dataclass(kw_only=True)
@@ -73,13 +73,13 @@ class PreprocessConfig:
     text_field: str = "text"
 
     def __post_init__(self) -> None:
-        _check(8 <= self.seq_len <= 8192, f"preprocess.seq_len={self.seq_len} must be in [8, 8192]")
-        _check_choice("preprocess.packing", self.packing, PACKING_MODES)
-        _check_prob("preprocess.valid_fraction", self.valid_fraction, open_right=True)
-        _check_prob("preprocess.single_segment_prob", self.single_segment_prob)
-        _check_prob("preprocess.short_seq_prob", self.short_seq_prob)
-        _check(self.rows_per_shard >= 1, "preprocess.rows_per_shard must be >= 1")
-        _check(self.workers >= 0, "preprocess.workers must be >= 0 (0 = all cores)")
+        check(8 <= self.seq_len <= 8192, f"preprocess.seq_len={self.seq_len} must be in [8, 8192]")
+        check_choice("preprocess.packing", self.packing, PACKING_MODES)
+        check_prob("preprocess.valid_fraction", self.valid_fraction, open_right=True)
+        check_prob("preprocess.single_segment_prob", self.single_segment_prob)
+        check_prob("preprocess.short_seq_prob", self.short_seq_prob)
+        check(self.rows_per_shard >= 1, "preprocess.rows_per_shard must be >= 1")
+        check(self.workers >= 0, "preprocess.workers must be >= 0 (0 = all cores)")
 
 
 @dataclass(kw_only=True)
@@ -103,12 +103,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            _check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be >= 1")
-        _check(self.hidden_size % self.num_heads == 0,
+            check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be >= 1")
+        check(self.hidden_size % self.num_heads == 0,
                f"model.hidden_size={self.hidden_size} is not divisible by model.num_heads={self.num_heads}")
-        _check_prob("model.dropout", self.dropout, open_right=True)
-        _check_prob("model.attention_dropout", self.attention_dropout, open_right=True)
-        _check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
+        check_prob("model.dropout", self.dropout, open_right=True)
+        check_prob("model.attention_dropout", self.attention_dropout, open_right=True)
+        check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
 
     @property
     def head_dim(self) -> int:
@@ -135,22 +135,22 @@ class ObjectiveConfig:
     temperature: float = 1.0
 
     def __post_init__(self) -> None:
-        _check(0.0 < self.generator_size <= 1.0,
+        check(0.0 < self.generator_size <= 1.0,
                f"objective.generator_size={self.generator_size} must be in (0, 1]")
         for name in ("generator_layers", "generator_hidden_size", "generator_heads",
                      "generator_intermediate_size"):
             value = getattr(self, name)
-            _check(value is None or value >= 1, f"objective.{name} must be >= 1 (or None)")
-        _check_choice("objective.sharing", self.sharing, SHARING_MODES)
-        _check(0.0 < self.mask_prob < 1.0, f"objective.mask_prob={self.mask_prob} must be in (0, 1)")
-        _check_prob("objective.mask_token_prob", self.mask_token_prob)
-        _check_prob("objective.random_token_prob", self.random_token_prob)
-        _check(self.mask_token_prob + self.random_token_prob <= 1.0 + 1e-9,
+            check(value is None or value >= 1, f"objective.{name} must be >= 1 (or None)")
+        check_choice("objective.sharing", self.sharing, SHARING_MODES)
+        check(0.0 < self.mask_prob < 1.0, f"objective.mask_prob={self.mask_prob} must be in (0, 1)")
+        check_prob("objective.mask_token_prob", self.mask_token_prob)
+        check_prob("objective.random_token_prob", self.random_token_prob)
+        check(self.mask_token_prob + self.random_token_prob <= 1.0 + 1e-9,
                "objective.mask_token_prob + objective.random_token_prob must be <= 1")
-        _check(self.max_predictions is None or self.max_predictions >= 1,
+        check(self.max_predictions is None or self.max_predictions >= 1,
                "objective.max_predictions must be >= 1 (or None)")
-        _check(self.mlm_weight >= 0 and self.disc_weight >= 0, "loss weights must be >= 0")
-        _check(self.temperature > 0, "objective.temperature must be > 0")
+        check(self.mlm_weight >= 0 and self.disc_weight >= 0, "loss weights must be >= 0")
+        check(self.temperature > 0, "objective.temperature must be > 0")
 
     def max_predictions_for(self, seq_len: int) -> int:
         if self.max_predictions is not None:
@@ -173,13 +173,13 @@ class OptimConfig:
     clip_norm: float = 1.0  # 0 disables clipping
 
     def __post_init__(self) -> None:
-        _check(self.lr > 0, f"optim.lr={self.lr} must be > 0")
-        _check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
-        _check_choice("optim.schedule", self.schedule, SCHEDULES)
-        _check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
-        _check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2 must be in [0, 1)")
-        _check(self.eps > 0, "optim.eps must be > 0")
-        _check(self.clip_norm >= 0, "optim.clip_norm must be >= 0 (0 disables clipping)")
+        check(self.lr > 0, f"optim.lr={self.lr} must be > 0")
+        check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+        check_choice("optim.schedule", self.schedule, SCHEDULES)
+        check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
+        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2 must be in [0, 1)")
+        check(self.eps > 0, "optim.eps must be > 0")
+        check(self.clip_norm >= 0, "optim.clip_norm must be >= 0 (0 disables clipping)")
 
 
 @dataclass(kw_only=True)
@@ -202,18 +202,18 @@ class TrainConfig:
     threads: int = 0  # CPU intra-op threads; 0 = leave torch's default
 
     def __post_init__(self) -> None:
-        _check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
-        _check(0 <= self.stop_at, "train.stop_at must be >= 0 (0 = run to train.steps)")
-        _check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
-        _check(self.grad_accum >= 1, "train.grad_accum must be >= 1")
-        _check(self.batch_size % self.grad_accum == 0,
+        check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
+        check(0 <= self.stop_at, "train.stop_at must be >= 0 (0 = run to train.steps)")
+        check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
+        check(self.grad_accum >= 1, "train.grad_accum must be >= 1")
+        check(self.batch_size % self.grad_accum == 0,
                f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}")
-        _check_choice("train.precision", self.precision, PRECISIONS)
-        _check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
                f"train.device={self.device!r} must be auto, cpu, cuda or cuda:N")
         for name in ("log_every", "eval_every", "save_every", "keep_last", "eval_rows"):
-            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
-        _check(self.threads >= 0, "train.threads must be >= 0")
+            check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
+        check(self.threads >= 0, "train.threads must be >= 0")
 
 
 @dataclass(kw_only=True)
@@ -237,11 +237,11 @@ class ProbeConfig:
             return
         from electra.finetune.tasks import PROBE_TASKS  # lazy: the registry imports this module
 
-        _check_choice("eval.task", self.task, PROBE_TASKS)
-        _check(bool(self.data), f"eval.task={self.task} needs eval.data=PATH (the task's GLUE directory)")
-        _check(self.every >= 0, "eval.every must be >= 0 (0 = at every train.eval_every)")
-        _check(self.train_examples >= 1 and self.eval_examples >= 0, "eval.train_examples must be >= 1")
-        _check(self.epochs > 0 and self.lr > 0 and self.batch_size >= 1, "eval.epochs, eval.lr and "
+        check_choice("eval.task", self.task, PROBE_TASKS)
+        check(bool(self.data), f"eval.task={self.task} needs eval.data=PATH (the task's GLUE directory)")
+        check(self.every >= 0, "eval.every must be >= 0 (0 = at every train.eval_every)")
+        check(self.train_examples >= 1 and self.eval_examples >= 0, "eval.train_examples must be >= 1")
+        check(self.epochs > 0 and self.lr > 0 and self.batch_size >= 1, "eval.epochs, eval.lr and "
                "eval.batch_size must be > 0")
 
 
@@ -260,14 +260,14 @@ class PretrainConfig:
 
     def __post_init__(self) -> None:
         if self.objective.sharing == "all":
-            _check(self.generator_model() == self.model,
+            check(self.generator_model() == self.model,
                    "objective.sharing=all ties every generator weight to the discriminator, so the "
                    "generator must be the same size: set objective.generator_size=1.0 (and no "
                    "generator_layers) or use objective.sharing=embeddings")
         g = self.generator_model()
-        _check(g.hidden_size % g.num_heads == 0,
+        check(g.hidden_size % g.num_heads == 0,
                f"the generator's hidden size {g.hidden_size} is not divisible by its {g.num_heads} heads")
-        _check(self.preprocess.seq_len <= self.model.max_position_embeddings,
+        check(self.preprocess.seq_len <= self.model.max_position_embeddings,
                f"preprocess.seq_len={self.preprocess.seq_len} exceeds model.max_position_embeddings="
                f"{self.model.max_position_embeddings}; shorten the rows or raise max_position_embeddings")
 
@@ -286,147 +286,6 @@ class PretrainConfig:
             intermediate_size=o.generator_intermediate_size or max(1, int(round(m.intermediate_size * f))),
             num_layers=o.generator_layers or m.num_layers,
         )
-
-
-# ----------------------------------------------------------------------------------------------
-# fine-tuning (`electra finetune` / `electra evaluate`): paper Table 7 defaults per model size
-
-FINETUNE_SIZES = ("auto", "small", "base", "large")
-# size -> (peak lr, layer-wise lr decay), paper Table 7 / G-EL configure_finetuning.py
-SIZE_DEFAULTS = {"small": (3e-4, 0.8), "base": (1e-4, 0.8), "large": (5e-5, 0.9)}
-LLRD_MODES = ("correct", "original")
-HEAD_KINDS = ("linear", "electra")
-
-
-@dataclass(kw_only=True)
-class FinetuneOptimConfig:
-    """AdamW with layer-wise LR decay; `None` values take the model size's default."""
-
-    lr: float | None = None  # None: 3e-4 / 1e-4 / 5e-5 for small / base / large
-    layerwise_lr_decay: float | None = None  # None: 0.8 / 0.8 / 0.9; 1.0 turns it off
-    # correct: head lr, top layer lr*d, ..., embeddings lr*d^(L+1); original: G-EL's off-by-one
-    # (top layer lr*d^2, embeddings lr*d^(L+2)), google-research/electra issue #51
-    llrd_mode: str = "correct"
-    warmup_fraction: float = 0.1
-    schedule: str = "linear"  # linear: warmup then linear decay to 0; original: G-EL's product
-    weight_decay: float = 0.0  # the paper's 0 (G-EL's code uses 0.01)
-    eps: float = 1e-6
-    beta1: float = 0.9
-    beta2: float = 0.999
-    bias_correction: bool = True  # False: G-EL's Adam without bias correction
-    clip_norm: float = 1.0  # G-EL clips the global norm at 1.0; 0 disables
-
-    def __post_init__(self) -> None:
-        _check(self.lr is None or self.lr > 0, f"optim.lr={self.lr} must be > 0")
-        d = self.layerwise_lr_decay
-        _check(d is None or 0 < d <= 1, f"optim.layerwise_lr_decay={d} must be in (0, 1]")
-        _check_choice("optim.llrd_mode", self.llrd_mode, LLRD_MODES)
-        _check_prob("optim.warmup_fraction", self.warmup_fraction, open_right=True)
-        _check_choice("optim.schedule", self.schedule, SCHEDULES)
-        _check(self.weight_decay >= 0 and self.eps > 0 and self.clip_norm >= 0,
-               "optim.weight_decay and optim.clip_norm must be >= 0, optim.eps > 0")
-
-
-@dataclass(kw_only=True)
-class FinetuneTrainConfig:
-    """Epochs, batches, sequence length and where/how the model runs."""
-
-    epochs: float | None = None  # None: the task's default (3; RTE and STS-B 10; SQuAD 2)
-    batch_size: int = 32
-    eval_batch_size: int = 64
-    max_seq_len: int = 128  # classification and tagging; SQuAD uses squad.max_seq_len
-    dropout: float = 0.1  # encoder dropout while fine-tuning, whatever pre-training used
-    double_unordered: bool = True  # MRPC/STS-B: train on both sentence orders, average both at eval
-    train_examples: int = 0  # 0: all; N: a seeded subset (quick checks, probes)
-    eval_examples: int = 0  # 0: all; N: the first N dev examples
-    log_every: int = 100  # optimizer steps between progress lines
-    precision: str = "auto"  # auto: bf16 where native, else fp32
-    device: str = "auto"
-    threads: int = 0
-
-    def __post_init__(self) -> None:
-        _check(self.epochs is None or self.epochs > 0, f"train.epochs={self.epochs} must be > 0")
-        for name in ("batch_size", "eval_batch_size", "log_every"):
-            _check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
-        _check(8 <= self.max_seq_len <= 8192, f"train.max_seq_len={self.max_seq_len} must be in [8, 8192]")
-        _check_prob("train.dropout", self.dropout, open_right=True)
-        _check(self.train_examples >= 0 and self.eval_examples >= 0 and self.threads >= 0,
-               "train.train_examples, train.eval_examples and train.threads must be >= 0")
-        _check_choice("train.precision", self.precision, PRECISIONS)
-        _check(self.device in ("auto", "cpu") or self.device.startswith("cuda"),
-               f"train.device={self.device!r} must be auto, cpu, cuda or cuda:N")
-
-
-@dataclass(kw_only=True)
-class HeadConfig:
-    """linear: dropout + linear on [CLS] (the paper); electra: HF's ElectraClassificationHead
-    (dropout, dense, GELU, dropout, linear)."""
-
-    kind: str = "linear"
-    dropout: float = 0.1
-
-    def __post_init__(self) -> None:
-        _check_choice("head.kind", self.kind, HEAD_KINDS)
-        _check_prob("head.dropout", self.dropout, open_right=True)
-
-
-@dataclass(kw_only=True)
-class SquadConfig:
-    """Question answering: windows over long contexts, decoding, SQuAD 2.0 answerability."""
-
-    max_seq_len: int = 512  # the paper's; capped at the model's max_position_embeddings
-    doc_stride: int = 128  # tokens between window starts (BERT/G-EL meaning)
-    max_query_len: int = 64
-    max_answer_len: int = 30
-    n_best: int = 20
-    answerable_weight: float = 0.5  # weight of the answerability loss (SQuAD 2.0)
-
-    def __post_init__(self) -> None:
-        for name in ("max_seq_len", "doc_stride", "max_query_len", "max_answer_len", "n_best"):
-            _check(getattr(self, name) >= 1, f"squad.{name} must be >= 1")
-        _check(self.max_query_len + 8 <= self.max_seq_len,
-               "squad.max_query_len must leave room for the context in squad.max_seq_len")
-        _check(self.answerable_weight >= 0, "squad.answerable_weight must be >= 0")
-
-
-@dataclass(kw_only=True)
-class DataConfig:
-    """Column / field names of the user's own CSV, TSV and JSONL files."""
-
-    text_column: str = "sentence"
-    pair_column: str | None = None  # set for sentence-pair tasks
-    label_column: str = "label"
-    tokens_field: str = "tokens"  # JSONL tagging
-    tags_field: str = "tags"
-
-
-@dataclass(kw_only=True)
-class FinetuneConfig:
-    """Everything `electra finetune` needs; written into the fine-tuned model's directory."""
-
-    size: str = "auto"  # auto: from the hidden size (<= 256 small, <= 768 base, else large)
-    seed: int = 0
-    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
-    train: FinetuneTrainConfig = field(default_factory=FinetuneTrainConfig)
-    head: HeadConfig = field(default_factory=HeadConfig)
-    squad: SquadConfig = field(default_factory=SquadConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-
-    def __post_init__(self) -> None:
-        _check_choice("size", self.size, FINETUNE_SIZES)
-
-    def size_for(self, hidden_size: int) -> str:
-        if self.size != "auto":
-            return self.size
-        return "small" if hidden_size <= 256 else "base" if hidden_size <= 768 else "large"
-
-    def resolved(self, hidden_size: int) -> FinetuneConfig:
-        """The config with lr and layer-wise decay filled in from the model size."""
-        size = self.size_for(hidden_size)
-        lr, decay = SIZE_DEFAULTS[size]
-        optim = dataclasses.replace(self.optim, lr=self.optim.lr or lr,
-                                    layerwise_lr_decay=self.optim.layerwise_lr_decay or decay)
-        return dataclasses.replace(self, size=size, optim=optim)
 
 
 # ----------------------------------------------------------------------------------------------

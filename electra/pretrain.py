@@ -264,6 +264,15 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
                 valid_metrics = evaluate()
             dist.barrier()
 
+        # probe (main process only): a short fine-tune on a copy of the discriminator
+        if cfg.eval.task and (step % (cfg.eval.every or tc.eval_every) == 0 or at_end):
+            if info.is_main:
+                from electra.finetune.probe import run_probe  # the fine-tuning stack, only if asked
+
+                logger.write("probe", step, run_probe(model.discriminator, tokenizer, cfg.eval, device))
+            dist.barrier()
+            t_log = time.perf_counter()  # do not count probe time as training time
+
         # save
         if step % tc.save_every == 0 or at_end:
             last_path = save()

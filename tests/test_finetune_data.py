@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from electra.config import DataConfig, FinetuneConfig, SquadConfig
 from electra.errors import ConfigError, DataError
 from electra.finetune import glue, ner, squad
+from electra.finetune.config import DataConfig, FinetuneConfig, SquadConfig
 from electra.finetune.features import IGNORE, batches
 from electra.finetune.tasks import get_task, load_data, resolve_tasks
 from electra.tokenizer import Tokenizer

@@ -1,4 +1,5 @@
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -140,3 +141,32 @@ def test_rows_longer_than_the_model_positions(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="max_position_embeddings"):
         run(cfg("model.max_position_embeddings=16", "preprocess.seq_len=16"), out=tmp_path / "r",
             data=tiny_data)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_runs(tiny_data, tmp_path, precision):
+    out = tmp_path / precision
+    res = run(cfg(f"train.precision={precision}", "train.steps=2", "train.eval_every=2", "train.save_every=2"),
+              out=out, data=tiny_data)
+    train = records(out, "train")
+    assert all(math.isfinite(r["loss"]) for r in train.values())
+    trainer, _ = ckpt.load_trainer(ckpt.resolve_checkpoint(out), 0)
+    scaler_used = bool(trainer["scaler"])  # GradScaler state is saved only when enabled (fp16)
+    assert scaler_used == (precision == "fp16")
+    assert res.train.valid["rows"] > 0
+
+
+def test_gradient_accumulation_reads_micro_batches(tiny_data, tmp_path):
+    out = tmp_path / "accum"
+    run(cfg("train.grad_accum=2", "train.steps=2", "train.save_every=2"), out=out, data=tiny_data)
+    trainer, _ = ckpt.load_trainer(ckpt.resolve_checkpoint(out), 0)
+    assert trainer["loader"]["batch_size"] == 4  # 8 rows per step = 2 micro-batches of 4
+    assert trainer["loader"]["cursor"] == 4 or trainer["loader"]["epoch"] > 0
+    tokens = records(out, "train")[2]["tokens"]
+    assert tokens > 2 * 8 * 10  # two steps of 8 rows were seen
+
+
+def test_tensorboard_events_are_written(straight):
+    pytest.importorskip("tensorboard")
+    out, _ = straight
+    assert any(p.name.startswith("events.out.tfevents") for p in (out / "tensorboard").iterdir())

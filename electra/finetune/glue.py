@@ -25,7 +25,7 @@ from electra.finetune.features import Batch, Encoded, Family
 from electra.model.heads import ClassificationHead, ElectraClassificationHead
 
 if TYPE_CHECKING:
-    from electra.config import FinetuneConfig
+    from electra.finetune.config import FinetuneConfig
     from electra.finetune.tasks import TaskSpec
     from electra.tokenizer import Tokenizer
 

@@ -23,7 +23,7 @@ from electra.finetune.metrics import conlleval
 from electra.model.heads import TokenHead
 
 if TYPE_CHECKING:
-    from electra.config import FinetuneConfig
+    from electra.finetune.config import FinetuneConfig
     from electra.finetune.tasks import TaskSpec
     from electra.tokenizer import Tokenizer
 

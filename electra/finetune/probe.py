@@ -13,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from electra.config import FinetuneConfig, FinetuneOptimConfig, FinetuneTrainConfig, ProbeConfig
+from electra.config import ProbeConfig
+from electra.finetune.config import FinetuneConfig, FinetuneOptimConfig, FinetuneTrainConfig
 from electra.finetune.run import Backbone, finetune
 from electra.finetune.tasks import TaskData, TaskSpec, get_task, load_data
 from electra.log import format_duration

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from electra.config import FinetuneConfig, to_dict
+from electra.config import to_dict
 from electra.errors import ConfigError
+from electra.finetune.config import FinetuneConfig
 from electra.finetune.run import finetune, load_backbone
 from electra.finetune.tasks import TASKS, TaskSpec, load_data
 from electra.log import format_duration

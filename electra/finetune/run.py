@@ -19,9 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from electra import checkpoint as ckpt
-from electra.config import FinetuneConfig, ModelConfig, OptimConfig, from_dict, to_dict
+from electra.config import ModelConfig, OptimConfig, from_dict, to_dict
 from electra.errors import CheckpointError, DataError
 from electra.export import HFCheckpoint
+from electra.finetune.config import FinetuneConfig
 from electra.finetune.features import Encoded, batches
 from electra.finetune.tasks import TaskData, TaskSpec, get_task
 from electra.log import format_duration

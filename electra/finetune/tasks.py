@@ -11,9 +11,9 @@ import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from electra.config import FinetuneConfig
 from electra.errors import ConfigError
 from electra.finetune import glue, ner, squad
+from electra.finetune.config import FinetuneConfig
 from electra.finetune.features import Family
 from electra.finetune.glue import TsvColumns
 
