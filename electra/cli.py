@@ -196,6 +196,41 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="section.field=value, e.g. optim.lr=1e-4 train.epochs=2")
 
 
+def _plan(args: argparse.Namespace) -> None:
+    from electra import plan
+    from electra.log import format_count, format_duration
+
+    given = [x is not None for x in (args.tokens, args.steps, args.budget)]
+    if sum(given) > 1:
+        raise ElectraError("pass at most one of --tokens, --steps and --budget")
+    cfg = plan.preset_with_vocab(args.preset, args.vocab_size, args.overrides)
+    seq = cfg.preprocess.seq_len
+    if args.gpu:
+        tput = plan.assumed(cfg, seq, args.gpu, args.mfu)
+    else:
+        tput = plan.measure(cfg, seq, args.micro_batch or min(cfg.train.batch_size, 8), args.measure_steps)
+    budget = plan.parse_duration(args.budget) if args.budget else None
+    p = plan.make_plan(cfg, tput, tokens=args.tokens, steps=args.steps, seconds=budget)
+    gib = 2**30
+    print(f"preset {p.preset}: {format_count(p.params)} parameters (generator + discriminator), "
+          f"seq {p.seq_len}, batch {p.batch_size}")
+    print(f"  FLOPs           {p.flops_per_token / 1e6:.1f} M per token (training), {p.total_flops:.3g} in total")
+    print(f"  throughput      {format_count(tput.tokens_per_s)} tokens/s = {tput.flops_per_s / 1e12:.3g} TFLOP/s "
+          f"({tput.source})")
+    print(f"  run             {p.steps:,} steps = {format_count(p.tokens)} tokens -> {format_duration(p.seconds)}"
+          + (f" (budget {args.budget})" if budget else ""))
+    print(f"  memory          {p.state_bytes / gib:.2f} GiB weights + grads + Adam state (fp32)" +
+          (f"; measured peak {tput.peak_memory_bytes / gib:.2f} GiB at micro-batch {tput.micro_batch}"
+           if tput.peak_memory_bytes else ""))
+    print(f"  checkpoints     {p.checkpoint_bytes / gib:.2f} GiB each x keep_last {p.keep_last} = "
+          f"{p.checkpoint_bytes * p.keep_last / gib:.2f} GiB")
+    if budget:
+        print(f"  in {args.budget} at the same FLOP rate:")
+        for name, steps, recipe, frac in plan.budget_table(tput, budget, args.vocab_size):
+            note = "full recipe fits" if frac >= 1 else f"{100 * frac:.2g}% of its {recipe:,}-step recipe"
+            print(f"    {name:6s} {steps:>12,} steps  ({note})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="electra", description="Pre-train, export and evaluate ELECTRA encoders.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -244,6 +279,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--part", choices=("discriminator", "generator"), default="discriminator")
     ex.set_defaults(fn=_export)
+
+    pl = sub.add_parser("plan", help="estimate time, FLOPs, memory and disk of a pre-training run",
+                        description="Measures a few training steps on this machine (or assumes an MFU "
+                                    "on a named GPU) and turns them into a plan for the run.")
+    pl.add_argument("--preset", default="small", help=f"one of {', '.join(PRESETS)}")
+    pl.add_argument("--tokens", type=float, help="tokens to train on (e.g. 1e10)")
+    pl.add_argument("--steps", type=int, help="optimizer steps (default: the preset's)")
+    pl.add_argument("--budget", help="a time budget (e.g. 8h): how many steps fit, per preset")
+    pl.add_argument("--gpu", help="assume this GPU instead of measuring (a100, h100, ...)")
+    pl.add_argument("--mfu", type=float, default=0.4, help="assumed MFU with --gpu (default 0.4)")
+    pl.add_argument("--vocab-size", type=int, help="vocabulary size (default: the preset's)")
+    pl.add_argument("--micro-batch", type=int, default=0, help="rows per measured step (default min(batch, 8))")
+    pl.add_argument("--measure-steps", type=int, default=3)
+    pl.add_argument("overrides", nargs="*", help="section.field=value")
+    pl.set_defaults(fn=_plan)
 
     ft = sub.add_parser("finetune", help="fine-tune a checkpoint on one task (one seed)",
                         description="Tasks: cola sst2 mrpc stsb qqp mnli qnli rte wnli squad squad2 "

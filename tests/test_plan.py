@@ -1,0 +1,59 @@
+import pytest
+
+from electra.config import apply_overrides, preset
+from electra.errors import ConfigError
+from electra.flops import electra_train_flops
+from electra.plan import (
+    assumed,
+    budget_table,
+    make_plan,
+    measure,
+    parse_duration,
+    preset_with_vocab,
+)
+from tests.test_model import TINY
+
+
+def test_parse_duration():
+    assert parse_duration("8h") == 8 * 3600 and parse_duration("90m") == 5400
+    assert parse_duration("2d") == 172800 and parse_duration("30") == 30
+    with pytest.raises(ConfigError, match="not a duration"):
+        parse_duration("eight hours")
+
+
+def test_plan_from_an_assumed_gpu_uses_the_training_flop_counter():
+    cfg = preset_with_vocab("base", 30522, [])
+    t = assumed(cfg, 512, "a100", 0.4)
+    assert t.tokens_per_s == pytest.approx(0.4 * 312e12 / electra_train_flops(cfg, 512))
+    p = make_plan(cfg, t, tokens=1e10)
+    assert p.steps == round(1e10 / (256 * 512))
+    assert p.seconds == pytest.approx(p.tokens / t.tokens_per_s)
+    assert p.total_flops == pytest.approx(p.tokens * electra_train_flops(cfg, 512))
+    assert p.checkpoint_bytes == 12 * p.params and 100e6 < p.params < 200e6
+    with pytest.raises(ConfigError, match="unknown --gpu"):
+        assumed(cfg, 512, "tpu", 0.4)
+
+
+def test_budget_table_fits_more_steps_of_smaller_presets():
+    cfg = preset_with_vocab("small", 30522, [])
+    rows = dict((r[0], r[1]) for r in budget_table(assumed(cfg, 128, "h100", 0.3), 8 * 3600, 30522))
+    assert rows["tiny"] > rows["small"] > rows["base"] > rows["large"] >= 1
+
+
+def test_measure_times_real_steps_on_cpu():
+    cfg = apply_overrides(preset("tiny"), TINY + ["train.device=cpu", "train.precision=fp32"])
+    t = measure(cfg, 32, micro_batch=2, steps=1, device="cpu")
+    assert t.tokens_per_s > 0 and t.flops_per_s > 0 and "measured" in t.source
+
+
+def test_plan_cli_prints_time_memory_and_budget(capsys):
+    from electra.cli import main
+
+    assert main(["plan", "--preset", "base", "--gpu", "h100", "--mfu", "0.4", "--tokens", "1e9"]) == 0
+    out = capsys.readouterr().out
+    assert "7,629 steps" in out and "40% MFU of a H100" in out and "GiB each" in out
+    assert main(["plan", "--preset", "tiny", "--budget", "1h", "--micro-batch", "2", "--measure-steps", "1",
+                 "preprocess.seq_len=32", "model.max_position_embeddings=64", "model.num_layers=1"]) == 0
+    out = capsys.readouterr().out
+    assert "measured" in out and "in 1h at the same FLOP rate" in out and "large" in out
+    assert main(["plan", "--steps", "5", "--tokens", "9"]) == 2
