@@ -137,7 +137,7 @@ def _finetune(args: argparse.Namespace) -> None:
 
     cfg = dataclasses.replace(_finetune_config(args), seed=args.seed)
     spec = get_task(args.task)
-    backbone = load_backbone(args.checkpoint)
+    backbone = load_backbone(args.checkpoint, random_init=args.random_init)
     data = load_data(spec, cfg, data=_path(args.data), train=_path(args.train), dev=_path(args.dev),
                      split_by_article=args.split_by_article)
     out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -163,7 +163,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     sources = Sources(glue_dir=_path(args.glue_dir), squad=_path(args.squad),
                       split_by_article=args.split_by_article, conll_dir=_path(args.conll))
     results = evaluate(args.checkpoint, resolve_tasks(args.tasks), seeds, _finetune_config(args), sources,
-                       Path(args.out), save_models=args.save_models)
+                       Path(args.out), save_models=args.save_models, random_init=args.random_init)
     print("\n" + (Path(args.out) / "results.md").read_text())
     g = results.get("glue_average") or {}
     print(f"wrote {Path(args.out) / 'results.json'} and results.md" +
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--dev", help="evaluation file (instead of --data)")
     ft.add_argument("--out", help="where the fine-tuned model goes (default runs/finetune-<task>-<time>)")
     ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--random-init", action="store_true",
+                    help="same architecture and tokenizer, fresh weights (the no-pre-training control)")
     _add_finetune_options(ft)
     ft.set_defaults(fn=_finetune)
 
@@ -318,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--conll", help="CoNLL-2003 directory (eng.train, eng.testa)")
     ev.add_argument("--out", required=True)
     ev.add_argument("--save-models", action="store_true", help="keep every fine-tuned model")
+    ev.add_argument("--random-init", action="store_true",
+                    help="same architecture and tokenizer, fresh weights (the no-pre-training control)")
     _add_finetune_options(ev)
     ev.set_defaults(fn=_evaluate)
 

@@ -242,3 +242,17 @@ def test_pretrain_probe_is_logged_and_leaves_training_unchanged(tiny_data, data,
     assert all(0 <= r["acc"] <= 1 for r in records if r["kind"] == "probe")
     a, b = ckpt.load_weights(off.train.checkpoint), ckpt.load_weights(on.train.checkpoint)
     assert all(torch.equal(a[k], b[k]) for k in a)  # the probe's RNG is forked
+
+
+def test_random_init_control_keeps_shapes_and_tokenizer_but_not_weights(backbone):
+    from electra.finetune.run import load_backbone
+
+    trained = load_backbone(backbone)
+    fresh = load_backbone(backbone, random_init=True)
+    again = load_backbone(backbone, random_init=True)
+    assert fresh.tokenizer.fingerprint == trained.tokenizer.fingerprint
+    assert fresh.encoder_state.keys() == trained.encoder_state.keys()
+    assert all(fresh.encoder_state[k].shape == v.shape for k, v in trained.encoder_state.items())
+    assert not torch.equal(fresh.encoder_state["layers.0.ffn_in.weight"], trained.encoder_state["layers.0.ffn_in.weight"])
+    assert all(torch.equal(fresh.encoder_state[k], again.encoder_state[k]) for k in fresh.encoder_state)
+    assert "randomly re-initialised" in fresh.source

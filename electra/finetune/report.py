@@ -61,13 +61,14 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 
 def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cfg: FinetuneConfig,
-             sources: Sources, out: Path, *, save_models: bool = False) -> dict:
+             sources: Sources, out: Path, *, save_models: bool = False, random_init: bool = False) -> dict:
     out = Path(out)
-    backbone = load_backbone(checkpoint)
+    backbone = load_backbone(checkpoint, random_init=random_init)
     for spec in specs:  # fail on a missing source before hours of fine-tuning
         data_kwargs(spec, sources)
     resolved = cfg.resolved(backbone.model_cfg.hidden_size)
-    check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "config": to_dict(resolved)})
+    check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "config": to_dict(resolved),
+                       "random_init": random_init})
     results = {"checkpoint": str(checkpoint), "source": backbone.source, "seeds": seeds,
                "model": {"hidden_size": backbone.model_cfg.hidden_size,
                          "num_layers": backbone.model_cfg.num_layers,

@@ -27,7 +27,7 @@ from electra.finetune.features import Encoded, batches
 from electra.finetune.tasks import TaskData, TaskSpec, get_task
 from electra.log import format_duration
 from electra.model.finetuning import FinetuneModel
-from electra.model.layers import Encoder, init_weights
+from electra.model.layers import Encoder, init_weights, zero_pad_row
 from electra.optim import build_optimizer, build_scheduler, layerwise_lr_scales
 from electra.precision import Precision, resolve_precision
 from electra.tokenizer import Tokenizer
@@ -43,10 +43,23 @@ class Backbone:
     source: str
 
 
-def load_backbone(path: str | Path) -> Backbone:
+def load_backbone(path: str | Path, *, random_init: bool = False) -> Backbone:
     """Our run or checkpoint directory, a local HF ELECTRA/BERT directory, or a directory written
-    by `electra finetune` (its encoder: intermediate-task training)."""
-    p = Path(path)
+    by `electra finetune` (its encoder: intermediate-task training). `random_init` keeps the
+    architecture and tokenizer but draws fresh weights: the "no pre-training" control row."""
+    backbone = _load_backbone(Path(path))
+    if not random_init:
+        return backbone
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        enc = Encoder(backbone.model_cfg)
+        init_weights(enc, backbone.model_cfg.initializer_range)
+        zero_pad_row(enc.embeddings, backbone.model_cfg.pad_token_id)
+    return dataclasses.replace(backbone, encoder_state=enc.state_dict(),
+                               source=f"{backbone.source}, randomly re-initialised")
+
+
+def _load_backbone(p: Path) -> Backbone:
     if not p.exists():
         raise CheckpointError(f"{p} does not exist; pass a run or checkpoint directory or a Hugging "
                               "Face ELECTRA/BERT directory")
