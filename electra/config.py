@@ -199,6 +199,7 @@ class TrainConfig:
     save_every: int = 10_000
     keep_last: int = 3
     compile: bool = False
+    gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory
     threads: int = 0  # CPU intra-op threads; 0 = leave torch's default
 
     def __post_init__(self) -> None:

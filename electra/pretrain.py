@@ -110,6 +110,7 @@ def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool
     precision = Precision(resolve_precision(tc.precision, device), device)
 
     model = ElectraModel.from_config(cfg).to(device)
+    model.set_gradient_checkpointing(tc.gradient_checkpointing)
     if init is not None and not resume:
         load_init_weights(model, init)
     optimizer = build_optimizer(model, cfg.optim)

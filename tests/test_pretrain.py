@@ -170,3 +170,12 @@ def test_tensorboard_events_are_written(straight):
     pytest.importorskip("tensorboard")
     out, _ = straight
     assert any(p.name.startswith("events.out.tfevents") for p in (out / "tensorboard").iterdir())
+
+
+def test_gradient_checkpointing_run_matches_plain_run(straight, tiny_data, tmp_path):
+    out = tmp_path / "ckpt"
+    run(cfg("model.dropout=0.1", "train.gradient_checkpointing=true", "train.stop_at=3"), out=out,
+        data=tiny_data)
+    a, b = records(straight[0], "train"), records(out, "train")
+    for step in (1, 2, 3):
+        assert a[step]["loss"] == pytest.approx(b[step]["loss"], rel=1e-5)

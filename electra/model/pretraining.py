@@ -57,6 +57,11 @@ class ElectraModel(nn.Module):
     def from_config(cls, cfg: PretrainConfig) -> ElectraModel:
         return cls(cfg.model, cfg.generator_model(), cfg.objective)
 
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Trade compute for memory (long sequences): activations are recomputed in backward."""
+        for enc in (self.discriminator, self.generator_encoder):
+            enc.gradient_checkpointing = enabled
+
     @property
     def generator_encoder(self) -> Encoder:
         return self.discriminator if self.generator is None else self.generator
