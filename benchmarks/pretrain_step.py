@@ -1,0 +1,220 @@
+"""Tokens/s, peak memory and MFU of one full RTD training step: ours vs a HF `transformers` loop.
+
+    python benchmarks/pretrain_step.py --configs tiny:128,small:128,small:512,base:128 --batch 16
+
+The reference is what people write with stock HF classes: `ElectraForMaskedLM` generator and
+`ElectraForPreTraining` discriminator sharing embeddings, full-vocabulary generator logits,
+Gumbel sampling at the masked positions, torch AdamW, clipping 1.0. Both run in the same
+invocation, each configuration in a fresh subprocess (so peak memory is its own), and the
+result is reported as a ratio. MFU uses the FLOP counter of the training logs (`electra.flops`)
+against this machine's matmul peak measured in the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from electra.config import apply_overrides, preset  # noqa: E402
+from electra.data.masking import mask_tokens  # noqa: E402
+from electra.flops import electra_train_flops  # noqa: E402
+from electra.model.pretraining import ElectraModel  # noqa: E402
+from electra.objectives import gumbel_sample  # noqa: E402
+from electra.optim import build_optimizer  # noqa: E402
+from electra.precision import Precision, resolve_precision  # noqa: E402
+
+VOCAB = {"tiny": 8192}  # the others use BERT's 30522
+
+
+def make_config(name: str, seq: int, overrides: list[str]):
+    vocab = VOCAB.get(name, 30522)
+    return apply_overrides(preset(name), [f"model.vocab_size={vocab}", f"tokenizer.vocab_size={vocab}",
+                                          f"preprocess.seq_len={seq}", *overrides])
+
+
+def fake_batch(B: int, T: int, V: int, device: torch.device):
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, V, (B, T), generator=g)
+    ids[:, 0], ids[:, T // 2], ids[:, -1] = 2, 3, 3
+    types = torch.zeros_like(ids)
+    types[:, T // 2 + 1:] = 1
+    return ids.to(device), types.to(device), torch.ones_like(ids, dtype=torch.bool).to(device)
+
+
+def ours_step_fn(cfg, B, T, device, precision_name):
+    model = ElectraModel.from_config(cfg).to(device).train()
+    opt = build_optimizer(model, cfg.optim)
+    prec = Precision(resolve_precision(precision_name, device), device)
+    ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
+    special = torch.tensor([0, 1, 2, 3, 4], device=device)
+    P = cfg.objective.max_predictions_for(T)
+    fn = torch.compile(model) if cfg.train.compile else model
+
+    def step():
+        masked = mask_tokens(ids, attn, special, mask_id=4, vocab_size=cfg.model.vocab_size,
+                             mask_prob=cfg.objective.mask_prob, max_predictions=P)
+        with prec.autocast():
+            out = fn(ids, types, attn, masked)
+        prec.scaler.scale(out.loss).backward()
+        prec.scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        prec.scaler.step(opt)
+        prec.scaler.update()
+        opt.zero_grad(set_to_none=True)
+    return step, prec.name
+
+
+def hf_step_fn(cfg, B, T, device, precision_name):
+    import transformers
+
+    from electra.export import hf_config
+
+    def build(mcfg, cls):
+        c = hf_config(mcfg, cls.__name__)
+        c.pop("architectures"), c.pop("model_type"), c.pop("torch_dtype")
+        return cls(transformers.ElectraConfig(**c))
+
+    gen = build(cfg.generator_model(), transformers.ElectraForMaskedLM).to(device).train()
+    disc = build(cfg.model, transformers.ElectraForPreTraining).to(device).train()
+    disc.electra.embeddings = gen.electra.embeddings  # shared token/position/type embeddings
+    params = list({id(p): p for p in [*gen.parameters(), *disc.parameters()]}.values())
+    opt = torch.optim.AdamW(params, lr=cfg.optim.lr, eps=1e-6, weight_decay=0.01)
+    prec = Precision(resolve_precision(precision_name, device), device)
+    ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
+    special = torch.tensor([0, 1, 2, 3, 4], device=device)
+    P = cfg.objective.max_predictions_for(T)
+
+    def step():
+        m = mask_tokens(ids, attn, special, mask_id=4, vocab_size=cfg.model.vocab_size,
+                        mask_prob=cfg.objective.mask_prob, max_predictions=P)
+        is_masked = torch.zeros_like(attn).scatter(1, m.positions, m.weights > 0)
+        labels = ids.masked_fill(~is_masked, -100)
+        with prec.autocast():
+            g = gen(input_ids=m.input_ids, attention_mask=attn, token_type_ids=types, labels=labels)
+            sampled = gumbel_sample(g.logits[is_masked].detach())  # full logits, then pick
+            corrupted = ids.clone()
+            corrupted[is_masked] = sampled
+            replaced = (corrupted != ids).long()
+            d = disc(input_ids=corrupted, attention_mask=attn, token_type_ids=types, labels=replaced)
+            loss = g.loss + 50.0 * d.loss
+        prec.scaler.scale(loss).backward()
+        prec.scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        prec.scaler.step(opt)
+        prec.scaler.update()
+        opt.zero_grad(set_to_none=True)
+    return step, prec.name
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    sync(device)
+    t = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    sync(device)
+    return 2 * n**3 * reps / (time.perf_counter() - t)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(args) -> dict:
+    """One configuration, in this (fresh) process."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    name, seq = args.one.split(":")
+    cfg = make_config(name, int(seq), args.override)
+    build = ours_step_fn if args.impl == "ours" else hf_step_fn
+    step, prec = build(cfg, args.batch, int(seq), device, args.precision)
+    for _ in range(args.warmup):
+        step()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(args.steps):
+        t = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    times.sort()
+    median = times[len(times) // 2]
+    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    return {"impl": args.impl, "config": args.one, "batch": args.batch, "precision": prec,
+            "overrides": args.override, "step_s": median, "tokens_per_s": args.batch * int(seq) / median,
+            "peak_mem_bytes": peak, "flops_per_token": electra_train_flops(cfg, int(seq))}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default="tiny:128,small:128,small:512,base:128")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--precision", default="auto")
+    p.add_argument("--variants", default="default",
+                   help="comma list of extra 'ours' variants: default, nodrop (dropout 0), compile")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--impl", help=argparse.SUPPRESS)
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    p.add_argument("--override", action="append", default=[], help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:  # child process
+        print(json.dumps(measure(args)))
+        return
+
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if resolve_precision(args.precision, device) == "bf16" else torch.float32
+    peak = matmul_peak(device, dtype)
+    extra = {"default": [], "nodrop": ["model.dropout=0", "model.attention_dropout=0"],
+             "compile": ["train.compile=true"]}
+    rows = []
+    for conf in args.configs.split(","):
+        runs = [("hf", [])] + [("ours", extra[v]) for v in args.variants.split(",")]
+        for impl, overrides in runs:
+            cmd = [sys.executable, __file__, "--one", conf, "--impl", impl, "--batch", str(args.batch),
+                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device,
+                   "--precision", args.precision] + [f"--override={o}" for o in overrides]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode:
+                print(res.stderr[-2000:], file=sys.stderr)
+                raise SystemExit(f"{impl} {conf} failed")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            row["variant"] = "hf-reference" if impl == "hf" else "+".join(
+                [v for v, o in extra.items() if o == overrides] or ["default"])
+            row["mfu"] = row["tokens_per_s"] * row["flops_per_token"] / peak
+            rows.append(row)
+            base = next(r for r in rows if r["config"] == conf and r["impl"] == "hf")
+            print(f"{conf:10s} {row['variant']:13s} {row['precision']:5s} {row['tokens_per_s']:9.0f} tok/s "
+                  f"x{row['tokens_per_s'] / base['tokens_per_s']:.2f}  peak {row['peak_mem_bytes'] / 2**20:7.0f} MiB  "
+                  f"MFU {100 * row['mfu']:.1f}%", flush=True)
+    meta = {"device": args.device, "cpu": platform.processor() or platform.machine(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "torch": torch.__version__, "matmul_peak_flops": peak, "peak_dtype": str(dtype),
+            "batch": args.batch, "date": time.strftime("%Y-%m-%d")}
+    if device.type == "cuda":
+        meta["gpu"] = torch.cuda.get_device_name()
+    print(f"matmul peak ({dtype}): {peak / 1e9:.0f} GFLOP/s")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

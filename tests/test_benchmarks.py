@@ -1,0 +1,43 @@
+"""The benchmark scripts run (on `tiny`, a few steps); their numbers are never asserted."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("transformers")
+
+
+def run(script: str, *args: str, tmp_path: Path) -> dict:
+    out = tmp_path / f"{script}.json"
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), *args, "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def test_pretrain_step_benchmark(tmp_path):
+    r = run("pretrain_step", "--configs", "tiny:64", "--batch", "2", "--steps", "1", "--warmup", "1",
+            "--variants", "default,nodrop", tmp_path=tmp_path)
+    assert [row["variant"] for row in r["rows"]] == ["hf-reference", "default", "nodrop"]
+    assert all(row["tokens_per_s"] > 0 and row["peak_mem_bytes"] > 0 for row in r["rows"])
+    assert r["meta"]["matmul_peak_flops"] > 0
+
+
+def test_finetune_benchmark(tmp_path):
+    r = run("finetune", "--configs", "tiny", "--batch", "4", "--batches", "1", "--warmup", "1", tmp_path=tmp_path)
+    assert [row["impl"] for row in r["rows"]] == ["hf-reference", "ours"]
+
+
+def test_loader_benchmark(tmp_path):
+    r = run("loader", "--presets", "tiny", "--batch", "4", "--loader-batches", "5", "--steps", "1",
+            "--corpus-files", "1", tmp_path=tmp_path)
+    assert r["rows"][0]["ratio"] > 0
+
+
+def test_preprocess_benchmark(tmp_path):
+    r = run("preprocess", "--sizes", "1", "--vocab-size", "2000", tmp_path=tmp_path)
+    assert r["rows"][0]["tokens"] > 0 and r["rows"][0]["peak_rss_mib"] > 0
