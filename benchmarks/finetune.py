@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,6 +19,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import preset  # noqa: E402
 from electra.export import encoder_to_hf, hf_config  # noqa: E402
@@ -135,11 +135,7 @@ def main() -> None:
                   f"x{r['train_ratio']:.2f}   eval {r['eval_examples_per_s']:7.1f} ex/s x{r['eval_ratio']:.2f}",
                   flush=True)
         rows += pair
-    meta = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d")}
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    write_results(args.out, machine_meta(), rows)
 
 
 if __name__ == "__main__":

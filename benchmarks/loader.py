@@ -10,8 +10,6 @@ ratio must stay far above 1 (the issue's target: >= 20x)."""
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -23,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain_step import make_config, ours_step_fn  # noqa: E402
+from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import PreprocessConfig, TokenizerConfig  # noqa: E402
 from electra.data.loader import PretrainLoader  # noqa: E402
@@ -65,10 +64,7 @@ def main() -> None:
                          "loader_tokens_per_s": loader_tps, "ratio": loader_tps / train_tps})
             print(f"{name:6s} training step {train_tps:8.0f} tokens/s -> loader is {loader_tps / train_tps:,.0f}x faster",
                   flush=True)
-    meta = {"cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
-            "batch": args.batch, "date": time.strftime("%Y-%m-%d")}
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    write_results(args.out, machine_meta(batch=args.batch), rows)
 
 
 if __name__ == "__main__":

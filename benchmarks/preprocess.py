@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from report import machine_meta, write_results  # noqa: E402
 
 from electra.pipeline import default_corpus  # noqa: E402
 
@@ -82,10 +82,7 @@ def main() -> None:
                   f"{r['tokens_per_s'] / 1e6:5.2f} M tokens/s  peak RSS {r['peak_rss_mib']:6.0f} MiB", flush=True)
             shutil.rmtree(tmp / f"out{k}")
             shutil.rmtree(corpus)
-    meta = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "workers": args.workers, "vocab_size": args.vocab_size, "date": time.strftime("%Y-%m-%d")}
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    write_results(args.out, machine_meta(workers=args.workers, vocab_size=args.vocab_size), rows)
 
 
 if __name__ == "__main__":

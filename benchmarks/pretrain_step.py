@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -23,6 +22,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
 from electra.data.masking import mask_tokens  # noqa: E402
@@ -219,15 +220,12 @@ def main() -> None:
             print(f"{conf:10s} {row['variant']:13s} {row['precision']:5s} {row['tokens_per_s']:9.0f} tok/s "
                   f"x{row['ratio']:.2f}  peak {row['peak_mem_bytes'] / 2**20:7.0f} MiB  "
                   f"MFU {100 * row['mfu']:.1f}%", flush=True)
-    meta = {"device": args.device, "cpu": platform.processor() or platform.machine(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "matmul_peak_flops": peak, "peak_dtype": str(dtype),
-            "batch": args.batch, "steps": args.steps, "rounds": args.rounds, "date": time.strftime("%Y-%m-%d")}
+    meta = machine_meta(device=args.device, matmul_peak_flops=peak, peak_dtype=str(dtype),
+                        batch=args.batch, steps=args.steps, rounds=args.rounds)
     if device.type == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
     print(f"matmul peak ({dtype}): {peak / 1e9:.0f} GFLOP/s")
-    if args.out:
-        Path(args.out).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    write_results(args.out, meta, rows)
 
 
 if __name__ == "__main__":
