@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The "what leaves the unigram plateau soonest per CPU-minute" study (issue: pre-training that pays).
+# Usage: studies/context_study.sh DATA_ROOT OUT_ROOT BATCH
+#   DATA_ROOT holds d128/ and d64/ (electra preprocess of enwiki-2015/AA with an 8,192-token
+#   WordPiece tokenizer, see RESULTS.md); every run uses one thread so two run side by side.
+set -uo pipefail
+DATA=${1:?data root}; OUT=${2:?out root}; BATCH=${3:?batch name}
+run() {  # run NAME DATA_SUBDIR OVERRIDES...
+  local name=$1 sub=$2; shift 2
+  [ -f "$OUT/$name/metrics.jsonl" ] && grep -q '"kind": "valid"' "$OUT/$name/metrics.jsonl" && \
+    [ -d "$OUT/$name/export" ] && { echo "skip $name"; return; }
+  rm -rf "$OUT/$name"
+  nice -n 5 electra pretrain --data "$DATA/$sub" --preset tiny --out "$OUT/$name" \
+    objective.temperature=1.0 train.threads=1 train.log_every=100 train.keep_last=1 "$@" \
+    > "$OUT/$name.log" 2>&1
+  echo "$name rc=$?"
+}
+# equal token budget per run: 640 x 32 x 128 = 2.6M tokens
+T128="train.steps=640 optim.warmup_steps=64 train.eval_every=160 train.save_every=640"
+T64="train.steps=1280 optim.warmup_steps=128 train.eval_every=320 train.save_every=1280"
+T64B16="train.steps=2560 optim.warmup_steps=256 train.batch_size=16 train.eval_every=640 train.save_every=2560"
+MLM="objective.sharing=all objective.generator_size=1.0 objective.disc_weight=0 objective.mask_token_prob=0.8 objective.random_token_prob=0.1"
+case $BATCH in
+  1a)
+    run base128 d128 $T128
+    run seq64 d64 $T64
+    run seq64_b16 d64 $T64B16 ;;
+  1b)
+    run mlm_seq64 d64 $T64 $MLM
+    run seq64_b16_lr2e3 d64 $T64B16 optim.lr=2e-3
+    run temp2_seq64 d64 $T64 objective.temperature=2.0 ;;
+esac
