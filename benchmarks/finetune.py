@@ -27,7 +27,7 @@ from electra.export import encoder_to_hf, hf_config  # noqa: E402
 from electra.model.finetuning import FinetuneModel  # noqa: E402
 from electra.model.heads import ElectraClassificationHead  # noqa: E402
 from electra.model.layers import Encoder, init_weights  # noqa: E402
-from electra.precision import Precision, resolve_precision  # noqa: E402
+from electra.train.precision import Precision, resolve_precision  # noqa: E402
 
 
 def make_batches(n: int, B: int, V: int, seed: int = 0) -> list[tuple[torch.Tensor, ...]]:

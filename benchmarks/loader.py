@@ -28,7 +28,7 @@ from electra.data.loader import PretrainLoader  # noqa: E402
 from electra.data.preprocess import preprocess  # noqa: E402
 from electra.data.shards import ShardReader  # noqa: E402
 from electra.pipeline import default_corpus  # noqa: E402
-from electra.tokenizer import train_tokenizer  # noqa: E402
+from electra.data.tokenizer import train_tokenizer  # noqa: E402
 
 
 def main() -> None:

@@ -49,7 +49,7 @@ def main() -> None:
     args = p.parse_args()
 
     from electra.config import TokenizerConfig
-    from electra.tokenizer import train_tokenizer
+    from electra.data.tokenizer import train_tokenizer
 
     files = [Path(f) for f in default_corpus()]
     rows = []

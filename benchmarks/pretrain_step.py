@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
-from electra.data.masking import mask_tokens  # noqa: E402
-from electra.flops import electra_train_flops  # noqa: E402
-from electra.model.pretraining import ElectraModel  # noqa: E402
-from electra.objectives import gumbel_sample  # noqa: E402
-from electra.optim import build_optimizer  # noqa: E402
-from electra.precision import Precision, resolve_precision  # noqa: E402
+from electra.objective.masking import mask_tokens  # noqa: E402
+from electra.train.flops import electra_train_flops  # noqa: E402
+from electra.objective.electra import ElectraModel  # noqa: E402
+from electra.objective.losses import gumbel_sample  # noqa: E402
+from electra.train.optim import build_optimizer  # noqa: E402
+from electra.train.precision import Precision, resolve_precision  # noqa: E402
 
 VOCAB = {"tiny": 8192}  # the others use BERT's 30522
 

@@ -35,7 +35,7 @@ log = logging.getLogger("electra")
 
 
 def _tokenizer_train(args: argparse.Namespace) -> None:
-    from electra.tokenizer import train_tokenizer
+    from electra.data.tokenizer import train_tokenizer
 
     strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
     cfg = TokenizerConfig(vocab_size=args.vocab_size, lowercase=not args.cased, strip_accents=strip,
@@ -60,7 +60,7 @@ def _preprocess(args: argparse.Namespace) -> None:
 
 def _pretrain(args: argparse.Namespace) -> None:
     from electra.pipeline import load_run_config, run
-    from electra.pretrain import InitFrom
+    from electra.train.loop import InitFrom
 
     if args.data and args.corpus:
         raise ElectraError("pass either --data (existing shards) or --corpus (raw text), not both")
@@ -86,7 +86,7 @@ def _pretrain(args: argparse.Namespace) -> None:
 
 
 def _print_summary(res) -> None:
-    from electra.log import format_count, format_duration
+    from electra.train.log import format_count, format_duration
 
     t, run_dir = res.train, res.train.run_dir
     print(f"\ndone in {format_duration(res.seconds)}: {t.step} steps, {format_count(t.tokens)} tokens")
@@ -110,7 +110,7 @@ def _print_summary(res) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from electra.checkpoint import load_pretrained
+    from electra.train.checkpoint import load_pretrained
     from electra.export import pretrained_to_hf, save_hf
 
     model, _, tokenizer, meta = load_pretrained(args.checkpoint)
@@ -198,7 +198,7 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
 
 def _plan(args: argparse.Namespace) -> None:
     from electra import plan
-    from electra.log import format_count, format_duration
+    from electra.train.log import format_count, format_duration
 
     given = [x is not None for x in (args.tokens, args.steps, args.budget)]
     if sum(given) > 1:
@@ -334,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from electra.distributed import cleanup
-    from electra.log import setup_logging
+    from electra.train.distributed import cleanup
+    from electra.train.log import setup_logging
 
     parser = build_parser()
     # overrides may come before or after options (`pretrain train.steps=9 --out x`): argparse

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from electra import checkpoint as ckpt
-from electra import distributed as dist
+from electra.train import checkpoint as ckpt
+from electra.train import distributed as dist
 from electra.config import PretrainConfig, apply_overrides, load_json, save_json
 from electra.data.preprocess import preprocess
 from electra.data.shards import read_manifest
 from electra.errors import ConfigError, TokenizerError
 from electra.export import HFCheckpoint, pretrained_to_hf, save_hf
-from electra.pretrain import InitFrom, PretrainResult, pretrain, with_data
-from electra.tokenizer import Tokenizer, train_tokenizer
+from electra.train.loop import InitFrom, PretrainResult, pretrain, with_data
+from electra.data.tokenizer import Tokenizer, train_tokenizer
 
 log = logging.getLogger(__name__)
 

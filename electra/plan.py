@@ -20,12 +20,12 @@ from dataclasses import dataclass
 import torch
 
 from electra.config import PRESETS, PretrainConfig, apply_overrides, preset
-from electra.data.masking import mask_tokens
+from electra.objective.masking import mask_tokens
 from electra.errors import ConfigError
-from electra.flops import electra_train_flops
-from electra.model.pretraining import ElectraModel
-from electra.optim import build_optimizer
-from electra.precision import Precision, resolve_precision
+from electra.train.flops import electra_train_flops
+from electra.objective.electra import ElectraModel
+from electra.train.optim import build_optimizer
+from electra.train.precision import Precision, resolve_precision
 
 # dense bf16 peak FLOP/s (fp16 tensor cores for V100), the usual MFU denominators
 GPU_PEAK = {"v100": 125e12, "t4": 65e12, "a10": 125e12, "l4": 121e12, "a6000": 155e12,

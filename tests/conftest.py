@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from electra.config import TokenizerConfig
-from electra.tokenizer import train_tokenizer
+from electra.data.tokenizer import train_tokenizer
 
 _SUBJECTS = ["The river", "A small village", "The old library", "Our team", "The committee",
              "Maria", "The engineer", "A young painter", "The museum", "The orchestra",

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from electra import checkpoint as ckpt
+from electra.train import checkpoint as ckpt
 from electra.cli import main
 from tests.conftest import TINY_RUN
 
@@ -56,9 +56,9 @@ def test_exported_models_match_our_checkpoint(cli_run, tmp_path):
 def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
     from electra.config import apply_overrides, preset
     from electra.export import HFCheckpoint
-    from electra.model.pretraining import ElectraModel
+    from electra.objective.electra import ElectraModel
     from electra.pipeline import apply_init_config
-    from electra.pretrain import InitFrom, load_init_weights
+    from electra.train.loop import InitFrom, load_init_weights
 
     hf_dir = cli_run / "export" / "discriminator"
     # continued pre-training on domain text: shards made with the HF directory's tokenizer
@@ -82,7 +82,7 @@ def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
 
 def test_init_from_with_shards_of_another_vocabulary(cli_run, tiny_data, tmp_path, capsys):
     from electra.export import pretrained_to_hf, save_hf
-    from electra.tokenizer import Tokenizer
+    from electra.data.tokenizer import Tokenizer
     from tests.test_model import tiny_model
 
     # an HF directory whose tokenizer has another vocabulary than the shards

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from electra import checkpoint as ckpt
+from electra.train import checkpoint as ckpt
 from tests.conftest import TINY_RUN
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from electra.fast_wordpiece import FastWordPiece, encode_rust
-from electra.tokenizer import SPECIAL_TOKENS, Tokenizer
+from electra.data.fast_wordpiece import FastWordPiece, encode_rust
+from electra.data.tokenizer import SPECIAL_TOKENS, Tokenizer
 
 # every kind of character the normalizer treats differently: accents, combining marks, Greek
 # sigma (rust lower-cases per character), CJK, Hangul, odd whitespace, format/control characters

@@ -13,7 +13,7 @@ from electra.finetune import glue, ner, squad
 from electra.finetune.config import DataConfig, FinetuneConfig, SquadConfig
 from electra.finetune.features import IGNORE, batches
 from electra.finetune.tasks import get_task, load_data, resolve_tasks
-from electra.tokenizer import Tokenizer
+from electra.data.tokenizer import Tokenizer
 from tests.finetune_fixtures import POS, write_conll, write_glue, write_squad, write_user
 
 CFG = FinetuneConfig()

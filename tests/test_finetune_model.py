@@ -11,7 +11,7 @@ from electra.export import CLASSIFIER_HEAD_MAP, encoder_to_hf, head_from_hf, hea
 from electra.model.finetuning import FinetuneModel
 from electra.model.heads import ClassificationHead, ElectraClassificationHead, SpanHead, TokenHead
 from electra.model.layers import Encoder, init_weights
-from electra.optim import build_optimizer, build_scheduler, layerwise_lr_scales
+from electra.train.optim import build_optimizer, build_scheduler, layerwise_lr_scales
 
 MCFG = ModelConfig(vocab_size=300, embedding_size=16, hidden_size=32, num_layers=3, num_heads=2,
                    intermediate_size=64, max_position_embeddings=64, dropout=0.0, attention_dropout=0.0)

@@ -16,7 +16,7 @@ import pytest
 from electra.config import PreprocessConfig, apply_overrides, preset
 from electra.data.preprocess import preprocess
 from electra.pipeline import run
-from electra.tokenizer import SPECIAL_TOKENS
+from electra.data.tokenizer import SPECIAL_TOKENS
 
 # recorded from the code before the objective/ and train/ packages existed (commit after 749900d)
 GOLDEN = [

@@ -1,6 +1,6 @@
 import torch
 
-from electra.data.masking import mask_tokens
+from electra.objective.masking import mask_tokens
 
 PAD, CLS, SEP, MASK = 0, 2, 3, 4
 SPECIAL = torch.tensor([0, 1, 2, 3, 4])

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from electra.config import apply_overrides, preset
-from electra.data.masking import mask_tokens
-from electra.model.pretraining import ElectraModel
+from electra.objective.masking import mask_tokens
+from electra.objective.electra import ElectraModel
 
 SPECIAL = torch.tensor([0, 1, 2, 3, 4])
 TINY = ["model.vocab_size=300", "model.hidden_size=32", "model.embedding_size=16", "model.num_layers=2",

@@ -3,7 +3,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from electra.objectives import gumbel_sample, mlm_loss, rtd_loss
+from electra.objective.losses import gumbel_sample, mlm_loss, rtd_loss
 
 
 def test_mlm_loss_is_weighted_mean_cross_entropy():

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from electra.config import OptimConfig
-from electra.optim import AdamW, build_optimizer, build_scheduler, lr_factor, param_groups
+from electra.train.optim import AdamW, build_optimizer, build_scheduler, lr_factor, param_groups
 
 
 class Net(nn.Module):

@@ -2,7 +2,7 @@ import pytest
 
 from electra.config import apply_overrides, preset
 from electra.errors import ConfigError
-from electra.flops import electra_train_flops
+from electra.train.flops import electra_train_flops
 from electra.plan import (
     assumed,
     budget_table,

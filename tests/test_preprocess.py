@@ -14,7 +14,7 @@ from electra.config import PreprocessConfig, TokenizerConfig
 from electra.data import preprocess as pp
 from electra.data.shards import ShardReader, read_manifest
 from electra.errors import DataError, TokenizerError
-from electra.tokenizer import Tokenizer, train_tokenizer
+from electra.data.tokenizer import Tokenizer, train_tokenizer
 
 CLS, SEP, PAD = 2, 3, 0
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from electra import checkpoint as ckpt
+from electra.train import checkpoint as ckpt
 from electra.config import apply_overrides, preset
 from electra.errors import CheckpointError, ConfigError, DataError
 from electra.pipeline import load_run_config, run
@@ -118,7 +118,7 @@ def test_corrupt_checkpoint_is_reported_and_left_alone(straight, tmp_path):
 
 def test_tokenizer_that_does_not_match_the_shards(straight, tiny_data, tmp_path):
     from electra.config import TokenizerConfig
-    from electra.tokenizer import train_tokenizer
+    from electra.data.tokenizer import train_tokenizer
 
     out = tmp_path / "copy"
     shutil.copytree(straight[0], out)

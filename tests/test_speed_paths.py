@@ -6,7 +6,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from electra.objectives import gumbel_sample, mlm_loss, rtd_loss
+from electra.objective.losses import gumbel_sample, mlm_loss, rtd_loss
 from tests.test_model import batch, masked, tiny_model
 
 

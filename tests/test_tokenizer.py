@@ -11,7 +11,7 @@ import pytest
 
 from electra.config import TokenizerConfig
 from electra.errors import DataError, TokenizerError
-from electra.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
+from electra.data.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
 
 TEXTS = [
     "The café owner visited Zoë [MASK] in 1998!",

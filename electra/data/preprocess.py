@@ -32,7 +32,7 @@ from electra.config import PreprocessConfig
 from electra.data.corpus import expand_paths, iter_documents
 from electra.data.shards import Manifest, ShardWriter, SplitInfo, dtype_for_vocab, write_manifest
 from electra.errors import DataError
-from electra.tokenizer import Tokenizer
+from electra.data.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 

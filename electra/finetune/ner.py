@@ -25,7 +25,7 @@ from electra.model.heads import TokenHead
 if TYPE_CHECKING:
     from electra.finetune.config import FinetuneConfig
     from electra.finetune.tasks import TaskSpec
-    from electra.tokenizer import Tokenizer
+    from electra.data.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

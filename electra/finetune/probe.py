@@ -17,9 +17,9 @@ from electra.config import ProbeConfig
 from electra.finetune.config import FinetuneConfig, FinetuneOptimConfig, FinetuneTrainConfig
 from electra.finetune.run import Backbone, finetune
 from electra.finetune.tasks import TaskData, TaskSpec, get_task, load_data
-from electra.log import format_duration
+from electra.train.log import format_duration
 from electra.model.layers import Encoder
-from electra.tokenizer import Tokenizer
+from electra.data.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 

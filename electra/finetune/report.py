@@ -19,7 +19,7 @@ from electra.errors import ConfigError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.run import finetune, load_backbone
 from electra.finetune.tasks import TASKS, TaskSpec, load_data
-from electra.log import format_duration
+from electra.train.log import format_duration
 
 log = logging.getLogger(__name__)
 

@@ -18,19 +18,19 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from electra import checkpoint as ckpt
+from electra.train import checkpoint as ckpt
 from electra.config import ModelConfig, OptimConfig, from_dict, to_dict
 from electra.errors import CheckpointError, DataError
 from electra.export import HFCheckpoint
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.features import Encoded, batches
 from electra.finetune.tasks import TaskData, TaskSpec, get_task
-from electra.log import format_duration
+from electra.train.log import format_duration
 from electra.model.finetuning import FinetuneModel
 from electra.model.layers import Encoder, init_weights, zero_pad_row
-from electra.optim import build_optimizer, build_scheduler, layerwise_lr_scales
-from electra.precision import Precision, resolve_precision
-from electra.tokenizer import Tokenizer
+from electra.train.optim import build_optimizer, build_scheduler, layerwise_lr_scales
+from electra.train.precision import Precision, resolve_precision
+from electra.data.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from electra.model.heads import SpanHead, SpanLogits
 if TYPE_CHECKING:
     from electra.finetune.config import FinetuneConfig
     from electra.finetune.tasks import TaskSpec
-    from electra.tokenizer import Tokenizer
+    from electra.data.tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import torch
 
-from electra import checkpoint as ckpt
-from electra import distributed as dist
+from electra.train import checkpoint as ckpt
+from electra.train import distributed as dist
 from electra.config import PretrainConfig, save_json
 from electra.data.loader import PretrainLoader
-from electra.data.masking import mask_tokens
+from electra.objective.masking import mask_tokens
 from electra.data.shards import ShardReader, read_manifest
 from electra.errors import CheckpointError, ConfigError, DataError, TokenizerError
 from electra.export import HFCheckpoint
-from electra.flops import electra_train_flops
-from electra.log import MetricsLogger, format_count, format_duration
-from electra.model.pretraining import ElectraModel
-from electra.optim import build_optimizer, build_scheduler
-from electra.precision import Precision, resolve_precision
-from electra.tokenizer import Tokenizer
-from electra.validate import evaluate_pretraining
+from electra.train.flops import electra_train_flops
+from electra.train.log import MetricsLogger, format_count, format_duration
+from electra.objective.electra import ElectraModel
+from electra.train.optim import build_optimizer, build_scheduler
+from electra.train.precision import Precision, resolve_precision
+from electra.data.tokenizer import Tokenizer
+from electra.train.validate import evaluate_pretraining
 
 log = logging.getLogger(__name__)
 

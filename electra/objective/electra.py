@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from electra.config import ModelConfig, ObjectiveConfig, PretrainConfig
-from electra.data.masking import MaskedBatch
+from electra.objective.masking import MaskedBatch
 from electra.model.heads import DiscriminatorHead, GeneratorHead, gather_positions
 from electra.model.layers import Embeddings, Encoder, init_weights, zero_pad_row
-from electra.objectives import gumbel_sample, mlm_loss, rtd_loss
+from electra.objective.losses import gumbel_sample, mlm_loss, rtd_loss
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 
 from electra.config import TokenizerConfig
 from electra.errors import DataError, TokenizerError
-from electra.fast_wordpiece import FastWordPiece, encode_rust
+from electra.data.fast_wordpiece import FastWordPiece, encode_rust
 
 log = logging.getLogger(__name__)
 

@@ -152,8 +152,8 @@ def load_pretrained(path: str | Path):
     Checkpoints are self-contained (config.json and tokenizer/ inside), so a copied checkpoint
     directory exports or fine-tunes without its run."""
     from electra.config import PretrainConfig, load_json
-    from electra.model.pretraining import ElectraModel
-    from electra.tokenizer import Tokenizer
+    from electra.objective.electra import ElectraModel
+    from electra.data.tokenizer import Tokenizer
 
     p = resolve_checkpoint(path)
     meta = read_meta(p)

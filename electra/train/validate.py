@@ -11,8 +11,8 @@ import numpy as np
 import torch
 
 from electra.data.loader import batch_from_rows
-from electra.data.masking import mask_tokens
-from electra.precision import Precision
+from electra.objective.masking import mask_tokens
+from electra.train.precision import Precision
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
