@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import preset  # noqa: E402
-from electra.export import encoder_to_hf, hf_config  # noqa: E402
+from electra.hf import encoder_to_hf, hf_config  # noqa: E402
 from electra.model.finetuning import FinetuneModel  # noqa: E402
 from electra.model.heads import ElectraClassificationHead  # noqa: E402
 from electra.model.layers import Encoder, init_weights  # noqa: E402

@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pretrain_step import make_config, ours_step_fn  # noqa: E402
 from report import machine_meta, write_results  # noqa: E402
 
+from electra.api import default_corpus  # noqa: E402
 from electra.config import PreprocessConfig, TokenizerConfig  # noqa: E402
+from electra.data.corpus import iter_documents  # noqa: E402
 from electra.data.loader import PretrainLoader  # noqa: E402
 from electra.data.preprocess import preprocess  # noqa: E402
 from electra.data.shards import ShardReader  # noqa: E402
-from electra.pipeline import default_corpus  # noqa: E402
 from electra.data.tokenizer import train_tokenizer  # noqa: E402
 
 
@@ -43,7 +44,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         files = default_corpus()[: args.corpus_files]
-        tok = train_tokenizer(files, Path(tmp) / "tok", TokenizerConfig(vocab_size=8192))
+        tok = train_tokenizer(iter_documents(files), Path(tmp) / "tok", TokenizerConfig(vocab_size=8192))
         preprocess(files, Path(tmp) / "tok", Path(tmp) / "data", PreprocessConfig(seq_len=128, workers=1))
         loader = PretrainLoader(ShardReader(Path(tmp) / "data", "train"), args.batch, seed=0,
                                 pad_id=tok.pad_id, sep_id=tok.sep_id, vocab_size=tok.vocab_size)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from report import machine_meta, write_results  # noqa: E402
 
-from electra.pipeline import default_corpus  # noqa: E402
+from electra.api import default_corpus  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -49,6 +49,7 @@ def main() -> None:
     args = p.parse_args()
 
     from electra.config import TokenizerConfig
+    from electra.data.corpus import iter_documents
     from electra.data.tokenizer import train_tokenizer
 
     files = [Path(f) for f in default_corpus()]
@@ -56,7 +57,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         tok = tmp / "tok"
-        train_tokenizer(files, tok, TokenizerConfig(vocab_size=args.vocab_size))
+        train_tokenizer(iter_documents(files), tok, TokenizerConfig(vocab_size=args.vocab_size))
         script = tmp / "child.py"
         script.write_text(CHILD)
         for k in (int(s) for s in args.sizes.split(",")):

@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
-from electra.objective.masking import mask_tokens  # noqa: E402
+from electra.objective import TokenIds, build_objective  # noqa: E402
+from electra.objective.masking import MaskSpec, mask_tokens  # noqa: E402
+from electra.objective.sampling import gumbel_sample  # noqa: E402
 from electra.train.flops import electra_train_flops  # noqa: E402
-from electra.objective.electra import ElectraModel  # noqa: E402
-from electra.objective.losses import gumbel_sample  # noqa: E402
-from electra.train.optim import build_optimizer  # noqa: E402
+from electra.train.optim import build_optimizer, build_scheduler, optimizer_step  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
 
 VOCAB = {"tiny": 8192}  # the others use BERT's 30522
@@ -52,33 +52,26 @@ def fake_batch(B: int, T: int, V: int, device: torch.device):
 
 
 def ours_step_fn(cfg, B, T, device, precision_name):
-    model = ElectraModel.from_config(cfg).to(device).train()
+    model = build_objective(cfg, TokenIds.standard()).to(device).train()
     model.set_gradient_checkpointing(cfg.train.gradient_checkpointing)
     opt = build_optimizer(model, cfg.optim)
+    sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
     prec = Precision(resolve_precision(precision_name, device), device)
     ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
-    special = torch.tensor([0, 1, 2, 3, 4], device=device)
-    P = cfg.objective.max_predictions_for(T)
     fn = torch.compile(model) if cfg.train.compile else model
 
-    def step():
-        masked = mask_tokens(ids, attn, special, mask_id=4, vocab_size=cfg.model.vocab_size,
-                             mask_prob=cfg.objective.mask_prob, max_predictions=P)
+    def step():  # exactly the training loop's step: masking inside the objective, optimizer_step
         with prec.autocast():
-            out = fn(ids, types, attn, masked)
+            out = fn(ids, types, attn)
         prec.scaler.scale(out.loss).backward()
-        prec.scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        prec.scaler.step(opt)
-        prec.scaler.update()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(model, opt, sched, prec.scaler, cfg.optim.clip_norm)
     return step, prec.name
 
 
 def hf_step_fn(cfg, B, T, device, precision_name):
     import transformers
 
-    from electra.export import hf_config
+    from electra.hf import hf_config
 
     def build(mcfg, cls):
         c = hf_config(mcfg, cls.__name__)
@@ -90,14 +83,14 @@ def hf_step_fn(cfg, B, T, device, precision_name):
     disc.electra.embeddings = gen.electra.embeddings  # shared token/position/type embeddings
     params = list({id(p): p for p in [*gen.parameters(), *disc.parameters()]}.values())
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr, eps=1e-6, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
     prec = Precision(resolve_precision(precision_name, device), device)
     ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
-    special = torch.tensor([0, 1, 2, 3, 4], device=device)
-    P = cfg.objective.max_predictions_for(T)
+    special = torch.tensor(TokenIds.standard().special_ids, device=device)
+    spec = MaskSpec.from_config(cfg.objective, TokenIds.standard().mask_id, cfg.model.vocab_size)
 
     def step():
-        m = mask_tokens(ids, attn, special, mask_id=4, vocab_size=cfg.model.vocab_size,
-                        mask_prob=cfg.objective.mask_prob, max_predictions=P)
+        m = mask_tokens(ids, attn, special, spec)
         is_masked = torch.zeros_like(attn).scatter(1, m.positions, m.weights > 0)
         labels = ids.masked_fill(~is_masked, -100)
         with prec.autocast():
@@ -109,11 +102,7 @@ def hf_step_fn(cfg, B, T, device, precision_name):
             d = disc(input_ids=corrupted, attention_mask=attn, token_type_ids=types, labels=replaced)
             loss = g.loss + 50.0 * d.loss
         prec.scaler.scale(loss).backward()
-        prec.scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        prec.scaler.step(opt)
-        prec.scaler.update()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(torch.nn.ModuleList([gen, disc]), opt, sched, prec.scaler, 1.0)
     return step, prec.name
 
 

@@ -29,18 +29,19 @@ from electra.config import (
     to_dict,
 )
 from electra.errors import ElectraError
-from electra.finetune.config import FinetuneConfig
+from electra.finetuning.config import FinetuneConfig
 
 log = logging.getLogger("electra")
 
 
 def _tokenizer_train(args: argparse.Namespace) -> None:
+    from electra.data.corpus import iter_documents
     from electra.data.tokenizer import train_tokenizer
 
     strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
     cfg = TokenizerConfig(vocab_size=args.vocab_size, lowercase=not args.cased, strip_accents=strip,
                           min_frequency=args.min_frequency, text_field=args.text_field)
-    tok = train_tokenizer(args.corpus, args.out, cfg)
+    tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg)
     print(f"wrote {args.out}/tokenizer.json and vocab.txt ({tok.vocab_size} tokens)")
     print(f"next: electra preprocess --corpus {' '.join(args.corpus)} --tokenizer {args.out} "
           f"--seq-len 128 --out DATA_DIR")
@@ -59,27 +60,25 @@ def _preprocess(args: argparse.Namespace) -> None:
 
 
 def _pretrain(args: argparse.Namespace) -> None:
-    from electra.pipeline import load_run_config, run
-    from electra.train.loop import InitFrom
+    from electra import api
+    from electra.train.state import InitFrom
 
     if args.data and args.corpus:
         raise ElectraError("pass either --data (existing shards) or --corpus (raw text), not both")
-    if args.resume:
-        if args.out is None:
-            raise ElectraError("--resume needs --out RUN_DIR (the run to continue)")
-        cfg = load_run_config(Path(args.out), args.overrides)
-    else:
-        cfg = apply_overrides(preset(args.preset), args.overrides)
+    if args.resume and args.out is None:
+        raise ElectraError("--resume needs --out RUN_DIR (the run to continue)")
     if args.print_config:
+        cfg = (api.load_run_config(Path(args.out), args.overrides) if args.resume
+               else apply_overrides(preset(args.preset), args.overrides))
         print(json.dumps(to_dict(cfg), indent=2))
         return
+    if args.init_generator_from and not args.init_from:
+        raise ElectraError("--init-generator-from needs --init-from (the discriminator)")
     init = None
     if args.init_from:
         init = InitFrom(Path(args.init_from), Path(args.init_generator_from) if args.init_generator_from else None)
-    elif args.init_generator_from:
-        raise ElectraError("--init-generator-from needs --init-from (the discriminator)")
-    res = run(cfg, out=Path(args.out) if args.out else None, data=Path(args.data) if args.data else None,
-              corpus=args.corpus, resume=args.resume, init=init)
+    res = api.pretrain(args.preset, out=args.out, data=args.data, corpus=args.corpus,
+                       resume=args.resume, init=init, overrides=args.overrides)
     if not res.exports:
         return  # not the main process
     _print_summary(res)
@@ -110,14 +109,13 @@ def _print_summary(res) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from electra.train.checkpoint import load_pretrained
-    from electra.export import pretrained_to_hf, save_hf
+    from electra import api
 
-    model, _, tokenizer, meta = load_pretrained(args.checkpoint)
-    config, tensors = pretrained_to_hf(model, args.part)
-    out = save_hf(args.out, config, tensors, tokenizer)
+    trained = api.load(args.checkpoint)
+    out = api.export(trained, args.out, args.part)
     cls = "ElectraForPreTraining" if args.part == "discriminator" else "ElectraForMaskedLM"
-    print(f"wrote {out} ({args.part}, step {meta['step']}); load with transformers.{cls}.from_pretrained('{out}')")
+    print(f"wrote {out} ({args.part}, step {trained.meta['step']}); load with "
+          f"transformers.{cls}.from_pretrained('{out}')")
 
 
 def _finetune_config(args: argparse.Namespace) -> FinetuneConfig:
@@ -132,16 +130,14 @@ def _finetune_config(args: argparse.Namespace) -> FinetuneConfig:
 def _finetune(args: argparse.Namespace) -> None:
     import time
 
-    from electra.finetune.run import finetune, load_backbone
-    from electra.finetune.tasks import get_task, load_data
+    from electra import api
+    from electra.finetuning.tasks import get_task
 
-    cfg = dataclasses.replace(_finetune_config(args), seed=args.seed)
     spec = get_task(args.task)
-    backbone = load_backbone(args.checkpoint, random_init=args.random_init)
-    data = load_data(spec, cfg, data=_path(args.data), train=_path(args.train), dev=_path(args.dev),
-                     split_by_article=args.split_by_article)
     out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    res = finetune(backbone, spec, data, cfg, out=out)
+    res = api.finetune(args.checkpoint, args.task, data=args.data, train=args.train, dev=args.dev,
+                       out=out, seed=args.seed, config=_finetune_config(args),
+                       random_init=args.random_init, split_by_article=args.split_by_article)
     print(f"\n{spec.title} (seed {res.seed}, {res.steps} steps, {res.seconds:.0f}s): " +
           ", ".join(f"{k} {100 * v:.2f}" for k, v in res.metrics.items() if "thresh" not in k))
     if res.note:
@@ -151,8 +147,7 @@ def _finetune(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from electra.finetune.report import Sources, evaluate
-    from electra.finetune.tasks import resolve_tasks
+    from electra import api
 
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds)))
@@ -160,10 +155,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         seeds = []
     if not seeds or len(set(seeds)) != len(seeds):
         raise ElectraError(f"--seeds {args.seeds!r}: give a count (5) or distinct seeds (0,1,2)")
-    sources = Sources(glue_dir=_path(args.glue_dir), squad=_path(args.squad),
-                      split_by_article=args.split_by_article, conll_dir=_path(args.conll))
-    results = evaluate(args.checkpoint, resolve_tasks(args.tasks), seeds, _finetune_config(args), sources,
-                       Path(args.out), save_models=args.save_models, random_init=args.random_init)
+    results = api.evaluate(args.checkpoint, args.tasks, args.out, seeds=seeds, glue_dir=args.glue_dir,
+                           squad=args.squad, conll_dir=args.conll,
+                           split_by_article=args.split_by_article, config=_finetune_config(args),
+                           save_models=args.save_models, random_init=args.random_init)
     print("\n" + (Path(args.out) / "results.md").read_text())
     g = results.get("glue_average") or {}
     print(f"wrote {Path(args.out) / 'results.json'} and results.md" +
@@ -171,16 +166,12 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from electra.finetune.run import predict_file
+    from electra.finetuning.run import predict_file
 
     n, metrics = predict_file(args.model, Path(args.input), Path(args.out))
     print(f"wrote {n} predictions to {args.out}" + (
         " (" + ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if "thresh" not in k) + ")"
         if metrics else ""))
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None
 
 
 def _add_finetune_options(p: argparse.ArgumentParser) -> None:
@@ -353,8 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"electra: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("electra: interrupted (a run continues with: electra pretrain --resume --out RUN_DIR)",
-              file=sys.stderr)
+        out = getattr(args, "out", None) if args.command == "pretrain" else None
+        print("electra: interrupted" + (f" (continue the run with: electra pretrain --resume --out {out})"
+                                        if out else ""), file=sys.stderr)
         return 130
     except OSError as e:  # disk full, permissions, ...: the OS message names the file
         print(f"electra: error: {e}", file=sys.stderr)

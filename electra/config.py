@@ -110,9 +110,6 @@ class ModelConfig:
         check_prob("model.attention_dropout", self.attention_dropout, open_right=True)
         check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
 
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_heads
 
 
 @dataclass(kw_only=True)
@@ -152,10 +149,6 @@ class ObjectiveConfig:
         check(self.mlm_weight >= 0 and self.disc_weight >= 0, "loss weights must be >= 0")
         check(self.temperature > 0, "objective.temperature must be > 0")
 
-    def max_predictions_for(self, seq_len: int) -> int:
-        if self.max_predictions is not None:
-            return min(self.max_predictions, seq_len)
-        return max(1, int((self.mask_prob + 0.005) * seq_len))
 
 
 @dataclass(kw_only=True)
@@ -234,11 +227,8 @@ class ProbeConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.task:
+        if not self.task:  # the task name is checked against the registry by finetuning.probe
             return
-        from electra.finetune.tasks import PROBE_TASKS  # lazy: the registry imports this module
-
-        check_choice("eval.task", self.task, PROBE_TASKS)
         check(bool(self.data), f"eval.task={self.task} needs eval.data=PATH (the task's GLUE directory)")
         check(self.every >= 0, "eval.every must be >= 0 (0 = at every train.eval_every)")
         check(self.train_examples >= 1 and self.eval_examples >= 0, "eval.train_examples must be >= 1")

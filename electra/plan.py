@@ -20,11 +20,10 @@ from dataclasses import dataclass
 import torch
 
 from electra.config import PRESETS, PretrainConfig, apply_overrides, preset
-from electra.objective.masking import mask_tokens
 from electra.errors import ConfigError
+from electra.objective import TokenIds, build_objective
 from electra.train.flops import electra_train_flops
-from electra.objective.electra import ElectraModel
-from electra.train.optim import build_optimizer
+from electra.train.optim import build_optimizer, build_scheduler, optimizer_step
 from electra.train.precision import Precision, resolve_precision
 
 # dense bf16 peak FLOP/s (fp16 tensor cores for V100), the usual MFU denominators
@@ -43,7 +42,7 @@ def parse_duration(text: str) -> float:
 
 def parameter_count(cfg: PretrainConfig) -> int:
     with torch.device("meta"):  # shapes only: no memory, no init cost even for `large`
-        model = ElectraModel.from_config(cfg)
+        model = build_objective(cfg, TokenIds.standard())
     return sum(p.numel() for p in model.parameters())  # shared weights counted once
 
 
@@ -61,25 +60,19 @@ def measure(cfg: PretrainConfig, seq_len: int, micro_batch: int, steps: int = 3,
     """Time `steps` real training steps (after one warm-up) on random ids."""
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
-    model = ElectraModel.from_config(cfg).to(dev).train()
+    model = build_objective(cfg, TokenIds.standard()).to(dev).train()
     opt = build_optimizer(model, cfg.optim)
+    sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
     prec = Precision(resolve_precision(cfg.train.precision, dev), dev)
-    V = cfg.model.vocab_size
-    ids = torch.randint(5, V, (micro_batch, seq_len), device=dev)
+    ids = torch.randint(5, cfg.model.vocab_size, (micro_batch, seq_len), device=dev)
     types = torch.zeros_like(ids)
     attn = torch.ones_like(ids, dtype=torch.bool)
-    special = torch.arange(5, device=dev)
-    P = cfg.objective.max_predictions_for(seq_len)
 
-    def step() -> None:
-        masked = mask_tokens(ids, attn, special, mask_id=4, vocab_size=V,
-                             mask_prob=cfg.objective.mask_prob, max_predictions=P)
+    def step() -> None:  # the training loop's step: masking in the objective, one optimizer_step
         with prec.autocast():
-            loss = model(ids, types, attn, masked).loss
+            loss = model(ids, types, attn).loss
         prec.scaler.scale(loss).backward()
-        prec.scaler.step(opt)
-        prec.scaler.update()
-        opt.zero_grad(set_to_none=True)
+        optimizer_step(model, opt, sched, prec.scaler, cfg.optim.clip_norm)
 
     step()
     if dev.type == "cuda":

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from electra.config import TokenizerConfig
+from electra.data.corpus import iter_documents
 from electra.data.tokenizer import train_tokenizer
 
 _SUBJECTS = ["The river", "A small village", "The old library", "Our team", "The committee",
@@ -72,7 +73,7 @@ def tiny_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_tokenizer(tiny_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Directory of a lower-cased WordPiece tokenizer (vocab <= 400) trained on `tiny_corpus`."""
     out = tmp_path_factory.mktemp("tok") / "tokenizer"
-    train_tokenizer([tiny_corpus], out, TokenizerConfig(vocab_size=400, min_frequency=1))
+    train_tokenizer(iter_documents([tiny_corpus]), out, TokenizerConfig(vocab_size=400, min_frequency=1))
     return out
 
 

@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from electra.train import checkpoint as ckpt
 from electra.cli import main
+from electra.train.pretrained import load_pretrained
 from tests.conftest import TINY_RUN
 
 transformers = pytest.importorskip("transformers")
@@ -32,7 +32,8 @@ def test_pretrain_from_raw_text_prints_where_everything_is(cli_run, capsys):
 
 
 def test_exported_models_match_our_checkpoint(cli_run, tmp_path):
-    model, cfg, tok, _ = ckpt.load_pretrained(cli_run)
+    trained = load_pretrained(cli_run)
+    model, tok = trained.model, trained.tokenizer
     model.eval()
     enc = tok.encode("the river crossed a new bridge", "it was widely praised.")
     ids = torch.tensor([enc["input_ids"]])
@@ -54,11 +55,11 @@ def test_exported_models_match_our_checkpoint(cli_run, tmp_path):
 
 
 def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
+    from electra.api import apply_init_config
     from electra.config import apply_overrides, preset
-    from electra.export import HFCheckpoint
-    from electra.objective.electra import ElectraModel
-    from electra.pipeline import apply_init_config
-    from electra.train.loop import InitFrom, load_init_weights
+    from electra.hf import HFCheckpoint
+    from electra.objective import ElectraModel, TokenIds
+    from electra.train.state import InitFrom, load_init_weights
 
     hf_dir = cli_run / "export" / "discriminator"
     # continued pre-training on domain text: shards made with the HF directory's tokenizer
@@ -71,7 +72,8 @@ def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
     assert saved["model"]["hidden_size"] == 32  # the architecture comes from the HF config
 
     init = InitFrom(hf_dir)
-    model = ElectraModel.from_config(apply_init_config(apply_overrides(preset("tiny"), TINY_RUN), init))
+    model = ElectraModel.from_config(apply_init_config(apply_overrides(preset("tiny"), TINY_RUN), init),
+                                     TokenIds.standard())
     load_init_weights(model, init)
     ref = HFCheckpoint(hf_dir)
     for k, v in model.discriminator.state_dict().items():
@@ -81,8 +83,8 @@ def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
 
 
 def test_init_from_with_shards_of_another_vocabulary(cli_run, tiny_data, tmp_path, capsys):
-    from electra.export import pretrained_to_hf, save_hf
     from electra.data.tokenizer import Tokenizer
+    from electra.hf import pretrained_to_hf, save_hf
     from tests.test_model import tiny_model
 
     # an HF directory whose tokenizer has another vocabulary than the shards
@@ -94,7 +96,7 @@ def test_init_from_with_shards_of_another_vocabulary(cli_run, tiny_data, tmp_pat
                     Tokenizer.load(tmp_path / "tok"))
     err = cli_error(capsys, "pretrain", "--data", str(tiny_data), "--init-from", str(other),
                     "--out", str(tmp_path / "x"), *TINY_RUN)
-    assert "different vocabulary" in err and "electra preprocess" in err
+    assert "different tokenizer" in err and "electra preprocess" in err
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):

@@ -12,7 +12,9 @@ def test_small_preset_is_google_research_electra_small():
     assert (c.optim.lr, c.optim.warmup_steps, c.optim.bias_correction, c.optim.eps) == (5e-4, 10_000, False, 1e-6)
     assert (c.train.batch_size, c.train.steps, c.preprocess.seq_len) == (128, 1_000_000, 128)
     assert (c.objective.mask_prob, c.objective.disc_weight, c.objective.mask_token_prob) == (0.15, 50.0, 0.85)
-    assert c.objective.max_predictions_for(128) == 19  # int((0.15 + 0.005) * 128), as G-EL
+    from electra.objective.masking import MaskSpec
+
+    assert MaskSpec.from_config(c.objective, 4, 30522).predictions_for(128) == 19  # int(0.155 * 128), G-EL
 
 
 def test_base_and_large_presets():

@@ -2,8 +2,8 @@ import hashlib
 import re
 from pathlib import Path
 
+from electra.api import default_corpus
 from electra.data.corpus import iter_documents
-from electra.pipeline import default_corpus
 
 
 def test_bundled_corpus_is_the_noticed_wikipedia_sample():

@@ -30,8 +30,9 @@ def test_two_process_run_and_exact_resume_layout_check(tiny_data, tmp_path):
     weights = ckpt.load_weights(path)
     assert all(torch.isfinite(w).all() for w in weights.values())
     # resuming with one process cannot continue the data stream exactly: refused clearly
+    from electra.api import load_run_config
+    from electra.api import pretrain as run
     from electra.errors import DataError
-    from electra.pipeline import load_run_config, run
 
     with pytest.raises(DataError, match="same layout"):
         run(load_run_config(out, ["train.steps=6"]), out=out, resume=True)

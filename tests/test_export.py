@@ -6,7 +6,7 @@ import torch
 transformers = pytest.importorskip("transformers")
 
 from electra.errors import CheckpointError  # noqa: E402
-from electra.export import HFCheckpoint, pretrained_to_hf, save_hf  # noqa: E402
+from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf  # noqa: E402
 from electra.model.layers import Encoder  # noqa: E402
 from tests.test_model import batch, tiny_model  # noqa: E402
 

@@ -9,11 +9,11 @@ import torch
 
 from electra.cli import main
 from electra.config import ProbeConfig, apply_overrides, preset
-from electra.errors import ConfigError
-from electra.export import HFCheckpoint, pretrained_to_hf, save_hf
-from electra.model.layers import Encoder
-from electra.objective.electra import ElectraModel
 from electra.data.tokenizer import Tokenizer
+from electra.errors import ConfigError
+from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
+from electra.model.layers import Encoder
+from electra.objective import ElectraModel, TokenIds
 from tests.conftest import TINY_RUN
 from tests.finetune_fixtures import write_conll, write_glue, write_squad, write_user
 from tests.test_model import TINY
@@ -35,7 +35,8 @@ def backbone(tiny_tokenizer, tmp_path_factory):
     """A local HF ELECTRA directory (random tiny discriminator + the tiny tokenizer)."""
     tok = Tokenizer.load(tiny_tokenizer)
     torch.manual_seed(0)
-    model = ElectraModel.from_config(apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}"]))
+    model = ElectraModel.from_config(apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}"]),
+                                     TokenIds.standard())
     return save_hf(tmp_path_factory.mktemp("hf") / "disc", *pretrained_to_hf(model, "discriminator"), tok)
 
 
@@ -150,7 +151,7 @@ def test_every_task_family_runs_end_to_end(backbone, data, tmp_path, task, metri
 
 
 def test_our_run_directory_is_a_backbone(tiny_data, data, tmp_path, capsys):
-    from electra.pipeline import run
+    from electra.api import pretrain as run
 
     res = run(apply_overrides(preset("tiny"), TINY_RUN), out=tmp_path / "run", data=tiny_data)
     out = tmp_path / "ft"
@@ -158,7 +159,7 @@ def test_our_run_directory_is_a_backbone(tiny_data, data, tmp_path, capsys):
                  str(out), *FAST]) == 0
     assert "step 6" in json.loads((out / "finetune.json").read_text())["source"]
     # fine-tuned encoders start from the run's discriminator
-    from electra.finetune.run import load_backbone
+    from electra.finetuning.run import load_backbone
 
     assert torch.equal(load_backbone(tmp_path / "run").encoder_state["layers.0.ffn_in.weight"],
                        HFCheckpoint(res.exports["discriminator"]).encoder_state["layers.0.ffn_in.weight"])
@@ -198,7 +199,7 @@ def test_user_errors_are_one_line(backbone, data, tmp_path, capsys):
 
 
 def test_probe_fine_tunes_a_copy_and_leaves_the_rng_alone(backbone, data):
-    from electra.finetune.probe import run_probe
+    from electra.finetuning.probe import run_probe
 
     ck = HFCheckpoint(backbone)
     encoder = Encoder(ck.config)
@@ -216,13 +217,15 @@ def test_probe_fine_tunes_a_copy_and_leaves_the_rng_alone(backbone, data):
     assert cfg.eval.task == "sst2" and cfg.eval.every == 100
     with pytest.raises(ConfigError, match="needs eval.data"):
         apply_overrides(preset("tiny"), ["eval.task=sst2"])
-    with pytest.raises(ConfigError, match="eval.task='squad'"):
-        apply_overrides(preset("tiny"), ["eval.task=squad", "eval.data=x"])
+    from electra.finetuning.probe import check_probe_config
+
+    with pytest.raises(ConfigError, match="eval.task='squad'"):  # checked before any data is made
+        check_probe_config(apply_overrides(preset("tiny"), ["eval.task=squad", "eval.data=x"]).eval)
 
 
 def test_pretrain_probe_is_logged_and_leaves_training_unchanged(tiny_data, data, tmp_path):
+    from electra.api import pretrain as run
     from electra.train import checkpoint as ckpt
-    from electra.pipeline import run
 
     probe = ["eval.task=sst2", f"eval.data={data['glue'] / 'SST-2'}", "eval.every=2", "eval.train_examples=32",
              "eval.eval_examples=16", "eval.max_seq_len=48"]
@@ -236,7 +239,7 @@ def test_pretrain_probe_is_logged_and_leaves_training_unchanged(tiny_data, data,
 
 
 def test_random_init_control_keeps_shapes_and_tokenizer_but_not_weights(backbone):
-    from electra.finetune.run import load_backbone
+    from electra.finetuning.run import load_backbone
 
     trained = load_backbone(backbone)
     fresh = load_backbone(backbone, random_init=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from electra.errors import ConfigError, DataError
-from electra.finetune import glue, ner, squad
-from electra.finetune.config import DataConfig, FinetuneConfig, SquadConfig
-from electra.finetune.features import IGNORE, batches
-from electra.finetune.tasks import get_task, load_data, resolve_tasks
 from electra.data.tokenizer import Tokenizer
+from electra.errors import ConfigError, DataError
+from electra.finetuning import glue, ner, squad
+from electra.finetuning.config import DataConfig, FinetuneConfig, SquadConfig
+from electra.finetuning.features import IGNORE, batches
+from electra.finetuning.tasks import get_task, load_data, resolve_tasks
 from tests.finetune_fixtures import POS, write_conll, write_glue, write_squad, write_user
 
 CFG = FinetuneConfig()

@@ -9,7 +9,7 @@ import string
 import numpy as np
 import pytest
 
-from electra.finetune import metrics as M
+from electra.finetuning import metrics as M
 
 # ---- classification / regression: hand-computed -----------------------------------------
 

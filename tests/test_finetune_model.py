@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from electra.config import ModelConfig, OptimConfig
-from electra.export import CLASSIFIER_HEAD_MAP, encoder_to_hf, head_from_hf, head_to_hf, hf_config
+from electra.hf import CLASSIFIER_HEAD_MAP, encoder_to_hf, head_from_hf, head_to_hf, hf_config
 from electra.model.finetuning import FinetuneModel
 from electra.model.heads import ClassificationHead, ElectraClassificationHead, SpanHead, TokenHead
 from electra.model.layers import Encoder, init_weights

@@ -13,9 +13,9 @@ import re
 
 import pytest
 
+from electra.api import pretrain as run
 from electra.config import PreprocessConfig, apply_overrides, preset
 from electra.data.preprocess import preprocess
-from electra.pipeline import run
 from electra.data.tokenizer import SPECIAL_TOKENS
 
 # recorded from the code before the objective/ and train/ packages existed (commit after 749900d)

@@ -1,6 +1,6 @@
 import torch
 
-from electra.objective.masking import mask_tokens
+from electra.objective.masking import MaskSpec, mask_tokens
 
 PAD, CLS, SEP, MASK = 0, 2, 3, 4
 SPECIAL = torch.tensor([0, 1, 2, 3, 4])
@@ -19,7 +19,7 @@ def make_rows(B=64, T=40, seed=0):
 def run(ids, attn, **kw):
     args = dict(mask_id=MASK, vocab_size=100, mask_prob=0.15, max_predictions=int(0.155 * ids.shape[1]))
     args.update(kw)
-    return mask_tokens(ids, attn, SPECIAL, generator=torch.Generator().manual_seed(1), **args)
+    return mask_tokens(ids, attn, SPECIAL, MaskSpec(**args), generator=torch.Generator().manual_seed(1))
 
 
 def test_exact_count_and_never_special_or_pad():
@@ -62,8 +62,8 @@ def test_deterministic_with_generator_and_dynamic_without():
     a, b = run(ids, attn), run(ids, attn)
     assert torch.equal(a.input_ids, b.input_ids) and torch.equal(a.positions, b.positions)
     args = dict(mask_id=MASK, vocab_size=100, mask_prob=0.15, max_predictions=6)
-    c = mask_tokens(ids, attn, SPECIAL, **args)
-    d = mask_tokens(ids, attn, SPECIAL, **args)
+    c = mask_tokens(ids, attn, SPECIAL, MaskSpec(**args))
+    d = mask_tokens(ids, attn, SPECIAL, MaskSpec(**args))
     assert not torch.equal(c.input_ids, d.input_ids)  # a fresh mask every time
 
 

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from electra.config import apply_overrides, preset
-from electra.objective.masking import mask_tokens
+from electra.objective import TokenIds
 from electra.objective.electra import ElectraModel
+from electra.objective.masking import MaskSpec, mask_tokens
 
 SPECIAL = torch.tensor([0, 1, 2, 3, 4])
 TINY = ["model.vocab_size=300", "model.hidden_size=32", "model.embedding_size=16", "model.num_layers=2",
@@ -13,7 +14,7 @@ TINY = ["model.vocab_size=300", "model.hidden_size=32", "model.embedding_size=16
 
 def tiny_model(*extra):
     torch.manual_seed(0)
-    return ElectraModel.from_config(apply_overrides(preset("tiny"), TINY + list(extra)))
+    return ElectraModel.from_config(apply_overrides(preset("tiny"), TINY + list(extra)), TokenIds.standard())
 
 
 def batch(B=4, T=24):
@@ -29,7 +30,7 @@ def batch(B=4, T=24):
 
 
 def masked(ids, attn, seed=0):
-    return mask_tokens(ids, attn, SPECIAL, mask_id=4, vocab_size=300, mask_prob=0.15, max_predictions=6,
+    return mask_tokens(ids, attn, SPECIAL, MaskSpec(mask_id=4, vocab_size=300, mask_prob=0.15, max_predictions=6),
                        generator=torch.Generator().manual_seed(seed))
 
 

@@ -3,7 +3,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from electra.objective.losses import gumbel_sample, mlm_loss, rtd_loss
+from electra.objective.losses import mlm_loss, rtd_loss
+from electra.objective.sampling import gumbel_sample
 
 
 def test_mlm_loss_is_weighted_mean_cross_entropy():

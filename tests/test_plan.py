@@ -2,7 +2,6 @@ import pytest
 
 from electra.config import apply_overrides, preset
 from electra.errors import ConfigError
-from electra.train.flops import electra_train_flops
 from electra.plan import (
     assumed,
     budget_table,
@@ -11,6 +10,7 @@ from electra.plan import (
     parse_duration,
     preset_with_vocab,
 )
+from electra.train.flops import electra_train_flops
 from tests.test_model import TINY
 
 

@@ -12,9 +12,10 @@ import pytest
 
 from electra.config import PreprocessConfig, TokenizerConfig
 from electra.data import preprocess as pp
+from electra.data.corpus import iter_documents
 from electra.data.shards import ShardReader, read_manifest
-from electra.errors import DataError, TokenizerError
 from electra.data.tokenizer import Tokenizer, train_tokenizer
+from electra.errors import DataError, TokenizerError
 
 CLS, SEP, PAD = 2, 3, 0
 
@@ -228,7 +229,7 @@ def test_enwiki_shard(tmp_path: Path) -> None:
     if not path.exists():
         pytest.skip("shared enwiki-2021 data not available")
     tok_dir = tmp_path / "tok"
-    train_tokenizer([path], tok_dir, TokenizerConfig(vocab_size=1000))
+    train_tokenizer(iter_documents([path]), tok_dir, TokenizerConfig(vocab_size=1000))
     m = pp.preprocess([path], tok_dir, tmp_path / "data", PreprocessConfig(seq_len=128, workers=2))
     # 620 documents with text, ~144k words: about 1.4k rows of 128 with these rules
     assert m.totals["documents"] == 620

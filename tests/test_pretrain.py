@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from electra.train import checkpoint as ckpt
+from electra.api import load_run_config
+from electra.api import pretrain as run
 from electra.config import apply_overrides, preset
 from electra.errors import CheckpointError, ConfigError, DataError
-from electra.pipeline import load_run_config, run
+from electra.train import checkpoint as ckpt
 from tests.conftest import TINY_RUN
 
 
@@ -118,6 +119,7 @@ def test_corrupt_checkpoint_is_reported_and_left_alone(straight, tmp_path):
 
 def test_tokenizer_that_does_not_match_the_shards(straight, tiny_data, tmp_path):
     from electra.config import TokenizerConfig
+    from electra.data.corpus import iter_documents
     from electra.data.tokenizer import train_tokenizer
 
     out = tmp_path / "copy"
@@ -125,7 +127,7 @@ def test_tokenizer_that_does_not_match_the_shards(straight, tiny_data, tmp_path)
     shutil.rmtree(out / "tokenizer")
     corpus = tmp_path / "other.txt"
     corpus.write_text("completely different words here\n\nzebra yak xylophone walrus\n" * 50)
-    train_tokenizer([corpus], out / "tokenizer", TokenizerConfig(vocab_size=400, min_frequency=1))
+    train_tokenizer(iter_documents([corpus]), out / "tokenizer", TokenizerConfig(vocab_size=400, min_frequency=1))
     from electra.errors import TokenizerError
 
     with pytest.raises(TokenizerError, match="different tokenizer"):

@@ -17,7 +17,7 @@ from electra.data.shards import (
     read_manifest,
     write_manifest,
 )
-from electra.errors import DataError
+from electra.errors import DataError, TokenizerError
 
 SEQ = 8
 
@@ -100,8 +100,8 @@ def test_manifest_errors(tmp_path: Path) -> None:
         read_manifest(tmp_path)
     with pytest.raises(DataError, match="has no 'test' split"):
         ShardReader(tmp_path, "test", manifest=m)
-    with pytest.raises(DataError, match="tokenizer mismatch"):
-        m.check_tokenizer("0" * 64)
+    with pytest.raises(TokenizerError, match="different tokenizer .* than mine .*; redo it"):
+        m.check_tokenizer("0" * 64, tmp_path, "mine", "redo it")
 
 
 def test_dtype_for_vocab() -> None:

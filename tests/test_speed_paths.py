@@ -6,7 +6,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from electra.objective.losses import gumbel_sample, mlm_loss, rtd_loss
+from electra.objective.losses import mlm_loss, rtd_loss
+from electra.objective.sampling import gumbel_sample
 from tests.test_model import batch, masked, tiny_model
 
 

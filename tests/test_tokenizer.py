@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from electra.config import TokenizerConfig
-from electra.errors import DataError, TokenizerError
+from electra.data.corpus import iter_documents
 from electra.data.tokenizer import SPECIAL_TOKENS, Tokenizer, train_tokenizer
+from electra.errors import DataError, TokenizerError
 
 TEXTS = [
     "The café owner visited Zoë [MASK] in 1998!",
@@ -102,9 +103,9 @@ def test_missing_special_token(tmp_path: Path) -> None:
 def test_fingerprint_differs_for_other_vocab_or_casing(tiny_corpus: Path, tiny_tokenizer: Path,
                                                       tmp_path: Path) -> None:
     base = Tokenizer.load(tiny_tokenizer)
-    smaller = train_tokenizer([tiny_corpus], tmp_path / "small",
+    smaller = train_tokenizer(iter_documents([tiny_corpus]), tmp_path / "small",
                               TokenizerConfig(vocab_size=300, min_frequency=1))
-    cased = train_tokenizer([tiny_corpus], tmp_path / "cased",
+    cased = train_tokenizer(iter_documents([tiny_corpus]), tmp_path / "cased",
                             TokenizerConfig(vocab_size=400, min_frequency=1, lowercase=False))
     assert len({base.fingerprint, smaller.fingerprint, cased.fingerprint}) == 3
     assert Tokenizer.load(tmp_path / "cased").fingerprint == cased.fingerprint
@@ -127,11 +128,11 @@ def test_train_refuses_foreign_dir_and_overwrites_tokenizer(tiny_corpus: Path, t
     (other / "notes.md").write_text("keep me")
     cfg = TokenizerConfig(vocab_size=200, min_frequency=1)
     with pytest.raises(TokenizerError, match="not empty"):
-        train_tokenizer([tiny_corpus], other, cfg)
+        train_tokenizer(iter_documents([tiny_corpus]), other, cfg)
     assert (other / "notes.md").read_text() == "keep me"
     out = tmp_path / "tok"
-    first = train_tokenizer([tiny_corpus], out, cfg)
-    second = train_tokenizer([tiny_corpus], out, TokenizerConfig(vocab_size=250, min_frequency=1))
+    first = train_tokenizer(iter_documents([tiny_corpus]), out, cfg)
+    second = train_tokenizer(iter_documents([tiny_corpus]), out, TokenizerConfig(vocab_size=250, min_frequency=1))
     assert Tokenizer.load(out).fingerprint == second.fingerprint != first.fingerprint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "tok"]  # no temp dirs left
 
@@ -140,5 +141,5 @@ def test_train_on_corpus_without_text(tmp_path: Path) -> None:
     blank = tmp_path / "blank.txt"
     blank.write_text("\n  \n\n")
     with pytest.raises(DataError, match="the corpus has no text"):
-        train_tokenizer([blank], tmp_path / "tok", TokenizerConfig(vocab_size=200))
+        train_tokenizer(iter_documents([blank]), tmp_path / "tok", TokenizerConfig(vocab_size=200))
     assert not (tmp_path / "tok").exists()

@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import random
 import re
-import shutil
 import sys
 import time
 from collections import deque
@@ -31,8 +30,9 @@ from tqdm import tqdm
 from electra.config import PreprocessConfig
 from electra.data.corpus import expand_paths, iter_documents
 from electra.data.shards import Manifest, ShardWriter, SplitInfo, dtype_for_vocab, write_manifest
-from electra.errors import DataError
 from electra.data.tokenizer import Tokenizer
+from electra.errors import DataError
+from electra.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -229,19 +229,8 @@ def preprocess(corpus: Sequence[str | Path], tokenizer_dir: str | Path, out_dir:
         raise DataError(f"{out} already exists; choose another --out or delete it")
     files = expand_paths(corpus)
     workers = cfg.workers or _auto_workers(sum(f.stat().st_size for f in files))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f"{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        manifest = _build(files, tokenizer, tmp, cfg, workers, start)
-        if out.is_dir():
-            out.rmdir()  # empty (checked above); rename cannot replace it on every OS
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return manifest
+    with atomic_dir(out) as tmp:
+        return _build(files, tokenizer, tmp, cfg, workers, start)
 
 
 def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessConfig,

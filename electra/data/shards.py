@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from electra.errors import DataError
+from electra.errors import DataError, TokenizerError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -71,12 +71,12 @@ class Manifest:
                   for name, info in data["splits"].items()}
         return cls(**{**data, "splits": splits})
 
-    def check_tokenizer(self, fingerprint: str, where: str = "the data dir") -> None:
-        """Raise if a tokenizer (by `Tokenizer.fingerprint`) is not the one the rows were built with."""
+    def check_tokenizer(self, fingerprint: str, data_dir: str | Path, tokenizer: str, fix: str) -> None:
+        """The one check that shards and a tokenizer (by `Tokenizer.fingerprint`) belong together."""
         if fingerprint != self.tokenizer_fingerprint:
-            raise DataError(f"tokenizer mismatch: {where} was built with tokenizer "
-                            f"{self.tokenizer_fingerprint[:12]}, got {fingerprint[:12]}; use the "
-                            "tokenizer in <data_dir>/tokenizer or re-run electra preprocess")
+            raise TokenizerError(f"the shards in {data_dir} were made with a different tokenizer "
+                                 f"({self.tokenizer_fingerprint[:12]}) than {tokenizer} "
+                                 f"({fingerprint[:12]}); {fix}")
 
 
 def write_manifest(data_dir: str | Path, manifest: Manifest) -> Path:

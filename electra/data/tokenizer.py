@@ -12,9 +12,8 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +21,9 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 from electra.config import TokenizerConfig
-from electra.errors import DataError, TokenizerError
 from electra.data.fast_wordpiece import FastWordPiece, encode_rust
+from electra.errors import DataError, TokenizerError
+from electra.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -186,10 +186,11 @@ class Tokenizer:
                 f"fingerprint={self.fingerprint[:12]})")
 
 
-def train_tokenizer(paths: Sequence[str | Path], out_dir: str | Path, cfg: TokenizerConfig) -> Tokenizer:
-    """Train a WordPiece vocabulary on the corpus and save it to `out_dir` (atomically)."""
-    from electra.data.corpus import iter_documents
-
+def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: TokenizerConfig
+                    ) -> Tokenizer:
+    """Train a WordPiece vocabulary on `documents` (lists of lines, e.g. from
+    `data.corpus.iter_documents`) and save it to `out_dir` (atomically). Documents stream in
+    batches, so memory stays bounded whatever the corpus size."""
     out = Path(out_dir)
     _check_target(out)
     start = time.perf_counter()
@@ -204,10 +205,9 @@ def train_tokenizer(paths: Sequence[str | Path], out_dir: str | Path, cfg: Token
     lines = 0
 
     def batches() -> Iterator[list[str]]:
-        # stream lines in batches: memory stays bounded whatever the corpus size
         nonlocal lines
         batch: list[str] = []
-        for doc in iter_documents(paths, cfg.text_field):
+        for doc in documents:
             batch.extend(doc)
             if len(batch) >= _BATCH_LINES:
                 lines += len(batch)
@@ -219,8 +219,7 @@ def train_tokenizer(paths: Sequence[str | Path], out_dir: str | Path, cfg: Token
 
     tok.train_from_iterator(batches(), trainer=trainer)
     if lines == 0:
-        raise DataError(f"the corpus has no text ({', '.join(map(str, paths))}); check --corpus "
-                        "and --text-field")
+        raise DataError("the corpus has no text; check --corpus and --text-field")
     out_tok = Tokenizer(tok, lowercase=cfg.lowercase, strip_accents=cfg.strip_accents)
     _set_post_processor(tok, out_tok.cls_id, out_tok.sep_id)
     out_tok.save(out)
@@ -303,20 +302,14 @@ def _write_dir(out: Path, tok: Tokenizer) -> Path:
     """Write to a temp dir, then rename into place; into an existing tokenizer dir (e.g. a model
     dir with other files) each file is replaced atomically instead."""
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        for name, text in _hf_files(tok).items():
+    files = _hf_files(tok)
+    if out.is_dir() and any(out.iterdir()):
+        for name, text in files.items():
+            tmp = out / f".{name}.tmp-{os.getpid()}"
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, out / name)
+        return out
+    with atomic_dir(out) as tmp:
+        for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
-        if out.is_dir() and any(out.iterdir()):
-            for name in TOKENIZER_FILES:
-                os.replace(tmp / name, out / name)
-        else:
-            if out.is_dir():
-                out.rmdir()
-            os.rename(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out

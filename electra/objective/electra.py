@@ -1,27 +1,27 @@
-"""The ELECTRA pre-training model: a small generator and a discriminator trained jointly.
+"""ELECTRA: a small generator and a discriminator trained jointly (replaced token detection).
 
-forward = generator on the masked input -> MLM logits at the picked positions only -> Gumbel
-sample (no grad) -> corrupted input -> discriminator -> RTD logits for every token. Loss is
-`mlm_weight * MLM + disc_weight * RTD`. Sharing modes: `none`, `embeddings` (one Embeddings
-module used by both, the paper's default), `all` (one encoder, requires equal sizes)."""
+forward = dynamic masking -> generator on the masked input -> MLM logits at the picked positions
+only -> Gumbel sample (no grad) -> corrupted input -> discriminator -> RTD logits for every token.
+Loss is `mlm_weight * MLM + disc_weight * RTD`. Sharing modes: `none`, `embeddings` (one
+Embeddings module used by both, the paper's default), `all` (one encoder, equal sizes)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from electra.config import ModelConfig, ObjectiveConfig, PretrainConfig
-from electra.objective.masking import MaskedBatch
 from electra.model.heads import DiscriminatorHead, GeneratorHead, gather_positions
 from electra.model.layers import Embeddings, Encoder, init_weights, zero_pad_row
-from electra.objective.losses import gumbel_sample, mlm_loss, rtd_loss
+from electra.objective.base import ObjectiveOutput, PretrainingObjective, TokenIds
+from electra.objective.losses import mlm_loss, rtd_loss
+from electra.objective.masking import MaskedBatch, MaskSpec, mask_tokens
+from electra.objective.sampling import gumbel_sample
 
 
 @dataclass(frozen=True)
-class PretrainOutput:
-    loss: torch.Tensor  # scalar, what is back-propagated
+class PretrainOutput(ObjectiveOutput):
     mlm_loss: torch.Tensor  # scalar
     rtd_loss: torch.Tensor  # scalar
     gen_correct: torch.Tensor  # scalar, picked positions where argmax(G) == original
@@ -32,15 +32,23 @@ class PretrainOutput:
     disc_logits: torch.Tensor  # [B, T]
     replaced: torch.Tensor  # [B, T] bool, the RTD labels
     token_mask: torch.Tensor  # [B, T] bool, non-pad tokens
+    masked: MaskedBatch  # the generator's input and targets
+    corrupted: torch.Tensor  # [B, T] the discriminator's input
 
 
-class ElectraModel(nn.Module):
-    def __init__(self, disc: ModelConfig, gen: ModelConfig, objective: ObjectiveConfig) -> None:
+class ElectraModel(PretrainingObjective):
+    STAT_NAMES = ("mlm_loss", "rtd_loss", "gen_correct", "gen_count", "disc_correct", "disc_count",
+                  "replaced")
+
+    def __init__(self, disc: ModelConfig, gen: ModelConfig, objective: ObjectiveConfig,
+                 ids: TokenIds) -> None:
         super().__init__()
         if gen.embedding_size != disc.embedding_size and objective.sharing != "none":
             raise ValueError("shared embeddings need equal embedding sizes")
         self.objective = objective
         self.disc_cfg, self.gen_cfg = disc, gen
+        self.mask_spec = MaskSpec.from_config(objective, ids.mask_id, disc.vocab_size)
+        self.register_buffer("special_ids", torch.tensor(ids.special_ids), persistent=False)
         # the discriminator is built first so shared parameters are named discriminator.*
         self.discriminator = Encoder(disc)
         shared = self.discriminator.embeddings if objective.sharing == "embeddings" else None
@@ -54,8 +62,12 @@ class ElectraModel(nn.Module):
             zero_pad_row(emb, disc.pad_token_id)
 
     @classmethod
-    def from_config(cls, cfg: PretrainConfig) -> ElectraModel:
-        return cls(cfg.model, cfg.generator_model(), cfg.objective)
+    def from_config(cls, cfg: PretrainConfig, ids: TokenIds) -> ElectraModel:
+        return cls(cfg.model, cfg.generator_model(), cfg.objective, ids)
+
+    @property
+    def encoder(self) -> Encoder:
+        return self.discriminator
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Trade compute for memory (long sequences): activations are recomputed in backward."""
@@ -69,6 +81,10 @@ class ElectraModel(nn.Module):
     def all_embeddings(self) -> list[Embeddings]:
         embs = [self.discriminator.embeddings, self.generator_encoder.embeddings]
         return list({id(e): e for e in embs}.values())
+
+    def mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+             generator: torch.Generator | None = None) -> MaskedBatch:
+        return mask_tokens(input_ids, attention_mask, self.special_ids, self.mask_spec, generator)
 
     def generator_logits(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
                          attention_mask: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
@@ -85,10 +101,13 @@ class ElectraModel(nn.Module):
         return self.discriminator_head(h)  # [B, T]
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                attention_mask: torch.Tensor, masked: MaskedBatch,
+                attention_mask: torch.Tensor, masked: MaskedBatch | None = None,
                 generator: torch.Generator | None = None) -> PretrainOutput:
-        # input_ids (original), token_type_ids, attention_mask: [B, T]; masked: see MaskedBatch
+        # input_ids (original), token_type_ids, attention_mask: [B, T]; `masked` (tests, fixed
+        # masks) or None: drawn here from `generator` (None: the global RNG)
         obj = self.objective
+        if masked is None:
+            masked = self.mask(input_ids, attention_mask, generator)
         g_logits = self.generator_logits(masked.input_ids, token_type_ids, attention_mask,
                                          masked.positions)  # [B, P, V]
         mlm = mlm_loss(g_logits, masked.targets, masked.weights)
@@ -104,11 +123,23 @@ class ElectraModel(nn.Module):
         loss = obj.mlm_weight * mlm + obj.disc_weight * rtd
 
         with torch.no_grad():
-            gen_hit = (g_logits.argmax(-1) == masked.targets).float() * masked.weights
-            disc_hit = ((d_logits > 0) == replaced) & attention_mask
+            gen_hit = ((g_logits.argmax(-1) == masked.targets).float() * masked.weights).sum()
+            disc_hit = (((d_logits > 0) == replaced) & attention_mask).sum().float()
+            gen_n, disc_n = masked.weights.sum(), attention_mask.sum().float()
+            n_replaced = replaced.sum().float()
+            stats = torch.stack([mlm.detach(), rtd.detach(), gen_hit, gen_n, disc_hit, disc_n,
+                                 n_replaced])
         return PretrainOutput(
-            loss=loss, mlm_loss=mlm.detach(), rtd_loss=rtd.detach(),
-            gen_correct=gen_hit.sum(), gen_count=masked.weights.sum(),
-            disc_correct=disc_hit.sum().float(), disc_count=attention_mask.sum().float(),
-            replaced_count=replaced.sum().float(),
-            disc_logits=d_logits.detach(), replaced=replaced, token_mask=attention_mask)
+            loss=loss, stats=stats, mlm_loss=mlm.detach(), rtd_loss=rtd.detach(),
+            gen_correct=gen_hit, gen_count=gen_n, disc_correct=disc_hit, disc_count=disc_n,
+            replaced_count=n_replaced, disc_logits=d_logits.detach(), replaced=replaced,
+            token_mask=attention_mask, masked=masked, corrupted=corrupted)
+
+    def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
+        return {
+            "mlm_loss": sums["mlm_loss"] / max(micro_batches, 1),
+            "rtd_loss": sums["rtd_loss"] / max(micro_batches, 1),
+            "gen_acc": sums["gen_correct"] / max(sums["gen_count"], 1),
+            "disc_acc": sums["disc_correct"] / max(sums["disc_count"], 1),
+            "replaced_frac": sums["replaced"] / max(sums["disc_count"], 1),
+        }

@@ -4,7 +4,8 @@ Layout: `<run>/checkpoints/step_00001000/` holding `model.safetensors` (the unwr
 shared weights stored once), `trainer.pt` (optimizer, scheduler, scaler, loader cursor),
 `rng_<rank>.pt` (each rank's RNG states) and `meta.json` (step, tokens, FLOPs, config,
 tokenizer fingerprint). A checkpoint is written into a temporary directory and renamed, so a
-crash never leaves a half-written `step_*` directory; only the last `keep_last` are kept."""
+crash never leaves a half-written `step_*` directory; only the last `keep_last` are kept. This
+module only moves state in and out of files; `pretrained.py` builds models from them."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from electra.errors import CheckpointError
+from electra.files import atomic_dir
 
 log = logging.getLogger(__name__)
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -30,8 +33,9 @@ def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """Parameters and persistent buffers, each shared tensor once (under its first name)."""
     out: dict[str, torch.Tensor] = {}
     seen: set[int] = set()
+    persistent = model.state_dict(keep_vars=True).keys()  # leaves out non-persistent buffers
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
-        if id(t) in seen:
+        if id(t) in seen or name not in persistent:
             continue
         seen.add(id(t))
         out[name] = t.detach()
@@ -75,25 +79,21 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def tmp_dir_for(ckpt_dir: Path, step: int) -> Path:
-    return ckpt_dir / f".step_{step:08d}.tmp"
-
-
-def write_rng(tmp: Path, rank: int) -> None:
-    torch.save(rng_state(), tmp / f"rng_{rank}.pt")
-
-
 def save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, trainer: dict[str, Any],
-                    meta: dict[str, Any], keep_last: int) -> Path:
-    """Rank-0 part of a save; other ranks have already called `write_rng` into the tmp dir."""
-    tmp = tmp_dir_for(ckpt_dir, step)
-    save_file({k: v.contiguous() for k, v in model_state(model).items()}, str(tmp / "model.safetensors"))
-    torch.save(trainer, tmp / "trainer.pt")
-    (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=2) + "\n")
+                    rng_states: list[dict[str, Any]], meta: dict[str, Any], keep_last: int,
+                    extra: Callable[[Path], None] | None = None) -> Path:
+    """Write `step_XXXXXXXX/` atomically (main process; `rng_states` holds every rank's RNG, in
+    rank order); `extra(tmp_dir)` adds files such as the config and tokenizer. Only the newest
+    `keep_last` checkpoints are kept."""
     final = ckpt_dir / f"step_{step:08d}"
-    if final.exists():  # re-saving the same step (e.g. after a resume): replace it last
-        shutil.rmtree(final)
-    tmp.rename(final)
+    with atomic_dir(final, replace=True) as tmp:  # re-saving a step (after a resume) replaces it
+        save_file({k: v.contiguous() for k, v in model_state(model).items()}, str(tmp / "model.safetensors"))
+        torch.save(trainer, tmp / "trainer.pt")
+        for rank, state in enumerate(rng_states):
+            torch.save(state, tmp / f"rng_{rank}.pt")
+        if extra is not None:
+            extra(tmp)
+        (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=2) + "\n")
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -144,25 +144,3 @@ def resolve_checkpoint(path: str | Path) -> Path:
     if not ckpts:
         raise CheckpointError(f"{p} holds no checkpoints (looked in {p / 'checkpoints'})")
     return ckpts[-1][1]
-
-
-def load_pretrained(path: str | Path):
-    """A run or checkpoint directory -> (ElectraModel on CPU, PretrainConfig, Tokenizer, meta).
-
-    Checkpoints are self-contained (config.json and tokenizer/ inside), so a copied checkpoint
-    directory exports or fine-tunes without its run."""
-    from electra.config import PretrainConfig, load_json
-    from electra.objective.electra import ElectraModel
-    from electra.data.tokenizer import Tokenizer
-
-    p = resolve_checkpoint(path)
-    meta = read_meta(p)
-    if not (p / "config.json").is_file():
-        raise CheckpointError(f"{p} has no config.json; the checkpoint is incomplete")
-    cfg = load_json(PretrainConfig, p / "config.json")
-    tokenizer = Tokenizer.load(p / "tokenizer")
-    if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint):
-        raise CheckpointError(f"{p}/tokenizer does not match the tokenizer the model was trained with")
-    model = ElectraModel.from_config(cfg)
-    load_model_state(model, load_weights(p), str(p))
-    return model, cfg, tokenizer, meta

@@ -35,6 +35,7 @@ class DistInfo:
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
+    """`auto` (CUDA if visible, else CPU), `cpu`, `cuda` (this process's local GPU) or `cuda:N`."""
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):
@@ -45,7 +46,20 @@ def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
     return torch.device(requested)
 
 
-def init_distributed(device_request: str) -> tuple[DistInfo, torch.device]:
+@dataclass(frozen=True)
+class Context:
+    """Where this process runs: its rank among the processes and its device."""
+
+    info: DistInfo
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.info.is_main
+
+
+def init_distributed(device_request: str) -> Context:
+    """Once per process: read torchrun's environment, pick the device, join the process group."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     info = DistInfo(rank=int(os.environ.get("RANK", "0")),
                     local_rank=int(os.environ.get("LOCAL_RANK", "0")), world_size=world)
@@ -54,7 +68,7 @@ def init_distributed(device_request: str) -> tuple[DistInfo, torch.device]:
         torch.cuda.set_device(device)
     if info.enabled and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return info, device
+    return Context(info, device)
 
 
 def cleanup() -> None:
@@ -65,6 +79,15 @@ def cleanup() -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def gather_to_main(obj: object) -> list[object]:
+    """Every rank's `obj` on the main process (in rank order); `[obj]` without DDP."""
+    if not dist.is_initialized():
+        return [obj]
+    out = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out or []
 
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
@@ -79,11 +102,6 @@ def wrap_model(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Mod
         return model
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    model = getattr(model, "module", model)
-    return getattr(model, "_orig_mod", model)
 
 
 def no_sync_unless(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:

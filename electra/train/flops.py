@@ -1,4 +1,4 @@
-"""Training FLOPs per token (6N convention, non-causal attention) and MFU.
+"""Training FLOPs per token (6N convention, non-causal attention).
 
 The one FLOP counter used by the training logs, `electra plan` and the benchmarks, following
 REFERENCE.md: encoder 6*(matmul params) + 12*L*H*T, plus the heads; the generator's vocabulary
@@ -7,6 +7,7 @@ projection costs only at the gathered positions (fraction P/T)."""
 from __future__ import annotations
 
 from electra.config import ModelConfig, PretrainConfig
+from electra.objective.masking import MaskSpec
 
 
 def encoder_matmul_params(cfg: ModelConfig) -> int:
@@ -24,11 +25,8 @@ def encoder_train_flops(cfg: ModelConfig, seq_len: int) -> float:
 def electra_train_flops(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -> float:
     """FLOPs per token of one ELECTRA training step (generator + discriminator + heads)."""
     d, g = cfg.model, cfg.generator_model()
-    frac = cfg.objective.max_predictions_for(seq_len) / seq_len if gathered else 1.0
+    spec = MaskSpec.from_config(cfg.objective, 0, d.vocab_size)
+    frac = spec.predictions_for(seq_len) / seq_len if gathered else 1.0
     gen_head = 6.0 * (g.hidden_size * g.embedding_size + g.embedding_size * g.vocab_size) * frac
     disc_head = 6.0 * (d.hidden_size * d.hidden_size + d.hidden_size)
     return encoder_train_flops(g, seq_len) + gen_head + encoder_train_flops(d, seq_len) + disc_head
-
-
-def mfu(tokens_per_second: float, flops_per_token: float, peak_flops: float) -> float:
-    return tokens_per_second * flops_per_token / peak_flops

@@ -1,4 +1,5 @@
-"""Run logging: one console line per interval, `metrics.jsonl`, and TensorBoard when installed.
+"""Run logging: one console line per interval, `metrics.jsonl`, TensorBoard when installed, and
+the on-device `Meter` that the training loop reads only when it logs.
 
 Only the main process writes. Every record is a flat JSON object with `kind` ("train",
 "valid", ...) and `step`, so metrics.jsonl can be read back with one json.loads per line."""
@@ -8,8 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
 
 log = logging.getLogger("electra")
 
@@ -62,3 +66,36 @@ class MetricsLogger:
             self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+class Meter:
+    """On-device running sums of the loss, an objective's statistics and the tokens seen, read
+    (one host sync, summed over processes) only when a log line is due."""
+
+    def __init__(self, stat_names: tuple[str, ...], device: torch.device) -> None:
+        self.names = ("loss", *stat_names, "tokens")
+        self.sums = torch.zeros(len(self.names), device=device)
+        self.micro_batches = 0
+        self.started = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, stats: torch.Tensor, attention_mask: torch.Tensor,
+            grad_accum: int) -> None:
+        # loss: scalar; stats: [K]; attention_mask: [B, T]
+        self.sums += torch.cat([(loss.detach() / grad_accum)[None], stats,
+                                attention_mask.sum().float()[None]])
+        self.micro_batches += 1
+
+    def read(self, all_reduce: Callable[[torch.Tensor], torch.Tensor]
+             ) -> tuple[dict[str, float], int, float]:
+        """(sums, micro-batches, seconds) since the last read, over all processes; then reset."""
+        counts = torch.tensor([float(self.micro_batches)], device=self.sums.device)
+        values = all_reduce(torch.cat([self.sums, counts])).tolist()
+        seconds = time.perf_counter() - self.started
+        self.sums.zero_()
+        self.micro_batches = 0
+        self.started = time.perf_counter()
+        return dict(zip(self.names, values[:-1], strict=True)), int(values[-1]), seconds
+
+    def restart_clock(self) -> None:
+        """Leave evaluation, probe and checkpoint time out of the tokens/s figure."""
+        self.started = time.perf_counter()

@@ -1,50 +1,38 @@
 """The pre-training loop, readable top to bottom.
 
-Command: `electra pretrain --data DIR --preset small [section.field=value ...]` (see `pipeline.py`
-for the raw-text-to-export path). One iteration = `grad_accum` micro-batches (mask on device ->
-generator -> sample -> discriminator -> loss -> backward) then one optimizer step; every
-`log_every` steps one console line and a metrics.jsonl record, every `eval_every` a validation
-pass, every `save_every` an atomic checkpoint. The loop is the same on 1 CPU and N GPUs."""
+One iteration = `grad_accum` micro-batches (the objective masks on the device, runs generator and
+discriminator, returns the loss) -> backward, then one `optimizer_step`. Every `log_every` steps
+one console line and a metrics.jsonl record, every `eval_every` a validation pass (and the
+fine-tuning probe if one is passed in), every `save_every` an atomic checkpoint. The loop reads
+the same on 1 CPU and N GPUs; `api.pretrain` prepares the data and the process context."""
 
 from __future__ import annotations
 
 import logging
 import math
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from electra.config import PretrainConfig, TrainConfig
+from electra.data.shards import ShardReader
+from electra.errors import ConfigError, DataError
+from electra.model.layers import Encoder
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
-from electra.config import PretrainConfig, save_json
-from electra.data.loader import PretrainLoader
-from electra.objective.masking import mask_tokens
-from electra.data.shards import ShardReader, read_manifest
-from electra.errors import CheckpointError, ConfigError, DataError, TokenizerError
-from electra.export import HFCheckpoint
+from electra.train.distributed import Context
 from electra.train.flops import electra_train_flops
-from electra.train.log import MetricsLogger, format_count, format_duration
-from electra.objective.electra import ElectraModel
-from electra.train.optim import build_optimizer, build_scheduler
-from electra.train.precision import Precision, resolve_precision
-from electra.data.tokenizer import Tokenizer
+from electra.train.log import Meter, MetricsLogger, format_count, format_duration
+from electra.train.optim import optimizer_step
+from electra.train.state import InitFrom, RunData, TrainState, build_state, restore, save
 from electra.train.validate import evaluate_pretraining
 
 log = logging.getLogger(__name__)
 
-# order of the on-device running sums (one tensor, synced only when logging)
-_SUMS = ("loss", "mlm_loss", "rtd_loss", "gen_correct", "gen_count", "disc_correct", "disc_count",
-         "replaced", "tokens")
-
-
-@dataclass(frozen=True)
-class InitFrom:
-    """Warm start from local Hugging Face ELECTRA/BERT directories."""
-
-    discriminator: Path
-    generator: Path | None = None
+Probe = Callable[[Encoder], dict]  # a short fine-tune of a copy of the encoder -> dev metrics
 
 
 @dataclass(frozen=True)
@@ -56,236 +44,126 @@ class PretrainResult:
     valid: dict[str, float]
 
 
-def load_init_weights(model: ElectraModel, init: InitFrom) -> None:
-    disc = HFCheckpoint(init.discriminator)
-    model.discriminator.load_state_dict(disc.encoder_state)
-    if disc.discriminator_head is not None:
-        model.discriminator_head.load_state_dict(disc.discriminator_head)
-    if init.generator is not None and model.generator is not None:
-        gen = HFCheckpoint(init.generator)
-        state = gen.encoder_state
-        if model.objective.sharing == "embeddings":  # D's embeddings are the shared ones
-            state = {k: v for k, v in state.items() if not k.startswith("embeddings.")}
-        missing = model.generator.load_state_dict(state, strict=False).missing_keys
-        if any(not k.startswith("embeddings.") for k in missing):
-            raise CheckpointError(f"{init.generator} does not fit the generator (missing {missing[:3]})")
-        if gen.generator_head is not None:
-            model.generator_head.load_state_dict(gen.generator_head)
-
-
-def check_data(cfg: PretrainConfig, data_dir: Path, tokenizer: Tokenizer):
-    manifest = read_manifest(data_dir)
-    if manifest.tokenizer_fingerprint != tokenizer.fingerprint:
-        raise TokenizerError(f"the shards in {data_dir} were made with a different tokenizer than the "
-                             "model's; re-run electra preprocess with the model's tokenizer")
-    if cfg.model.vocab_size != tokenizer.vocab_size:
-        raise TokenizerError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
-                             f"{tokenizer.vocab_size} tokens; they must match")
-    if manifest.seq_len > cfg.model.max_position_embeddings:
-        raise ConfigError(f"the shards hold rows of {manifest.seq_len} tokens but "
-                          f"model.max_position_embeddings={cfg.model.max_position_embeddings}; "
-                          "re-run electra preprocess with a shorter --seq-len")
-    return manifest
-
-
-def pretrain(cfg: PretrainConfig, data_dir: Path, run_dir: Path, *, resume: bool = False,
-             init: InitFrom | None = None) -> PretrainResult:
-    """Train `cfg` on the shards in `data_dir`, writing everything under `run_dir`.
-
-    `run_dir` must already hold `config.json` (the resolved config) and `tokenizer/`
-    (`pipeline.prepare_run` does both); `resume` continues from its latest checkpoint."""
+def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
+             resume: bool = False, init: InitFrom | None = None, probe: Probe | None = None
+             ) -> PretrainResult:
+    """Train `cfg` on `data`, writing checkpoints and metrics under `run_dir` (which already holds
+    config.json and tokenizer/); `resume` continues from its newest checkpoint."""
     # ---- setup --------------------------------------------------------------------------------
-    info, device = dist.init_distributed(cfg.train.device)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    tokenizer = Tokenizer.load(run_dir / "tokenizer")
-    manifest = check_data(cfg, data_dir, tokenizer)
-    seq_len = manifest.seq_len
     tc = cfg.train
-    micro = tc.batch_size // (tc.grad_accum * info.world_size)
-    if micro * tc.grad_accum * info.world_size != tc.batch_size:
-        raise ConfigError(f"train.batch_size={tc.batch_size} must be divisible by grad_accum x "
-                          f"processes = {tc.grad_accum * info.world_size}")
-    torch.manual_seed(tc.seed + info.rank)  # ranks draw different masks and samples
-    precision = Precision(resolve_precision(tc.precision, device), device)
-
-    model = ElectraModel.from_config(cfg).to(device)
-    model.set_gradient_checkpointing(tc.gradient_checkpointing)
-    if init is not None and not resume:
-        load_init_weights(model, init)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, tc.steps)
-    loader = PretrainLoader(ShardReader(data_dir, "train"), micro, seed=tc.seed,
-                            pad_id=tokenizer.pad_id, sep_id=tokenizer.sep_id,
-                            vocab_size=tokenizer.vocab_size, rank=info.rank, world_size=info.world_size)
-    valid = ShardReader(data_dir, "valid")
-    special_ids = torch.tensor(sorted(tokenizer.special_ids), device=device)
-    mask_kwargs = dict(mask_id=tokenizer.mask_id, vocab_size=tokenizer.vocab_size,
-                       mask_prob=cfg.objective.mask_prob,
-                       max_predictions=cfg.objective.max_predictions_for(seq_len),
-                       mask_token_prob=cfg.objective.mask_token_prob,
-                       random_token_prob=cfg.objective.random_token_prob)
-    flops_per_token = electra_train_flops(cfg, seq_len)
-
-    step, tokens_seen = 0, 0
-    ckpt_dir = run_dir / "checkpoints"
+    state = build_state(cfg, data, ctx, init=None if resume else init)
     if resume:
-        found = ckpt.list_checkpoints(ckpt_dir)
-        if not found:
-            raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
-        path = found[-1][1]
-        meta = ckpt.read_meta(path)
-        if meta.get("tokenizer_fingerprint") != tokenizer.fingerprint:
-            raise TokenizerError(f"{path} was trained with a different tokenizer than {run_dir / 'tokenizer'}")
-        ckpt.load_model_state(model, ckpt.load_weights(path), str(path))
-        trainer, rng = ckpt.load_trainer(path, info.rank)
-        optimizer.load_state_dict(trainer["optimizer"])
-        scheduler.load_state_dict(trainer["scheduler"])
-        precision.scaler.load_state_dict(trainer["scaler"])
-        loader.load_state_dict(trainer["loader"])
-        ckpt.set_rng_state(rng)
-        step, tokens_seen = meta["step"], meta["tokens"]
-        log.info("resumed from %s (step %d, %s tokens)", path, step, format_count(tokens_seen))
-    if step >= tc.steps:
-        raise ConfigError(f"the run is already at step {step} of train.steps={tc.steps}; raise "
-                          "train.steps to continue it")
-
-    last_step = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
-    if last_step <= step:
-        raise ConfigError(f"train.stop_at={tc.stop_at} is not after the checkpoint's step {step}")
-    ddp_model = dist.wrap_model(model, info, device)
-    step_fn = torch.compile(ddp_model) if tc.compile else ddp_model
-    logger = MetricsLogger(run_dir, enabled=info.is_main)
-    if info.is_main:
-        n_params = sum(p.numel() for p in ckpt.model_state(model).values())
-        log.info("model: %s parameters (discriminator %s) | precision %s | device %s x%d | "
-                 "batch %d = %d x %d accum x %d proc | %.1fM FLOPs/token",
-                 format_count(n_params), format_count(sum(p.numel() for p in model.discriminator.parameters())),
-                 precision.name, device, info.world_size, tc.batch_size, micro, tc.grad_accum,
-                 info.world_size, flops_per_token / 1e6)
-
-    def evaluate() -> dict[str, float]:
-        metrics = evaluate_pretraining(model, valid, rows=tc.eval_rows, batch_size=micro,
-                                       mask_kwargs=mask_kwargs, special_ids=special_ids,
-                                       pad_id=tokenizer.pad_id, sep_id=tokenizer.sep_id,
-                                       device=device, precision=precision, seed=tc.seed + 999)
-        log.info("valid @%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.4f "
-                 "(all-original baseline %.4f) | disc_auc %.3f", step, metrics["loss"],
-                 metrics["mlm_loss"], metrics["rtd_loss"], metrics["gen_acc"], metrics["disc_acc"],
-                 metrics["baseline_acc"], metrics["disc_auc"])
-        logger.write("valid", step, metrics)
-        return metrics
-
-    def save() -> Path:
-        tmp = ckpt.tmp_dir_for(ckpt_dir, step)
-        if info.is_main:
-            tmp.mkdir(parents=True, exist_ok=True)
-        dist.barrier()
-        ckpt.write_rng(tmp, info.rank)
-        dist.barrier()
-        path = ckpt_dir / f"step_{step:08d}"
-        if info.is_main:
-            trainer = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "scaler": precision.scaler.state_dict(), "loader": loader.state_dict()}
-            meta = {"tokens": tokens_seen, "flops": tokens_seen * flops_per_token,
-                    "tokenizer_fingerprint": tokenizer.fingerprint, "seq_len": seq_len,
-                    "world_size": info.world_size, "data": str(data_dir), "time": time.time()}
-            save_json(cfg, tmp / "config.json")
-            tokenizer.save(tmp / "tokenizer")
-            path = ckpt.save_checkpoint(ckpt_dir, step, model, trainer, meta, tc.keep_last)
-        dist.barrier()
-        return path
-
-    # ---- loop ---------------------------------------------------------------------------------
-    sums = torch.zeros(len(_SUMS), device=device)
-    steps_in_sums = 0
+        restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank)
+    last_step = end_step(tc, state.step)
+    model, precision = state.model, state.precision
+    step_fn = dist.wrap_model(model, ctx.info, ctx.device)
+    step_fn = torch.compile(step_fn) if tc.compile else step_fn
+    flops_per_token = electra_train_flops(cfg, data.seq_len)
+    logger = MetricsLogger(run_dir, enabled=ctx.is_main)
+    valid = ShardReader(data.dir, "valid", manifest=data.manifest)
+    meter = Meter(model.STAT_NAMES, ctx.device)
+    log_setup(cfg, state, ctx, flops_per_token)
     valid_metrics: dict[str, float] = {}
-    last_path: Path | None = None
-    t_log, start_step, t_start = time.perf_counter(), step, time.perf_counter()
+    path: Path | None = None
+    first_step, t_start = state.step, time.perf_counter()
+
     model.train()
-    while step < last_step:
-        # step: grad_accum micro-batches, then one optimizer update
-        for micro_step in range(tc.grad_accum):
-            batch = loader.next_batch().to(device)
-            with dist.no_sync_unless(ddp_model, micro_step == tc.grad_accum - 1):
-                masked = mask_tokens(batch.input_ids, batch.attention_mask, special_ids, **mask_kwargs)
+    while state.step < last_step:
+        # ---- step: grad_accum micro-batches, then one optimizer update ---------------------
+        for micro in range(tc.grad_accum):
+            batch = state.loader.next_batch().to(ctx.device)
+            with dist.no_sync_unless(step_fn, micro == tc.grad_accum - 1):
                 with precision.autocast():
-                    out = step_fn(batch.input_ids, batch.token_type_ids, batch.attention_mask, masked)
+                    out = step_fn(batch.input_ids, batch.token_type_ids, batch.attention_mask)
                 precision.scaler.scale(out.loss / tc.grad_accum).backward()
-            sums += torch.stack([out.loss.detach() / tc.grad_accum, out.mlm_loss / tc.grad_accum,
-                                 out.rtd_loss / tc.grad_accum, out.gen_correct, out.gen_count,
-                                 out.disc_correct, out.disc_count, out.replaced_count,
-                                 batch.attention_mask.sum().float()])
-        precision.scaler.unscale_(optimizer)
-        if cfg.optim.clip_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_norm)
-        precision.scaler.step(optimizer)
-        precision.scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        scheduler.step()
-        step += 1
-        steps_in_sums += 1
+            meter.add(out.loss, out.stats, batch.attention_mask, tc.grad_accum)
+        optimizer_step(model, state.optimizer, state.scheduler, precision.scaler, cfg.optim.clip_norm)
+        state.step += 1
+        step, at_end = state.step, state.step == last_step
 
-        # log (the only host sync of a normal step)
-        at_end = step == last_step
-        if step % tc.log_every == 0 or at_end or step % tc.save_every == 0:
-            s = dict(zip(_SUMS, dist.all_reduce_sum(sums.clone()).tolist(), strict=True))
-            n_steps = info.world_size * steps_in_sums
-            tokens_seen += int(s["tokens"])
-            if not math.isfinite(s["loss"]):
-                last = ckpt.list_checkpoints(ckpt_dir)
-                raise DataError(f"the loss became {s['loss']} at step {step}; lower optim.lr or use "
-                                "train.precision=fp32" + (f", then resume from {last[-1][1]}" if last else ""))
-            elapsed = time.perf_counter() - t_log
-            tok_s = s["tokens"] / max(elapsed, 1e-9)
-            eta = (tc.steps - step) * (time.perf_counter() - t_start) / max(step - start_step, 1)
-            metrics = {
-                "loss": s["loss"] / n_steps,
-                "mlm_loss": s["mlm_loss"] / n_steps,
-                "rtd_loss": s["rtd_loss"] / n_steps,
-                "gen_acc": s["gen_correct"] / max(s["gen_count"], 1),
-                "disc_acc": s["disc_correct"] / max(s["disc_count"], 1),
-                "replaced_frac": s["replaced"] / max(s["disc_count"], 1),
-                "lr": scheduler.get_last_lr()[0], "tokens": tokens_seen, "tokens_per_s": tok_s,
-                "flops": tokens_seen * flops_per_token,
-            }
-            if info.is_main and (step % tc.log_every == 0 or at_end):
-                log.info("step %d/%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.3f | "
-                         "lr %.2e | %s tok/s | ETA %s", step, tc.steps, metrics["loss"],
-                         metrics["mlm_loss"], metrics["rtd_loss"], metrics["gen_acc"],
-                         metrics["disc_acc"], metrics["lr"], format_count(tok_s), format_duration(eta))
+        # ---- log (the only host sync of a normal step) --------------------------------------
+        if step % tc.log_every == 0 or step % tc.save_every == 0 or at_end:
+            metrics = read_train_metrics(meter, state, cfg, flops_per_token, run_dir)
+            if step % tc.log_every == 0 or at_end:
+                eta = (tc.steps - step) * (time.perf_counter() - t_start) / (step - first_step)
+                log_train(step, tc.steps, metrics, eta, ctx)
             logger.write("train", step, metrics)
-            sums.zero_()
-            steps_in_sums = 0
-            t_log = time.perf_counter()
 
-        # eval (main process only; the others wait at the next barrier)
+        # ---- eval (main process; the others wait at the barrier) ----------------------------
         if step % tc.eval_every == 0 or at_end:
-            if info.is_main and len(valid):
-                valid_metrics = evaluate()
+            if ctx.is_main and len(valid):
+                valid_metrics = evaluate_pretraining(
+                    model, valid, rows=tc.eval_rows, batch_size=state.micro_batch,
+                    pad_id=data.tokenizer.pad_id, sep_id=data.tokenizer.sep_id,
+                    device=ctx.device, precision=precision, seed=tc.seed + 999)
+                log_valid(step, valid_metrics)
+                logger.write("valid", step, valid_metrics)
             dist.barrier()
+            meter.restart_clock()
 
-        # probe (main process only): a short fine-tune on a copy of the discriminator
-        if cfg.eval.task and (step % (cfg.eval.every or tc.eval_every) == 0 or at_end):
-            if info.is_main:
-                from electra.finetune.probe import run_probe  # the fine-tuning stack, only if asked
-
-                logger.write("probe", step, run_probe(model.discriminator, tokenizer, cfg.eval, device))
+        # ---- probe: a short fine-tune of a copy of the encoder ------------------------------
+        if probe is not None and (step % (cfg.eval.every or tc.eval_every) == 0 or at_end):
+            if ctx.is_main:
+                logger.write("probe", step, probe(model.encoder))
             dist.barrier()
-            t_log = time.perf_counter()  # do not count probe time as training time
+            meter.restart_clock()
 
-        # save
+        # ---- save ----------------------------------------------------------------------------
         if step % tc.save_every == 0 or at_end:
-            last_path = save()
-            t_log = time.perf_counter()  # do not count save time as training time
+            path = save(state, cfg, data, ctx, run_dir, flops_per_token)
+            meter.restart_clock()
 
     logger.close()
-    return PretrainResult(run_dir=run_dir, checkpoint=last_path, step=step, tokens=tokens_seen,
+    return PretrainResult(run_dir=run_dir, checkpoint=path, step=state.step, tokens=state.tokens,
                           valid=valid_metrics)
 
 
-def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) -> PretrainConfig:
-    """The config with vocabulary, pad id and sequence length taken from the data."""
-    model = replace(cfg.model, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
-    pre = replace(cfg.preprocess, seq_len=manifest_seq_len)
-    return replace(cfg, model=model, preprocess=pre)
+def end_step(tc: TrainConfig, step: int) -> int:
+    """Where this invocation stops: `train.stop_at` (a slice of a longer run) or `train.steps`."""
+    if step >= tc.steps:
+        raise ConfigError(f"the run is already at step {step} of train.steps={tc.steps}; raise "
+                          "train.steps to continue it")
+    last = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
+    if last <= step:
+        raise ConfigError(f"train.stop_at={tc.stop_at} is not after the checkpoint's step {step}")
+    return last
+
+
+def read_train_metrics(meter: Meter, state: TrainState, cfg: PretrainConfig,
+                       flops_per_token: float, run_dir: Path) -> dict[str, float]:
+    sums, micro_batches, seconds = meter.read(dist.all_reduce_sum)
+    state.tokens += int(sums["tokens"])
+    steps = micro_batches / cfg.train.grad_accum  # summed over processes
+    if not math.isfinite(sums["loss"]):
+        last = ckpt.list_checkpoints(run_dir / "checkpoints")
+        raise DataError(f"the loss became {sums['loss']} at step {state.step}; lower optim.lr or "
+                        "use train.precision=fp32" + (f", then resume from {last[-1][1]}" if last else ""))
+    return {"loss": sums["loss"] / steps, **state.model.summarize(sums, micro_batches),
+            "lr": state.scheduler.get_last_lr()[0], "tokens": state.tokens,
+            "tokens_per_s": sums["tokens"] / max(seconds, 1e-9), "seconds": seconds,
+            "flops": state.tokens * flops_per_token}
+
+
+def log_setup(cfg: PretrainConfig, state: TrainState, ctx: Context, flops_per_token: float) -> None:
+    if not ctx.is_main:
+        return
+    n_params = sum(p.numel() for p in ckpt.model_state(state.model).values())
+    log.info("model: %s parameters (encoder %s) | precision %s | device %s x%d | batch %d = %d x %d "
+             "accum x %d proc | %.1fM FLOPs/token", format_count(n_params),
+             format_count(sum(p.numel() for p in state.model.encoder.parameters())),
+             state.precision.name, ctx.device, ctx.info.world_size, cfg.train.batch_size,
+             state.micro_batch, cfg.train.grad_accum, ctx.info.world_size, flops_per_token / 1e6)
+
+
+def log_train(step: int, total: int, m: dict[str, float], eta: float, ctx: Context) -> None:
+    if ctx.is_main:
+        log.info("step %d/%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.3f | "
+                 "lr %.2e | %s tok/s | ETA %s", step, total, m["loss"], m["mlm_loss"],
+                 m["rtd_loss"], m["gen_acc"], m["disc_acc"], m["lr"],
+                 format_count(m["tokens_per_s"]), format_duration(eta))
+
+
+def log_valid(step: int, m: dict[str, float]) -> None:
+    log.info("valid @%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.4f "
+             "(all-original baseline %.4f) | disc_auc %.3f", step, m["loss"], m["mlm_loss"],
+             m["rtd_loss"], m["gen_acc"], m["disc_acc"], m["baseline_acc"], m["disc_auc"])

@@ -3,7 +3,8 @@
 Parameter groups exclude biases and LayerNorm weights from weight decay (BERT/ELECTRA rule).
 `AdamW` adds the one thing torch's lacks: google-research/electra's Adam *without* bias
 correction (`bias_correction=False`); with bias correction it is torch's own (fused/foreach).
-`layerwise_lr_scales` gives fine-tuning's per-parameter LR multipliers (layer-wise decay)."""
+`layerwise_lr_scales` gives fine-tuning's per-parameter LR multipliers (layer-wise decay), and
+`optimizer_step` is the one update that pre-training, fine-tuning, `plan` and the benchmarks run."""
 
 from __future__ import annotations
 
@@ -132,3 +133,17 @@ def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mod
             depth = top
         scales[name] = decay ** (top - depth)
     return scales
+
+
+def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler,
+                   scaler: torch.amp.GradScaler, clip_norm: float) -> None:
+    """One update after backward: unscale (fp16), clip the global gradient norm (0: off), step,
+    update the loss scale, clear the gradients, advance the schedule. No host sync."""
+    scaler.unscale_(optimizer)
+    if clip_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    scheduler.step()

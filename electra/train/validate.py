@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from electra.data.loader import batch_from_rows
-from electra.objective.masking import mask_tokens
+from electra.data.shards import ShardReader
+from electra.objective import ElectraModel
 from electra.train.precision import Precision
 
 
@@ -32,10 +33,10 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 @torch.no_grad()
-def evaluate_pretraining(model: torch.nn.Module, reader, *, rows: int, batch_size: int,
-                         mask_kwargs: dict, special_ids: torch.Tensor, pad_id: int, sep_id: int,
-                         device: torch.device, precision: Precision, seed: int) -> dict[str, float]:
-    """`model`: an unwrapped ElectraModel; `reader`: the validation ShardReader."""
+def evaluate_pretraining(model: ElectraModel, reader: ShardReader, *, rows: int, batch_size: int,
+                         pad_id: int, sep_id: int, device: torch.device, precision: Precision,
+                         seed: int) -> dict[str, float]:
+    """`model`: the unwrapped pre-training module; `reader`: the validation split."""
     was_training = model.training
     model.eval()
     gen = torch.Generator(device=device).manual_seed(seed)
@@ -44,9 +45,8 @@ def evaluate_pretraining(model: torch.nn.Module, reader, *, rows: int, batch_siz
     logits, labels = [], []
     for start in range(0, n, batch_size):
         b = batch_from_rows(reader.take(np.arange(start, min(n, start + batch_size))), pad_id, sep_id).to(device)
-        masked = mask_tokens(b.input_ids, b.attention_mask, special_ids, generator=gen, **mask_kwargs)
         with precision.autocast():
-            out = model(b.input_ids, b.token_type_ids, b.attention_mask, masked, generator=gen)
+            out = model(b.input_ids, b.token_type_ids, b.attention_mask, generator=gen)
         sums += torch.stack([out.mlm_loss * out.gen_count, out.rtd_loss * out.disc_count,
                              out.gen_correct, out.gen_count, out.disc_correct, out.disc_count,
                              out.replaced_count]).double()

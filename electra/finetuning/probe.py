@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from electra.config import ProbeConfig
-from electra.finetune.config import FinetuneConfig, FinetuneOptimConfig, FinetuneTrainConfig
-from electra.finetune.run import Backbone, finetune
-from electra.finetune.tasks import TaskData, TaskSpec, get_task, load_data
-from electra.train.log import format_duration
-from electra.model.layers import Encoder
+from electra.config import ProbeConfig, check_choice
 from electra.data.tokenizer import Tokenizer
+from electra.finetuning.config import FinetuneConfig, FinetuneOptimConfig, FinetuneTrainConfig
+from electra.finetuning.run import Backbone, finetune
+from electra.finetuning.tasks import PROBE_TASKS, TaskData, TaskSpec, get_task, load_data
+from electra.model.layers import Encoder
+from electra.train.log import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,18 @@ log = logging.getLogger(__name__)
 def _task_data(task: str, data: str) -> tuple[TaskSpec, TaskData]:
     spec = get_task(task)  # read once per run, not at every probe
     return spec, load_data(spec, FinetuneConfig(), data=Path(data))
+
+
+def check_probe_config(probe: ProbeConfig) -> None:
+    """`eval.task` must be a GLUE classification/regression task (checked before a run starts)."""
+    check_choice("eval.task", probe.task, PROBE_TASKS)
+
+
+def make_probe(probe: ProbeConfig, tokenizer: Tokenizer, device: torch.device | str
+               ) -> Callable[[Encoder], dict[str, float | str]]:
+    """The callable the training loop runs every `eval.every` steps on its encoder."""
+    check_probe_config(probe)
+    return functools.partial(run_probe, tokenizer=tokenizer, probe=probe, device=device)
 
 
 def run_probe(encoder: Encoder, tokenizer: Tokenizer, probe: ProbeConfig,

@@ -16,9 +16,9 @@ import numpy as np
 
 from electra.config import to_dict
 from electra.errors import ConfigError
-from electra.finetune.config import FinetuneConfig
-from electra.finetune.run import finetune, load_backbone
-from electra.finetune.tasks import TASKS, TaskSpec, load_data
+from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.run import finetune, load_backbone
+from electra.finetuning.tasks import TASKS, TaskSpec, load_data
 from electra.train.log import format_duration
 
 log = logging.getLogger(__name__)

@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from electra.errors import ConfigError, DataError
-from electra.finetune import metrics as M
-from electra.finetune.features import Batch, Encoded, Family
+from electra.finetuning import metrics as M
+from electra.finetuning.features import Batch, Encoded, Family
 from electra.model.heads import SpanHead, SpanLogits
 
 if TYPE_CHECKING:
-    from electra.finetune.config import FinetuneConfig
-    from electra.finetune.tasks import TaskSpec
     from electra.data.tokenizer import Tokenizer
+    from electra.finetuning.config import FinetuneConfig
+    from electra.finetuning.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from electra.errors import ConfigError
-from electra.finetune import glue, ner, squad
-from electra.finetune.config import FinetuneConfig
-from electra.finetune.features import Family
-from electra.finetune.glue import TsvColumns
+from electra.finetuning import glue, ner, squad
+from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.features import Family
+from electra.finetuning.glue import TsvColumns
 
 
 @dataclass(frozen=True, kw_only=True)

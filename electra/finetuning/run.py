@@ -18,19 +18,26 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from electra.train import checkpoint as ckpt
-from electra.config import ModelConfig, OptimConfig, from_dict, to_dict
+from electra.config import ModelConfig, from_dict, to_dict
+from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError, DataError
-from electra.export import HFCheckpoint
-from electra.finetune.config import FinetuneConfig
-from electra.finetune.features import Encoded, batches
-from electra.finetune.tasks import TaskData, TaskSpec, get_task
-from electra.train.log import format_duration
+from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.features import Encoded, batches
+from electra.finetuning.tasks import TaskData, TaskSpec, get_task
+from electra.hf import HFCheckpoint
 from electra.model.finetuning import FinetuneModel
 from electra.model.layers import Encoder, init_weights, zero_pad_row
-from electra.train.optim import build_optimizer, build_scheduler, layerwise_lr_scales
+from electra.train import checkpoint as ckpt
+from electra.train.distributed import resolve_device
+from electra.train.log import format_duration
+from electra.train.optim import (
+    build_optimizer,
+    build_scheduler,
+    layerwise_lr_scales,
+    optimizer_step,
+)
 from electra.train.precision import Precision, resolve_precision
-from electra.data.tokenizer import Tokenizer
+from electra.train.pretrained import load_pretrained
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +84,9 @@ def _load_backbone(p: Path) -> Backbone:
     if not (found / "tokenizer").is_dir():
         raise CheckpointError(f"{found} has no tokenizer/ directory; copy the tokenizer the model "
                               "was trained with into it")
-    model, _, tokenizer, meta = ckpt.load_pretrained(found)
-    return Backbone(model.disc_cfg, model.discriminator.state_dict(), tokenizer,
-                    f"{found} (step {meta.get('step')})")
+    trained = load_pretrained(found)
+    return Backbone(trained.model.disc_cfg, trained.model.encoder.state_dict(), trained.tokenizer,
+                    f"{found} (step {trained.meta.get('step')})")
 
 
 @dataclass
@@ -93,12 +100,6 @@ class FinetuneResult:
     config: FinetuneConfig  # as resolved for this model (size, lr, decay)
     note: str = ""
     predictions: dict[str, list] = dataclasses.field(default_factory=dict)  # dev split -> per example
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
@@ -148,25 +149,29 @@ def _metrics_line(metrics: dict[str, float]) -> str:
     return " | ".join(f"{k} {v:.4f}" for k, v in metrics.items() if "thresh" not in k)
 
 
-def finetune(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, *,
-             out: Path | None = None, quiet: bool = False) -> FinetuneResult:
-    """Train a fresh head + the encoder on `data.train`, evaluate on every dev split after each
-    epoch; with `out`, save the model and dev predictions there."""
-    # ---- setup --------------------------------------------------------------------------------
-    t0 = time.perf_counter()
-    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()) \
-            and not (Path(out) / "finetune.json").is_file():
-        raise CheckpointError(f"{out} exists and is not a fine-tuned model; choose another --out")
-    say = log.debug if quiet else log.info
-    cfg = fit_to_model(cfg.resolved(backbone.model_cfg.hidden_size), backbone.model_cfg)
+@dataclass
+class _Job:
+    """What one fine-tuning run trains and evaluates, built once by `_setup`."""
+
+    model: FinetuneModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    device: torch.device
+    labels: tuple[str, ...]
+    train_set: Encoded
+    train_examples: int
+    dev: dict[str, tuple[list, Encoded]]  # split -> (examples, features)
+    total_steps: int
+    epochs: float
+
+
+def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig) -> _Job:
     tc, oc, tok = cfg.train, cfg.optim, backbone.tokenizer
     device = resolve_device(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(cfg.seed)  # head init and dropout
-    shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order
-    precision = Precision(resolve_precision(tc.precision, device), device)
-
     labels = spec.labels or spec.family.labels(spec, data.train)
     train_examples = data.train
     if 0 < tc.train_examples < len(train_examples):
@@ -182,76 +187,90 @@ def finetune(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneCo
     model = build_model(backbone, spec, labels, cfg).to(device)
     epochs = tc.epochs or spec.epochs
     total = max(1, math.ceil(epochs * math.ceil(len(train_set) / tc.batch_size)))
-    ocfg = OptimConfig(lr=oc.lr, warmup_steps=int(oc.warmup_fraction * total), schedule=oc.schedule,
-                       weight_decay=oc.weight_decay, beta1=oc.beta1, beta2=oc.beta2, eps=oc.eps,
-                       bias_correction=oc.bias_correction, clip_norm=oc.clip_norm)
+    runtime = oc.to_runtime(total)
     scales = layerwise_lr_scales([n for n, _ in model.named_parameters()], backbone.model_cfg.num_layers,
                                  oc.layerwise_lr_decay, oc.llrd_mode)
-    optimizer = build_optimizer(model, ocfg, scales)
-    scheduler = build_scheduler(optimizer, ocfg, total)
-    say("%s seed %d: %d train examples -> %d inputs, %g epochs = %d steps of %d | size %s, lr %.1e, "
-        "layer decay %.2f (%s) | %s on %s", spec.name, cfg.seed, len(train_examples), len(train_set),
-        epochs, total, tc.batch_size, cfg.size, oc.lr, oc.layerwise_lr_decay, oc.llrd_mode,
-        precision.name, device)
+    optimizer = build_optimizer(model, runtime, scales)
+    return _Job(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, runtime, total),
+                precision=Precision(resolve_precision(tc.precision, device), device), device=device,
+                labels=labels, train_set=train_set, train_examples=len(train_examples), dev=dev,
+                total_steps=total, epochs=epochs)
 
-    def evaluate() -> tuple[dict[str, float], dict[str, list]]:
-        metrics, predictions = {}, {}
-        for split, (examples, enc) in dev.items():
-            rows = predict(model, spec, enc, tc.eval_batch_size, tok.pad_id, device, precision)
-            predictions[split] = spec.family.decode(spec, examples, enc, rows, labels, cfg)
-            scored = spec.family.score(spec, examples, predictions[split], cfg)
-            metrics.update({data.prefixes.get(split, "") + k: v for k, v in scored.items()})
-        return metrics, predictions
+
+def finetune(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, *,
+             out: Path | None = None, quiet: bool = False) -> FinetuneResult:
+    """Train a fresh head + the encoder on `data.train`, evaluate on every dev split after each
+    epoch; with `out`, save the model and dev predictions there."""
+    # ---- setup --------------------------------------------------------------------------------
+    t0 = time.perf_counter()
+    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()) \
+            and not (Path(out) / "finetune.json").is_file():
+        raise CheckpointError(f"{out} exists and is not a fine-tuned model; choose another --out")
+    say = log.debug if quiet else log.info
+    cfg = fit_to_model(cfg.resolved(backbone.model_cfg.hidden_size), backbone.model_cfg)
+    tc, oc, pad_id = cfg.train, cfg.optim, backbone.tokenizer.pad_id
+    job = _setup(backbone, spec, data, cfg)
+    shuffle = torch.Generator().manual_seed(cfg.seed)  # batch order
+    say("%s seed %d: %d train examples -> %d inputs, %g epochs = %d steps of %d | size %s, lr %.1e, "
+        "layer decay %.2f (%s) | %s on %s", spec.name, cfg.seed, job.train_examples, len(job.train_set),
+        job.epochs, job.total_steps, tc.batch_size, cfg.size, oc.lr, oc.layerwise_lr_decay,
+        oc.llrd_mode, job.precision.name, job.device)
 
     # ---- loop ---------------------------------------------------------------------------------
     step, history = 0, []
     metrics: dict[str, float] = {}
     predictions: dict[str, list] = {}
-    model.train()
-    for epoch in range(1, math.ceil(epochs) + 1):
+    job.model.train()
+    for epoch in range(1, math.ceil(job.epochs) + 1):
         t_epoch = time.perf_counter()
-        loss_sum, n_steps = torch.zeros((), device=device), 0
-        for batch in batches(train_set, tc.batch_size, tok.pad_id, generator=shuffle):
-            if step == total:  # a fractional last epoch
+        loss_sum, n_steps = torch.zeros((), device=job.device), 0
+        for batch in batches(job.train_set, tc.batch_size, pad_id, generator=shuffle):
+            if step == job.total_steps:  # a fractional last epoch
                 break
-            # step: forward, loss, backward, clip, update
-            b = batch.to(device)
-            with precision.autocast():
-                output = model(b.input_ids, b.token_type_ids, b.attention_mask)
+            # step: forward, loss, backward, one optimizer update
+            b = batch.to(job.device)
+            with job.precision.autocast():
+                output = job.model(b.input_ids, b.token_type_ids, b.attention_mask)
             loss = spec.family.loss(spec, output, b, cfg)
-            precision.scaler.scale(loss).backward()
-            precision.scaler.unscale_(optimizer)
-            if oc.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), oc.clip_norm)
-            precision.scaler.step(optimizer)
-            precision.scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
+            job.precision.scaler.scale(loss).backward()
+            optimizer_step(job.model, job.optimizer, job.scheduler, job.precision.scaler, oc.clip_norm)
             step += 1
             loss_sum += loss.detach()
             n_steps += 1
             if step % tc.log_every == 0:  # log (the only host sync inside an epoch)
-                say("  %s step %d/%d | loss %.4f | lr %.2e", spec.name, step, total,
-                    loss_sum.item() / n_steps, scheduler.get_last_lr()[0])
+                say("  %s step %d/%d | loss %.4f | lr %.2e", spec.name, step, job.total_steps,
+                    loss_sum.item() / n_steps, job.scheduler.get_last_lr()[0])
         train_loss = loss_sum.item() / max(n_steps, 1)
         if not math.isfinite(train_loss):
             raise DataError(f"the {spec.name} training loss became {train_loss}; lower optim.lr or use "
                             "train.precision=fp32")
         # eval
-        metrics, predictions = evaluate()
+        metrics, predictions = _evaluate(job, spec, data, cfg, pad_id)
         history.append({"epoch": epoch, "step": step, "train_loss": train_loss, **metrics,
                         "seconds": time.perf_counter() - t_epoch})
         say("%s seed %d epoch %d/%d | train loss %.4f | %s | %s", spec.name, cfg.seed, epoch,
-            math.ceil(epochs), train_loss, _metrics_line(metrics), format_duration(time.perf_counter() - t_epoch))
+            math.ceil(job.epochs), train_loss, _metrics_line(metrics),
+            format_duration(time.perf_counter() - t_epoch))
 
     result = FinetuneResult(task=spec.name, seed=cfg.seed, metrics=metrics, history=history,
                             seconds=time.perf_counter() - t0, steps=step, config=cfg, note=data.note,
                             predictions=predictions)
     # save
     if out is not None:
-        save_finetuned(Path(out), model, spec, labels, backbone, result,
-                       {split: examples for split, (examples, _) in dev.items()})
+        save_finetuned(Path(out), job.model, spec, job.labels, backbone, result,
+                       {split: examples for split, (examples, _) in job.dev.items()})
     return result
+
+
+def _evaluate(job: _Job, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, pad_id: int
+              ) -> tuple[dict[str, float], dict[str, list]]:
+    metrics, predictions = {}, {}
+    for split, (examples, enc) in job.dev.items():
+        rows = predict(job.model, spec, enc, cfg.train.eval_batch_size, pad_id, job.device, job.precision)
+        predictions[split] = spec.family.decode(spec, examples, enc, rows, job.labels, cfg)
+        scored = spec.family.score(spec, examples, predictions[split], cfg)
+        metrics.update({data.prefixes.get(split, "") + k: v for k, v in scored.items()})
+    return metrics, predictions
 
 
 # ---- the fine-tuned model directory ---------------------------------------------------------

@@ -8,8 +8,6 @@ fine-tuning). HF's TF-era names (`LayerNorm`, `attention.self`) live only in thi
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +16,7 @@ from safetensors.torch import load_file, save_file
 
 from electra.config import ModelConfig
 from electra.errors import CheckpointError
+from electra.files import atomic_dir
 
 # our Encoder layer names -> HF names inside `encoder.layer.{i}.`
 _LAYER_MAP = {
@@ -158,19 +157,11 @@ def save_hf(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
         raise CheckpointError(f"{out} exists and is not an exported model; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out, replace=True) as tmp:
         if tokenizer is not None:
             tokenizer.save(tmp)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -20,14 +20,14 @@ from tokenizers import Tokenizer as HFTokenizer
 from torch import nn
 
 from electra.errors import DataError
-from electra.finetune import metrics as M
-from electra.finetune.features import Batch, Encoded, Family
+from electra.finetuning import metrics as M
+from electra.finetuning.features import Batch, Encoded, Family
 from electra.model.heads import ClassificationHead, ElectraClassificationHead
 
 if TYPE_CHECKING:
-    from electra.finetune.config import FinetuneConfig
-    from electra.finetune.tasks import TaskSpec
     from electra.data.tokenizer import Tokenizer
+    from electra.finetuning.config import FinetuneConfig
+    from electra.finetuning.tasks import TaskSpec
 
 log = logging.getLogger(__name__)
 

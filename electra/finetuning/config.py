@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from electra.config import PRECISIONS, SCHEDULES, check, check_choice, check_prob
+from electra.config import PRECISIONS, SCHEDULES, OptimConfig, check, check_choice, check_prob
 
 FINETUNE_SIZES = ("auto", "small", "base", "large")
 # size -> (peak lr, layer-wise lr decay), paper Table 7 / G-EL configure_finetuning.py
@@ -44,6 +44,17 @@ class FinetuneOptimConfig:
         check_choice("optim.schedule", self.schedule, SCHEDULES)
         check(self.weight_decay >= 0 and self.eps > 0 and self.clip_norm >= 0,
                "optim.weight_decay and optim.clip_norm must be >= 0, optim.eps > 0")
+
+    def to_runtime(self, total_steps: int) -> OptimConfig:
+        """The training runtime's optimizer settings for a run of `total_steps` updates (the
+        layer-wise decay is applied separately, as per-parameter LR scales)."""
+        if self.lr is None:
+            raise ValueError("FinetuneConfig.resolved() fills in optim.lr first")
+        return OptimConfig(lr=self.lr,
+                           warmup_steps=int(self.warmup_fraction * total_steps),
+                           schedule=self.schedule, weight_decay=self.weight_decay, beta1=self.beta1,
+                           beta2=self.beta2, eps=self.eps, bias_correction=self.bias_correction,
+                           clip_norm=self.clip_norm)
 
 
 @dataclass(kw_only=True)

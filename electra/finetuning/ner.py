@@ -17,15 +17,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from electra.errors import DataError
-from electra.finetune.features import IGNORE, Batch, Encoded, Family
-from electra.finetune.glue import read_lines
-from electra.finetune.metrics import conlleval
+from electra.finetuning.features import IGNORE, Batch, Encoded, Family
+from electra.finetuning.glue import read_lines
+from electra.finetuning.metrics import conlleval
 from electra.model.heads import TokenHead
 
 if TYPE_CHECKING:
-    from electra.finetune.config import FinetuneConfig
-    from electra.finetune.tasks import TaskSpec
     from electra.data.tokenizer import Tokenizer
+    from electra.finetuning.config import FinetuneConfig
+    from electra.finetuning.tasks import TaskSpec
 
 
 @dataclass(frozen=True)

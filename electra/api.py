@@ -1,0 +1,256 @@
+"""The Python API: pre-train, fine-tune, evaluate, export and load. The CLI is a thin layer over it.
+
+    import electra
+    run = electra.pretrain("tiny", out="runs/demo", overrides=["train.steps=200"])
+    res = electra.finetune(run.exports["discriminator"], "sst2", data="glue/SST-2")
+    electra.export(run.train.run_dir, "hf/disc")
+    model = electra.load("runs/demo")  # .model .config .tokenizer .meta
+
+`pretrain` without `data` trains a WordPiece tokenizer on the corpus (the built-in Wikipedia
+sample by default), packs it into shards inside the run directory, pre-trains, and exports the
+discriminator and generator in Hugging Face format. Only the main process prepares data; the
+others wait at a barrier."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from electra.config import PretrainConfig, apply_overrides, load_json, preset, save_json
+from electra.data.corpus import iter_documents
+from electra.data.preprocess import preprocess
+from electra.data.shards import read_manifest
+from electra.data.tokenizer import Tokenizer, train_tokenizer
+from electra.errors import ConfigError
+from electra.finetuning.config import FinetuneConfig
+from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
+from electra.train import distributed as dist
+from electra.train.loop import PretrainResult
+from electra.train.loop import pretrain as train_loop
+from electra.train.pretrained import Pretrained, load_pretrained
+from electra.train.state import InitFrom, RunData
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineResult:
+    train: PretrainResult
+    exports: dict[str, Path]  # part -> HF directory (main process only)
+    seconds: float
+
+
+def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = None,
+             data: str | Path | None = None, corpus: Sequence[str | Path] | None = None,
+             resume: bool = False, init: InitFrom | None = None,
+             overrides: Sequence[str] = ()) -> PipelineResult:
+    """Pre-train from shards (`data`) or raw text (`corpus`, default: the built-in sample), then
+    export. `config`: a preset name or a `PretrainConfig`; `overrides`: `section.field=value`.
+    With `resume`, the run in `out` continues from its newest checkpoint under its saved config
+    (plus `overrides`, e.g. a larger `train.steps`), or under `config` if one is given."""
+    t0 = time.perf_counter()
+    new_cfg = None if resume else _config(config, overrides)
+    run_dir = Path(out) if out is not None else default_run_dir(new_cfg.preset if new_cfg else "run")
+    if resume:  # the run's own config (+ overrides), or one the caller resolved from it
+        cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
+               else load_run_config(run_dir, list(overrides)))
+    ctx = dist.init_distributed((cfg if resume else new_cfg).train.device)
+    if ctx.is_main and not resume:
+        _new_run(new_cfg, run_dir, data, corpus, init)
+    dist.barrier()
+    if not resume:  # every rank reads what the main one resolved against the data
+        cfg = load_json(PretrainConfig, run_dir / "config.json")
+    saved = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    data_dir = Path(data or saved.get("data") or run_dir / "data")
+    run_data = RunData.open(data_dir, Tokenizer.load(run_dir / "tokenizer"), str(run_dir / "tokenizer"))
+    probe = _make_probe(cfg, run_data.tokenizer, ctx)
+    result = train_loop(cfg, run_data, run_dir, ctx, resume=resume, init=init, probe=probe)
+
+    exports: dict[str, Path] = {}
+    if ctx.is_main:
+        trained = load_pretrained(result.checkpoint)
+        for part in ("discriminator", "generator"):
+            exports[part] = export(trained, run_dir / "export" / part, part)
+    dist.barrier()
+    return PipelineResult(train=result, exports=exports, seconds=time.perf_counter() - t0)
+
+
+def _config(config: PretrainConfig | str, overrides: Sequence[str]) -> PretrainConfig:
+    base = preset(config) if isinstance(config, str) else config
+    return apply_overrides(base, list(overrides)) if overrides else base
+
+
+def _make_probe(cfg: PretrainConfig, tokenizer: Tokenizer, ctx: dist.Context):
+    if not cfg.eval.task:
+        return None
+    from electra.finetuning.probe import make_probe  # the fine-tuning stack, only if asked
+
+    return make_probe(cfg.eval, tokenizer, ctx.device)
+
+
+def _new_run(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
+             corpus: Sequence[str | Path] | None, init: InitFrom | None) -> None:
+    """Resolve the config against the data, write config.json, run.json and tokenizer/."""
+    check_new_run_dir(run_dir)
+    if init is not None:
+        cfg = apply_init_config(cfg, init)
+    if cfg.eval.task:
+        from electra.finetuning.probe import check_probe_config
+
+        check_probe_config(cfg.eval)  # before any data is prepared
+    data_dir, tokenizer = _prepare_data(cfg, run_dir, data, corpus, init)
+    cfg = with_data(cfg, read_manifest(data_dir).seq_len, tokenizer)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if not (run_dir / "tokenizer").exists():
+        tokenizer.save(run_dir / "tokenizer")
+    save_json(cfg, run_dir / "config.json")
+    (run_dir / "run.json").write_text(json.dumps({"data": str(Path(data_dir).resolve())}, indent=2) + "\n")
+    log.info("run directory: %s", run_dir)
+
+
+def default_corpus() -> list[str]:
+    """The built-in Wikipedia sample (its NOTICE file is not text to train on)."""
+    root = Path(str(resources.files("electra") / "resources" / "corpus"))
+    return [str(p) for p in sorted(root.glob("wiki_*.gz"))]
+
+
+def default_run_dir(preset_name: str) -> Path:
+    return Path("runs") / f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
+    """The config a run was started with, plus overrides (e.g. `train.steps=...` to extend it).
+    `train.stop_at` belongs to one invocation, so it is reset unless given again."""
+    if not (run_dir / "config.json").is_file():
+        raise ConfigError(f"--resume: {run_dir} holds no run (no config.json); start it without --resume")
+    return apply_overrides(load_json(PretrainConfig, run_dir / "config.json"), ["train.stop_at=0", *overrides])
+
+
+def check_new_run_dir(run_dir: Path) -> None:
+    if (run_dir / "config.json").exists():
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
+                          "another --out")
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} exists and is not empty; choose another --out")
+
+
+def apply_init_config(cfg: PretrainConfig, init: InitFrom) -> PretrainConfig:
+    """Take the model shape from the HF checkpoint(s) we warm-start from."""
+    disc = HFCheckpoint(init.discriminator).config
+    objective = cfg.objective
+    if init.generator is not None:
+        gen = HFCheckpoint(init.generator).config
+        objective = dataclasses.replace(
+            objective, generator_hidden_size=gen.hidden_size, generator_heads=gen.num_heads,
+            generator_intermediate_size=gen.intermediate_size, generator_layers=gen.num_layers,
+            generator_size=min(1.0, gen.hidden_size / disc.hidden_size))
+    keep = {"dropout": cfg.model.dropout, "attention_dropout": cfg.model.attention_dropout}
+    return dataclasses.replace(cfg, model=dataclasses.replace(disc, **keep), objective=objective)
+
+
+def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) -> PretrainConfig:
+    """The config with vocabulary and pad id from the tokenizer; `preprocess.seq_len` records the
+    rows' length (the run itself reads it from the manifest)."""
+    model = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
+    pre = dataclasses.replace(cfg.preprocess, seq_len=manifest_seq_len)
+    return dataclasses.replace(cfg, model=model, preprocess=pre)
+
+
+def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
+                  corpus: Sequence[str | Path] | None, init: InitFrom | None) -> tuple[Path, Tokenizer]:
+    if data is not None:
+        tokenizer = Tokenizer.load(Path(data) / "tokenizer")
+        if init is not None:
+            read_manifest(data).check_tokenizer(
+                Tokenizer.load(init.discriminator).fingerprint, data, str(init.discriminator),
+                f"re-run electra preprocess with --tokenizer {init.discriminator}")
+        return Path(data), tokenizer
+    if cfg.preprocess.seq_len > cfg.model.max_position_embeddings:
+        raise ConfigError(f"preprocess.seq_len={cfg.preprocess.seq_len} exceeds model."
+                          f"max_position_embeddings={cfg.model.max_position_embeddings}; shorten "
+                          "the rows or raise max_position_embeddings")
+    corpus = [str(c) for c in corpus] if corpus else default_corpus()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if init is not None:
+        tokenizer, tok_dir = Tokenizer.load(init.discriminator), init.discriminator
+    else:
+        log.info("training a %d-token WordPiece tokenizer on %d corpus path(s) (%s%s)", cfg.tokenizer.vocab_size,
+                 len(corpus), ", ".join(corpus[:2]), ", ..." if len(corpus) > 2 else "")
+        tok_dir = run_dir / "tokenizer"
+        tokenizer = train_tokenizer(iter_documents(corpus, cfg.tokenizer.text_field), tok_dir,
+                                    cfg.tokenizer)
+    data_dir = run_dir / "data"
+    log.info("packing the corpus into %d-token rows in %s", cfg.preprocess.seq_len, data_dir)
+    preprocess(corpus, tok_dir, data_dir, cfg.preprocess)
+    return data_dir, tokenizer
+
+
+# ---- after pre-training ---------------------------------------------------------------------
+
+
+def load(path: str | Path) -> Pretrained:
+    """A run directory (its newest checkpoint) or a checkpoint directory: `.model` (generator +
+    discriminator, on CPU), `.config`, `.tokenizer`, `.meta`."""
+    return load_pretrained(path)
+
+
+def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str = "discriminator") -> Path:
+    """A Hugging Face directory (config.json, model.safetensors, tokenizer files) for
+    `ElectraForPreTraining` (part="discriminator") or `ElectraForMaskedLM` ("generator")."""
+    trained = checkpoint if isinstance(checkpoint, Pretrained) else load_pretrained(checkpoint)
+    config, tensors = pretrained_to_hf(trained.model, part)
+    return save_hf(out, config, tensors, trained.tokenizer)
+
+
+def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
+             train: str | Path | None = None, dev: str | Path | None = None,
+             out: str | Path | None = None, seed: int = 0, config: FinetuneConfig | None = None,
+             overrides: Sequence[str] = (), random_init: bool = False, split_by_article: int = 0):
+    """Fine-tune `model` (a run, checkpoint, HF or fine-tuned directory) on one task with one
+    seed; returns a `FinetuneResult` (dev metrics, history) and, with `out`, saves the model."""
+    from electra.finetuning.run import finetune as run_finetune
+    from electra.finetuning.run import load_backbone
+    from electra.finetuning.tasks import get_task, load_data
+
+    cfg = dataclasses.replace(_finetune_config(config, overrides), seed=seed)
+    spec = get_task(task)
+    backbone = load_backbone(model, random_init=random_init)
+    task_data = load_data(spec, cfg, data=_opt_path(data), train=_opt_path(train), dev=_opt_path(dev),
+                          split_by_article=split_by_article)
+    return run_finetune(backbone, spec, task_data, cfg, out=_opt_path(out))
+
+
+def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
+             seeds: int | Sequence[int] = 3, glue_dir: str | Path | None = None,
+             squad: str | Path | None = None, conll_dir: str | Path | None = None,
+             split_by_article: int = 0, config: FinetuneConfig | None = None,
+             overrides: Sequence[str] = (), save_models: bool = False,
+             random_init: bool = False) -> dict[str, Any]:
+    """Fine-tune every task with every seed (medians in `out`/results.json and results.md);
+    re-running with the same `out` resumes."""
+    from electra.finetuning.report import Sources
+    from electra.finetuning.report import evaluate as run_evaluate
+    from electra.finetuning.tasks import resolve_tasks
+
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    names = tasks if isinstance(tasks, str) else ",".join(tasks)
+    sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
+                      split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
+    return run_evaluate(model, resolve_tasks(names), seed_list, _finetune_config(config, overrides),
+                        sources, Path(out), save_models=save_models, random_init=random_init)
+
+
+def _finetune_config(config: FinetuneConfig | None, overrides: Sequence[str]) -> FinetuneConfig:
+    base = config or FinetuneConfig()
+    return apply_overrides(base, list(overrides)) if overrides else base
+
+
+def _opt_path(value: str | Path | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,51 @@
+"""The small interface every pre-training objective implements.
+
+The training loop, validation, checkpoints and `plan` only see this: a module whose forward
+takes a batch of original rows, masks them itself (dynamic masking on the device), and returns
+the loss to back-propagate plus additive on-device statistics for logging. A new objective
+(MLM, Replace-MLM, ...) is a sibling of `electra.py` that implements it."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from electra.model.layers import Encoder
+
+
+@dataclass(frozen=True)
+class TokenIds:
+    """The ids an objective needs from the tokenizer."""
+
+    mask_id: int
+    special_ids: tuple[int, ...]  # never picked for masking: [PAD] [UNK] [CLS] [SEP] [MASK]
+
+    @classmethod
+    def standard(cls) -> TokenIds:
+        """The layout `electra tokenizer train` writes (ids 0-4), for shape-only uses (plan,
+        benchmarks) that never see a tokenizer."""
+        return cls(mask_id=4, special_ids=(0, 1, 2, 3, 4))
+
+
+@dataclass(frozen=True)
+class ObjectiveOutput:
+    loss: torch.Tensor  # scalar, what is back-propagated
+    stats: torch.Tensor  # [K] float32, additive statistics named by the objective's STAT_NAMES
+
+
+class PretrainingObjective(nn.Module, abc.ABC):
+    """forward(input_ids, token_type_ids, attention_mask) -> ObjectiveOutput, all [B, T]."""
+
+    STAT_NAMES: tuple[str, ...] = ()
+
+    @property
+    @abc.abstractmethod
+    def encoder(self) -> Encoder:
+        """The encoder that fine-tuning and export take (ELECTRA: the discriminator)."""
+
+    @abc.abstractmethod
+    def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
+        """Metrics (losses, accuracies) from `stats` summed over `micro_batches` forwards."""

@@ -1,0 +1,44 @@
+"""Load a pre-training run or checkpoint directory as a model, for export and fine-tuning.
+
+Checkpoints are self-contained (config.json and tokenizer/ inside), so a copied checkpoint
+directory exports or fine-tunes without its run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from electra.config import PretrainConfig, load_json
+from electra.data.tokenizer import Tokenizer
+from electra.errors import CheckpointError
+from electra.objective import ElectraModel, TokenIds, build_objective
+from electra.train.checkpoint import load_model_state, load_weights, read_meta, resolve_checkpoint
+
+
+def token_ids(tokenizer: Tokenizer) -> TokenIds:
+    return TokenIds(mask_id=tokenizer.mask_id, special_ids=tuple(sorted(tokenizer.special_ids)))
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    model: ElectraModel  # on CPU, eval mode not set
+    config: PretrainConfig
+    tokenizer: Tokenizer
+    meta: dict[str, Any]
+    path: Path  # the checkpoint directory
+
+
+def load_pretrained(path: str | Path) -> Pretrained:
+    """A run directory (its latest checkpoint) or a checkpoint directory."""
+    p = resolve_checkpoint(path)
+    meta = read_meta(p)
+    if not (p / "config.json").is_file():
+        raise CheckpointError(f"{p} has no config.json; the checkpoint is incomplete")
+    cfg = load_json(PretrainConfig, p / "config.json")
+    tokenizer = Tokenizer.load(p / "tokenizer")
+    if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint):
+        raise CheckpointError(f"{p}/tokenizer does not match the tokenizer the model was trained with")
+    model = build_objective(cfg, token_ids(tokenizer))
+    load_model_state(model, load_weights(p), str(p))
+    return Pretrained(model, cfg, tokenizer, meta, p)

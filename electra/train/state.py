@@ -1,0 +1,171 @@
+"""Everything a pre-training run holds between steps, and how it is built, saved and restored.
+
+`TrainState` is the model, optimizer, schedule, loss scaler, loader cursor and the step/token
+counters; with each rank's RNG it is exactly what a checkpoint holds, so `restore` after
+`save` continues a run bit for bit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from electra.config import PretrainConfig, save_json
+from electra.data.loader import PretrainLoader
+from electra.data.shards import Manifest, ShardReader, read_manifest
+from electra.data.tokenizer import Tokenizer
+from electra.errors import CheckpointError, ConfigError, TokenizerError
+from electra.hf import HFCheckpoint
+from electra.objective import PretrainingObjective, build_objective
+from electra.train import checkpoint as ckpt
+from electra.train import distributed as dist
+from electra.train.distributed import Context
+from electra.train.log import format_count
+from electra.train.optim import build_optimizer, build_scheduler
+from electra.train.precision import Precision, resolve_precision
+from electra.train.pretrained import token_ids
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The shards a run trains on, with their manifest and tokenizer, read and checked once."""
+
+    dir: Path
+    manifest: Manifest
+    tokenizer: Tokenizer
+
+    @classmethod
+    def open(cls, data_dir: Path, tokenizer: Tokenizer, tokenizer_name: str) -> RunData:
+        manifest = read_manifest(data_dir)
+        manifest.check_tokenizer(tokenizer.fingerprint, data_dir, tokenizer_name,
+                                 "re-run electra preprocess with the model's tokenizer")
+        return cls(Path(data_dir), manifest, tokenizer)
+
+    @property
+    def seq_len(self) -> int:
+        return self.manifest.seq_len
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """Warm start from local Hugging Face ELECTRA/BERT directories."""
+
+    discriminator: Path
+    generator: Path | None = None
+
+
+@dataclass
+class TrainState:
+    model: PretrainingObjective
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: Precision
+    loader: PretrainLoader
+    micro_batch: int
+    step: int = 0
+    tokens: int = 0
+
+
+def check_data(cfg: PretrainConfig, data: RunData) -> None:
+    if cfg.model.vocab_size != data.tokenizer.vocab_size:
+        raise TokenizerError(f"model.vocab_size={cfg.model.vocab_size} but the tokenizer has "
+                             f"{data.tokenizer.vocab_size} tokens; they must match")
+    if data.seq_len > cfg.model.max_position_embeddings:
+        raise ConfigError(f"the shards hold rows of {data.seq_len} tokens but "
+                          f"model.max_position_embeddings={cfg.model.max_position_embeddings}; "
+                          "re-run electra preprocess with a shorter --seq-len")
+
+
+def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom | None = None
+                ) -> TrainState:
+    """A fresh run: model (optionally warm-started), optimizer, schedule, loader."""
+    check_data(cfg, data)
+    tc, world = cfg.train, ctx.info.world_size
+    micro = tc.batch_size // (tc.grad_accum * world)
+    if micro * tc.grad_accum * world != tc.batch_size:
+        raise ConfigError(f"train.batch_size={tc.batch_size} must be divisible by grad_accum x "
+                          f"processes = {tc.grad_accum * world}")
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    torch.manual_seed(tc.seed + ctx.info.rank)  # ranks draw different masks and samples
+    tok = data.tokenizer
+    model = build_objective(cfg, token_ids(tok)).to(ctx.device)
+    model.set_gradient_checkpointing(tc.gradient_checkpointing)
+    if init is not None:
+        load_init_weights(model, init)
+    optimizer = build_optimizer(model, cfg.optim)
+    loader = PretrainLoader(ShardReader(data.dir, "train", manifest=data.manifest), micro,
+                            seed=tc.seed, pad_id=tok.pad_id, sep_id=tok.sep_id,
+                            vocab_size=tok.vocab_size, rank=ctx.info.rank, world_size=world)
+    return TrainState(model=model, optimizer=optimizer,
+                      scheduler=build_scheduler(optimizer, cfg.optim, tc.steps),
+                      precision=Precision(resolve_precision(tc.precision, ctx.device), ctx.device),
+                      loader=loader, micro_batch=micro)
+
+
+def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
+    disc = HFCheckpoint(init.discriminator)
+    model.discriminator.load_state_dict(disc.encoder_state)
+    if disc.discriminator_head is not None:
+        model.discriminator_head.load_state_dict(disc.discriminator_head)
+    if init.generator is not None and model.generator is not None:
+        gen = HFCheckpoint(init.generator)
+        state = gen.encoder_state
+        if model.objective.sharing == "embeddings":  # D's embeddings are the shared ones
+            state = {k: v for k, v in state.items() if not k.startswith("embeddings.")}
+        missing = model.generator.load_state_dict(state, strict=False).missing_keys
+        if any(not k.startswith("embeddings.") for k in missing):
+            raise CheckpointError(f"{init.generator} does not fit the generator (missing {missing[:3]})")
+        if gen.generator_head is not None:
+            model.generator_head.load_state_dict(gen.generator_head)
+
+
+def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int) -> Path:
+    """Load the newest checkpoint in `ckpt_dir` into `state` (weights, optimizer, schedule,
+    scaler, loader cursor, this rank's RNG, counters)."""
+    found = ckpt.list_checkpoints(ckpt_dir)
+    if not found:
+        raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
+    path = found[-1][1]
+    meta = ckpt.read_meta(path)
+    if meta.get("tokenizer_fingerprint") != tokenizer.fingerprint:
+        raise TokenizerError(f"{path} was trained with a different tokenizer than the run's tokenizer/")
+    ckpt.load_model_state(state.model, ckpt.load_weights(path), str(path))
+    trainer, rng = ckpt.load_trainer(path, rank)
+    state.optimizer.load_state_dict(trainer["optimizer"])
+    state.scheduler.load_state_dict(trainer["scheduler"])
+    state.precision.scaler.load_state_dict(trainer["scaler"])
+    state.loader.load_state_dict(trainer["loader"])
+    ckpt.set_rng_state(rng)
+    state.step, state.tokens = meta["step"], meta["tokens"]
+    log.info("resumed from %s (step %d, %s tokens)", path, state.step, format_count(state.tokens))
+    return path
+
+
+def save(state: TrainState, cfg: PretrainConfig, data: RunData, ctx: Context, run_dir: Path,
+         flops_per_token: float) -> Path:
+    """A checkpoint of `state` (called on every rank: each contributes its RNG state)."""
+    rng_states = dist.gather_to_main(ckpt.rng_state())
+    path = run_dir / "checkpoints" / f"step_{state.step:08d}"
+    if ctx.is_main:
+        trainer: dict[str, Any] = {
+            "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
+            "scaler": state.precision.scaler.state_dict(), "loader": state.loader.state_dict()}
+        meta = {"tokens": state.tokens, "flops": state.tokens * flops_per_token,
+                "tokenizer_fingerprint": data.tokenizer.fingerprint, "seq_len": data.seq_len,
+                "world_size": ctx.info.world_size, "data": str(data.dir), "time": time.time()}
+
+        def extra(tmp: Path) -> None:  # checkpoints are self-contained
+            save_json(cfg, tmp / "config.json")
+            data.tokenizer.save(tmp / "tokenizer")
+
+        path = ckpt.save_checkpoint(run_dir / "checkpoints", state.step, state.model, trainer,
+                                    rng_states, meta, cfg.train.keep_last, extra)
+    dist.barrier()
+    return path
