@@ -3,14 +3,18 @@
 # Usage: studies/context_study.sh DATA_ROOT OUT_ROOT BATCH
 #   DATA_ROOT holds d128/ and d64/ (electra preprocess of enwiki-2015/AA with an 8,192-token
 #   WordPiece tokenizer, see RESULTS.md); every run uses one thread so two run side by side.
+#   ELECTRA_CODE (optional): a checkout of this repository to run, so that editing the working
+#   tree does not change runs in flight (e.g. `git worktree add ../study-code HEAD`).
 set -uo pipefail
+ELECTRA=(python -m electra.cli)
+[ -n "${ELECTRA_CODE:-}" ] && export PYTHONPATH="$ELECTRA_CODE"
 DATA=${1:?data root}; OUT=${2:?out root}; BATCH=${3:?batch name}
 run() {  # run NAME DATA_SUBDIR OVERRIDES...
   local name=$1 sub=$2; shift 2
   [ -f "$OUT/$name/metrics.jsonl" ] && grep -q '"kind": "valid"' "$OUT/$name/metrics.jsonl" && \
     [ -d "$OUT/$name/export" ] && { echo "skip $name"; return; }
   rm -rf "$OUT/$name"
-  nice -n 5 electra pretrain --data "$DATA/$sub" --preset tiny --out "$OUT/$name" \
+  nice -n 5 "${ELECTRA[@]}" pretrain --data "$DATA/$sub" --preset tiny --out "$OUT/$name" \
     objective.temperature=1.0 train.threads=1 train.log_every=100 train.keep_last=1 "$@" \
     > "$OUT/$name.log" 2>&1
   echo "$name rc=$?"

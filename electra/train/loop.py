@@ -28,7 +28,7 @@ from electra.train.flops import electra_train_flops
 from electra.train.log import Meter, MetricsLogger, format_count, format_duration
 from electra.train.optim import optimizer_step
 from electra.train.state import InitFrom, RunData, TrainState, build_state, restore, save
-from electra.train.validate import evaluate_pretraining
+from electra.train.validate import Validator, context_line
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,11 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     step_fn = torch.compile(step_fn) if tc.compile else step_fn
     flops_per_token = electra_train_flops(cfg, data.seq_len)
     logger = MetricsLogger(run_dir, enabled=ctx.is_main)
-    valid = ShardReader(data.dir, "valid", manifest=data.manifest)
+    validator = Validator(ShardReader(data.dir, "valid", manifest=data.manifest), state.loader.reader,
+                          rows=tc.eval_rows, batch_size=state.micro_batch,
+                          pad_id=data.tokenizer.pad_id, sep_id=data.tokenizer.sep_id,
+                          special_ids=tuple(sorted(data.tokenizer.special_ids)), device=ctx.device,
+                          precision=precision, seed=tc.seed + 999)
     meter = Meter(model.STAT_NAMES, ctx.device)
     log_setup(cfg, state, ctx, flops_per_token)
     valid_metrics: dict[str, float] = {}
@@ -91,12 +95,9 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
 
         # ---- eval (main process; the others wait at the barrier) ----------------------------
         if step % tc.eval_every == 0 or at_end:
-            if ctx.is_main and len(valid):
-                valid_metrics = evaluate_pretraining(
-                    model, valid, rows=tc.eval_rows, batch_size=state.micro_batch,
-                    pad_id=data.tokenizer.pad_id, sep_id=data.tokenizer.sep_id,
-                    device=ctx.device, precision=precision, seed=tc.seed + 999)
-                log_valid(step, valid_metrics)
+            if ctx.is_main and len(validator):
+                valid_metrics = validator(model)
+                log.info("valid @%d | %s", step, context_line(valid_metrics))
                 logger.write("valid", step, valid_metrics)
             dist.barrier()
             meter.restart_clock()
@@ -161,9 +162,3 @@ def log_train(step: int, total: int, m: dict[str, float], eta: float, ctx: Conte
                  "lr %.2e | %s tok/s | ETA %s", step, total, m["loss"], m["mlm_loss"],
                  m["rtd_loss"], m["gen_acc"], m["disc_acc"], m["lr"],
                  format_count(m["tokens_per_s"]), format_duration(eta))
-
-
-def log_valid(step: int, m: dict[str, float]) -> None:
-    log.info("valid @%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.4f "
-             "(all-original baseline %.4f) | disc_auc %.3f", step, m["loss"], m["mlm_loss"],
-             m["rtd_loss"], m["gen_acc"], m["disc_acc"], m["baseline_acc"], m["disc_auc"])

@@ -1,9 +1,11 @@
-"""Held-out evaluation of a pre-training run.
+"""Held-out evaluation of a pre-training run, beside what no context can do.
 
 Masks and generator samples come from a fixed-seed generator, so every evaluation of a run
 scores the same corrupted inputs and numbers are comparable across steps. Besides losses it
-reports the discriminator's accuracy next to the trivial "everything is original" baseline and
-its ROC AUC (0.5 = chance), which show whether the model learned anything."""
+reports the discriminator's accuracy next to the "everything is original" answer, its ROC AUC,
+and the context-free references of `objective.baselines` on the same rows, masks and samples:
+the *context gain* (model minus reference) is what pre-training has learned beyond token
+frequencies."""
 
 from __future__ import annotations
 
@@ -13,62 +15,107 @@ import torch
 from electra.data.loader import batch_from_rows
 from electra.data.shards import ShardReader
 from electra.objective import ElectraModel
+from electra.objective import baselines as ref
 from electra.train.precision import Precision
 
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Mann-Whitney AUC with average ranks for ties; NaN when one class is absent."""
-    scores = np.asarray(scores, dtype=np.float64)
-    labels = np.asarray(labels, dtype=bool)
-    n_pos = int(labels.sum())
-    n_neg = labels.size - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    _, inverse, counts = np.unique(scores[order], return_inverse=True, return_counts=True)
-    avg_rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each tie group
-    ranks = np.empty(labels.size)
-    ranks[order] = avg_rank[inverse]
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+# a generator loss this much below the context-free one, or a discriminator AUC this much above
+# it, is more than the noise of a few hundred validation rows: the model uses context
+LEARNED_MLM_GAIN = 0.05
+LEARNED_AUC_GAIN = 0.02
 
 
-@torch.no_grad()
-def evaluate_pretraining(model: ElectraModel, reader: ShardReader, *, rows: int, batch_size: int,
-                         pad_id: int, sep_id: int, device: torch.device, precision: Precision,
-                         seed: int) -> dict[str, float]:
-    """`model`: the unwrapped pre-training module; `reader`: the validation split."""
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=device).manual_seed(seed)
-    n = min(rows, len(reader))
-    sums = torch.zeros(7, dtype=torch.float64, device=device)
-    logits, labels = [], []
-    for start in range(0, n, batch_size):
-        b = batch_from_rows(reader.take(np.arange(start, min(n, start + batch_size))), pad_id, sep_id).to(device)
-        with precision.autocast():
-            out = model(b.input_ids, b.token_type_ids, b.attention_mask, generator=gen)
-        sums += torch.stack([out.mlm_loss * out.gen_count, out.rtd_loss * out.disc_count,
-                             out.gen_correct, out.gen_count, out.disc_correct, out.disc_count,
-                             out.replaced_count]).double()
-        logits.append(out.disc_logits[out.token_mask].float().cpu())
-        labels.append(out.replaced[out.token_mask].cpu())
-    model.train(was_training)
-    mlm_sum, rtd_sum, g_ok, g_n, d_ok, d_n, repl = sums.tolist()
-    scores, truth = torch.cat(logits).numpy(), torch.cat(labels).numpy()
-    pred = scores > 0
-    tp = float((pred & truth).sum())
-    mlm, rtd = mlm_sum / max(g_n, 1), rtd_sum / max(d_n, 1)
-    obj = model.objective
-    return {
-        "loss": obj.mlm_weight * mlm + obj.disc_weight * rtd,
-        "mlm_loss": mlm,
-        "rtd_loss": rtd,
-        "gen_acc": g_ok / max(g_n, 1),
-        "disc_acc": d_ok / max(d_n, 1),
-        "baseline_acc": 1.0 - repl / max(d_n, 1),  # predicting "original" everywhere
-        "disc_auc": roc_auc(scores, truth),
-        "disc_precision": tp / max(float(pred.sum()), 1.0),
-        "disc_recall": tp / max(float(truth.sum()), 1.0),
-        "replaced_frac": repl / max(d_n, 1),
-        "rows": n,
-    }
+def evenly_spaced(reader: ShardReader, n: int) -> np.ndarray:
+    """`n` rows spread over the whole split (the split's order is already shuffled by hash)."""
+    n = min(n, len(reader))
+    return reader.take(np.linspace(0, len(reader) - 1, n).astype(np.int64)) if n else np.empty((0, 0))
+
+
+class Validator:
+    """Call with the (unwrapped) pre-training model; returns a flat dict of metrics."""
+
+    def __init__(self, valid: ShardReader, train: ShardReader, *, rows: int, batch_size: int,
+                 pad_id: int, sep_id: int, special_ids: tuple[int, ...], device: torch.device,
+                 precision: Precision, seed: int, reference_rows: int | None = None,
+                 unigram_rows: int = 20_000) -> None:
+        self.valid_rows = valid.take(np.arange(min(rows, len(valid))))
+        self.train_rows = evenly_spaced(train, reference_rows or 4 * rows)
+        self.batch_size, self.pad_id, self.sep_id = batch_size, pad_id, sep_id
+        self.device, self.precision, self.seed = device, precision, seed
+        vocab = int(train.manifest.vocab_size)
+        self.unigram = ref.unigram_log_probs(evenly_spaced(train, unigram_rows), vocab, special_ids)
+
+    def __len__(self) -> int:
+        return len(self.valid_rows)
+
+    @torch.no_grad()
+    def _corrupt(self, model: ElectraModel, rows: np.ndarray, seed: int) -> dict[str, np.ndarray | float]:
+        """Run `model` over `rows` with fixed masks/samples; gather what the metrics need."""
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        sums = torch.zeros(7, dtype=torch.float64, device=self.device)
+        parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("score", "replaced", "corrupted",
+                                                                "target", "shown")}
+        for start in range(0, len(rows), self.batch_size):
+            b = batch_from_rows(rows[start:start + self.batch_size], self.pad_id, self.sep_id).to(self.device)
+            with self.precision.autocast():
+                out = model(b.input_ids, b.token_type_ids, b.attention_mask, generator=gen)
+            sums += torch.stack([out.mlm_loss * out.gen_count, out.rtd_loss * out.disc_count,
+                                 out.gen_correct, out.gen_count, out.disc_correct, out.disc_count,
+                                 out.replaced_count]).double()
+            tok, picked = out.token_mask, out.masked.weights > 0
+            parts["score"].append(out.disc_logits[tok].float())
+            parts["replaced"].append(out.replaced[tok])
+            parts["corrupted"].append(out.corrupted[tok])
+            parts["target"].append(out.masked.targets[picked])
+            parts["shown"].append(torch.gather(out.masked.input_ids, 1, out.masked.positions)[picked])
+        arrays = {k: torch.cat(v).cpu().numpy() for k, v in parts.items()}
+        return {**arrays, **dict(zip(("mlm_sum", "rtd_sum", "g_ok", "g_n", "d_ok", "d_n", "repl"),
+                                     sums.tolist(), strict=True))}
+
+    def __call__(self, model: ElectraModel) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        v = self._corrupt(model, self.valid_rows, self.seed)
+        t = self._corrupt(model, self.train_rows, self.seed + 1)  # the same generator, other rows
+        model.train(was_training)
+
+        spec = model.mask_spec
+        mlm_ref = ref.context_free_mlm(v["target"], v["shown"], spec.mask_id, self.unigram,
+                                       ref.copy_probability(spec.mask_token_prob, spec.random_token_prob))
+        rates = ref.replaced_rate_by_token(t["corrupted"], t["replaced"], len(self.unigram))
+        rtd_ref = ref.context_free_rtd(v["corrupted"], v["replaced"], rates)
+        pred = v["score"] > 0
+        tp = float((pred & v["replaced"]).sum())
+        g_n, d_n = max(v["g_n"], 1), max(v["d_n"], 1)
+        mlm, rtd = v["mlm_sum"] / g_n, v["rtd_sum"] / d_n
+        m = {
+            "loss": model.objective.mlm_weight * mlm + model.objective.disc_weight * rtd,
+            "mlm_loss": mlm, "rtd_loss": rtd,
+            "gen_acc": v["g_ok"] / g_n, "disc_acc": v["d_ok"] / d_n,
+            "baseline_acc": 1.0 - v["repl"] / d_n,  # predicting "original" everywhere
+            "disc_auc": ref.roc_auc(v["score"], v["replaced"]),
+            "disc_precision": tp / max(float(pred.sum()), 1.0),
+            "disc_recall": tp / max(float(v["replaced"].sum()), 1.0),
+            "replaced_frac": v["repl"] / d_n, "rows": len(self.valid_rows),
+            "nocontext_mlm_loss": mlm_ref.loss, "nocontext_gen_acc": mlm_ref.acc,
+            "nocontext_disc_auc": rtd_ref.auc, "nocontext_disc_acc": rtd_ref.acc,
+        }
+        m["gain_mlm_loss"] = m["nocontext_mlm_loss"] - mlm  # > 0: the generator uses context
+        m["gain_gen_acc"] = m["gen_acc"] - m["nocontext_gen_acc"]
+        m["gain_disc_auc"] = m["disc_auc"] - m["nocontext_disc_auc"]  # > 0: so does the discriminator
+        m["gain_disc_acc"] = m["disc_acc"] - m["nocontext_disc_acc"]
+        return m
+
+
+def learned_context(m: dict[str, float]) -> tuple[bool, bool]:
+    """(generator, discriminator) each clearly beyond its context-free reference."""
+    return (m.get("gain_mlm_loss", 0.0) > LEARNED_MLM_GAIN,
+            m.get("gain_disc_auc", 0.0) > LEARNED_AUC_GAIN)
+
+
+def context_line(m: dict[str, float]) -> str:
+    """One line a user can read: each model's figure beside its context-free reference."""
+    return (f"generator MLM loss {m['mlm_loss']:.3f} vs {m['nocontext_mlm_loss']:.3f} without context "
+            f"({m['gain_mlm_loss']:+.3f}), acc {m['gen_acc']:.3f} vs {m['nocontext_gen_acc']:.3f} | "
+            f"disc AUC {m['disc_auc']:.3f} vs {m['nocontext_disc_auc']:.3f} without context: "
+            f"{m['gain_disc_auc']:+.3f}, acc {m['disc_acc']:.4f} vs {m['nocontext_disc_acc']:.4f} "
+            f"(all-original {m['baseline_acc']:.4f})")
