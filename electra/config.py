@@ -304,40 +304,34 @@ def _tiny() -> PretrainConfig:
     )
 
 
-def _small() -> PretrainConfig:
+def _paper(name: str, *, hidden: int, layers: int, heads: int, embedding: int, generator: float,
+           lr: float, steps: int, batch: int, seq_len: int, mask_prob: float = 0.15) -> PretrainConfig:
+    """google-research/electra's configuration for one model size (FFN = 4 x hidden, Adam
+    without bias correction, 10k warm-up steps)."""
     return PretrainConfig(
-        preset="small",
-        model=ModelConfig(embedding_size=128, hidden_size=256, num_layers=12, num_heads=4,
-                          intermediate_size=1024),
-        objective=ObjectiveConfig(generator_size=0.25),
-        optim=OptimConfig(lr=5e-4, warmup_steps=10_000, bias_correction=False),
-        train=TrainConfig(steps=1_000_000, batch_size=128),
-        preprocess=PreprocessConfig(seq_len=128),
+        preset=name,
+        model=ModelConfig(embedding_size=embedding, hidden_size=hidden, num_layers=layers,
+                          num_heads=heads, intermediate_size=4 * hidden),
+        objective=ObjectiveConfig(generator_size=generator, mask_prob=mask_prob),
+        optim=OptimConfig(lr=lr, warmup_steps=10_000, bias_correction=False),
+        train=TrainConfig(steps=steps, batch_size=batch),
+        preprocess=PreprocessConfig(seq_len=seq_len),
     )
+
+
+def _small() -> PretrainConfig:
+    return _paper("small", hidden=256, layers=12, heads=4, embedding=128, generator=0.25, lr=5e-4,
+                  steps=1_000_000, batch=128, seq_len=128)
 
 
 def _base() -> PretrainConfig:
-    return PretrainConfig(
-        preset="base",
-        model=ModelConfig(embedding_size=768, hidden_size=768, num_layers=12, num_heads=12,
-                          intermediate_size=3072),
-        objective=ObjectiveConfig(generator_size=1 / 3),
-        optim=OptimConfig(lr=2e-4, warmup_steps=10_000, bias_correction=False),
-        train=TrainConfig(steps=766_000, batch_size=256),
-        preprocess=PreprocessConfig(seq_len=512),
-    )
+    return _paper("base", hidden=768, layers=12, heads=12, embedding=768, generator=1 / 3, lr=2e-4,
+                  steps=766_000, batch=256, seq_len=512)
 
 
 def _large() -> PretrainConfig:
-    return PretrainConfig(
-        preset="large",
-        model=ModelConfig(embedding_size=1024, hidden_size=1024, num_layers=24, num_heads=16,
-                          intermediate_size=4096),
-        objective=ObjectiveConfig(generator_size=0.25, mask_prob=0.25),
-        optim=OptimConfig(lr=2e-4, warmup_steps=10_000, bias_correction=False),
-        train=TrainConfig(steps=400_000, batch_size=2048),
-        preprocess=PreprocessConfig(seq_len=512),
-    )
+    return _paper("large", hidden=1024, layers=24, heads=16, embedding=1024, generator=0.25,
+                  lr=2e-4, steps=400_000, batch=2048, seq_len=512, mask_prob=0.25)
 
 
 PRESETS: dict[str, typing.Callable[[], PretrainConfig]] = {

@@ -23,6 +23,7 @@ run() {  # run NAME DATA_SUBDIR OVERRIDES...
 T128="train.steps=640 optim.warmup_steps=64 train.eval_every=160 train.save_every=640"
 T64="train.steps=1280 optim.warmup_steps=128 train.eval_every=320 train.save_every=1280"
 T64B16="train.steps=2560 optim.warmup_steps=256 train.batch_size=16 train.eval_every=640 train.save_every=2560"
+LR3="optim.lr=3e-3 optim.beta2=0.98"
 MLM="objective.sharing=all objective.generator_size=1.0 objective.disc_weight=0 objective.mask_token_prob=0.8 objective.random_token_prob=0.1"
 case $BATCH in
   1a)
@@ -33,4 +34,13 @@ case $BATCH in
     run mlm_seq64 d64 $T64 $MLM
     run seq64_b16_lr2e3 d64 $T64B16 optim.lr=2e-3
     run temp2_seq64 d64 $T64 objective.temperature=2.0 ;;
+  # batch 2: seq 64, batch 16 (the better of batch 1), with the context-free references
+  2a)
+    run b2_lr1e3 d64 $T64B16
+    run b2_lr3e3 d64 $T64B16 $LR3
+    run b2_lr3e3_mask25 d64 $T64B16 $LR3 objective.mask_prob=0.25 ;;
+  2b)
+    run b2_lr3e3_mlm d64 $T64B16 $LR3 $MLM
+    run b2_lr3e3_gen025 d64 $T64B16 $LR3 objective.generator_size=0.25
+    run b2_lr5e3 d64 $T64B16 optim.lr=5e-3 optim.beta2=0.98 ;;
 esac

@@ -27,10 +27,6 @@ class Batch:
         return Batch(*(t.to(device, non_blocking=nb) for t in
                        (self.input_ids, self.token_type_ids, self.attention_mask)))
 
-    @property
-    def num_tokens(self) -> int:
-        return int(self.attention_mask.sum())
-
 
 def batch_from_rows(rows: np.ndarray, pad_id: int, sep_id: int) -> Batch:
     # rows: [B, T] integer token ids
