@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from electra.errors import CheckpointError
+from electra.errors import CheckpointError, TokenizerError
 from electra.files import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,13 @@ def read_meta(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} has no meta.json; it is not a checkpoint (or it is incomplete)") from None
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}/meta.json is corrupt; delete {path} and resume from an earlier checkpoint") from None
+
+
+def check_tokenizer(path: Path, meta: dict[str, Any], fingerprint: str, where: str) -> None:
+    """The checkpoint at `path` was trained with the tokenizer whose fingerprint is given."""
+    if meta.get("tokenizer_fingerprint") not in (None, fingerprint):
+        raise TokenizerError(f"{path} was trained with a different tokenizer than {where}; use the "
+                             "tokenizer/ saved inside the checkpoint")
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -13,7 +13,13 @@ from electra.config import PretrainConfig, load_json
 from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError
 from electra.objective import ElectraModel, TokenIds, build_objective
-from electra.train.checkpoint import load_model_state, load_weights, read_meta, resolve_checkpoint
+from electra.train.checkpoint import (
+    check_tokenizer,
+    load_model_state,
+    load_weights,
+    read_meta,
+    resolve_checkpoint,
+)
 
 
 def token_ids(tokenizer: Tokenizer) -> TokenIds:
@@ -37,8 +43,7 @@ def load_pretrained(path: str | Path) -> Pretrained:
         raise CheckpointError(f"{p} has no config.json; the checkpoint is incomplete")
     cfg = load_json(PretrainConfig, p / "config.json")
     tokenizer = Tokenizer.load(p / "tokenizer")
-    if meta.get("tokenizer_fingerprint") not in (None, tokenizer.fingerprint):
-        raise CheckpointError(f"{p}/tokenizer does not match the tokenizer the model was trained with")
+    check_tokenizer(p, meta, tokenizer.fingerprint, f"{p / 'tokenizer'}")
     model = build_objective(cfg, token_ids(tokenizer))
     load_model_state(model, load_weights(p), str(p))
     return Pretrained(model, cfg, tokenizer, meta, p)

@@ -134,8 +134,7 @@ def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int) 
         raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
     path = found[-1][1]
     meta = ckpt.read_meta(path)
-    if meta.get("tokenizer_fingerprint") != tokenizer.fingerprint:
-        raise TokenizerError(f"{path} was trained with a different tokenizer than the run's tokenizer/")
+    ckpt.check_tokenizer(path, meta, tokenizer.fingerprint, "the run's tokenizer/")
     ckpt.load_model_state(state.model, ckpt.load_weights(path), str(path))
     trainer, rng = ckpt.load_trainer(path, rank)
     state.optimizer.load_state_dict(trainer["optimizer"])
