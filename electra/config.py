@@ -130,6 +130,10 @@ class ObjectiveConfig:
     mlm_weight: float = 1.0
     disc_weight: float = 50.0
     temperature: float = 1.0
+    # sampling-temperature anneal: flat samples first (easy to spot), then `temperature`; the
+    # temperature falls linearly from `temperature_start` over the first `temperature_steps`
+    temperature_start: float | None = None
+    temperature_steps: int = 0
 
     def __post_init__(self) -> None:
         check(0.0 < self.generator_size <= 1.0,
@@ -148,6 +152,16 @@ class ObjectiveConfig:
                "objective.max_predictions must be >= 1 (or None)")
         check(self.mlm_weight >= 0 and self.disc_weight >= 0, "loss weights must be >= 0")
         check(self.temperature > 0, "objective.temperature must be > 0")
+        check(self.temperature_start is None or self.temperature_start > 0,
+              "objective.temperature_start must be > 0 (or None: no anneal)")
+        check(self.temperature_steps >= 0, "objective.temperature_steps must be >= 0")
+
+    def temperature_at(self, step: int) -> float:
+        """The sampling temperature for the update made at `step` (0-based)."""
+        if self.temperature_start is None or step >= self.temperature_steps:
+            return self.temperature
+        frac = step / self.temperature_steps
+        return self.temperature_start + frac * (self.temperature - self.temperature_start)
 
 
 

@@ -120,3 +120,30 @@ def test_padding_does_not_change_outputs():
     short = m.discriminator_logits(ids[1:2, :19], types[1:2, :19], attn[1:2, :19])
     padded = m.discriminator_logits(ids[1:2], types[1:2], attn[1:2])
     assert torch.allclose(short, padded[:, :19], atol=1e-5)
+
+
+def test_temperature_anneal_follows_the_step():
+    from electra.config import ObjectiveConfig
+
+    o = ObjectiveConfig(temperature=1.0, temperature_start=3.0, temperature_steps=100)
+    assert [o.temperature_at(s) for s in (0, 50, 100, 500)] == [3.0, 2.0, 1.0, 1.0]
+    m = tiny_model("objective.temperature=1.0", "objective.temperature_start=3.0",
+                   "objective.temperature_steps=10")
+    assert m.temperature == 3.0
+    m.set_step(5)
+    assert m.temperature == 2.0
+    ids, types, attn = batch()
+    hot = m(ids, types, attn, masked(ids, attn), generator=torch.Generator().manual_seed(0))
+    m.set_step(10)
+    cold = m(ids, types, attn, masked(ids, attn), generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(hot.corrupted, cold.corrupted)  # the same noise, flatter samples
+
+
+def test_masked_lm_alone_skips_the_discriminator():
+    m = tiny_model("objective.disc_weight=0", "objective.sharing=all", "objective.generator_size=1.0")
+    ids, types, attn = batch()
+    out = m(ids, types, attn, masked(ids, attn))
+    out.loss.backward()
+    assert torch.equal(out.loss, out.mlm_loss) and out.replaced_count == 0
+    assert m.discriminator_head.dense.weight.grad is None  # never ran
+    assert m.discriminator.layers[0].ffn_in.weight.grad.abs().sum() > 0  # the shared encoder learns

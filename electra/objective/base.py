@@ -46,6 +46,10 @@ class PretrainingObjective(nn.Module, abc.ABC):
     def encoder(self) -> Encoder:
         """The encoder that fine-tuning and export take (ELECTRA: the discriminator)."""
 
+    def set_step(self, step: int) -> None:
+        """Called by the loop before each update: objectives with schedules (a temperature
+        anneal, training phases) read the step here; a function of the step keeps resume exact."""
+
     @abc.abstractmethod
     def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
         """Metrics (losses, accuracies) from `stats` summed over `micro_batches` forwards."""

@@ -46,6 +46,7 @@ class ElectraModel(PretrainingObjective):
         if gen.embedding_size != disc.embedding_size and objective.sharing != "none":
             raise ValueError("shared embeddings need equal embedding sizes")
         self.objective = objective
+        self.temperature = objective.temperature_at(0)
         self.disc_cfg, self.gen_cfg = disc, gen
         self.mask_spec = MaskSpec.from_config(objective, ids.mask_id, disc.vocab_size)
         self.register_buffer("special_ids", torch.tensor(ids.special_ids), persistent=False)
@@ -68,6 +69,9 @@ class ElectraModel(PretrainingObjective):
     @property
     def encoder(self) -> Encoder:
         return self.discriminator
+
+    def set_step(self, step: int) -> None:
+        self.temperature = self.objective.temperature_at(step)
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Trade compute for memory (long sequences): activations are recomputed in backward."""
@@ -112,14 +116,18 @@ class ElectraModel(PretrainingObjective):
                                          masked.positions)  # [B, P, V]
         mlm = mlm_loss(g_logits, masked.targets, masked.weights)
 
-        sampled = gumbel_sample(g_logits.detach(), obj.temperature, generator)  # [B, P]
-        picked = masked.weights > 0
-        corrupted = input_ids.scatter(1, masked.positions,
-                                      torch.where(picked, sampled, masked.targets))  # [B, T]
-        replaced = (corrupted != input_ids) & attention_mask  # a correct sample counts as original
-
-        d_logits = self.discriminator_logits(corrupted, token_type_ids, attention_mask)  # [B, T]
-        rtd = rtd_loss(d_logits, replaced, attention_mask)
+        if obj.disc_weight == 0:  # masked LM alone (with sharing=all: BERT): no discriminator pass
+            corrupted, replaced = input_ids, torch.zeros_like(attention_mask)
+            d_logits = torch.zeros(input_ids.shape, device=input_ids.device)
+            rtd = d_logits.sum()
+        else:
+            sampled = gumbel_sample(g_logits.detach(), self.temperature, generator)  # [B, P]
+            picked = masked.weights > 0
+            corrupted = input_ids.scatter(1, masked.positions,
+                                          torch.where(picked, sampled, masked.targets))  # [B, T]
+            replaced = (corrupted != input_ids) & attention_mask  # a correct sample is original
+            d_logits = self.discriminator_logits(corrupted, token_type_ids, attention_mask)  # [B, T]
+            rtd = rtd_loss(d_logits, replaced, attention_mask)
         loss = obj.mlm_weight * mlm + obj.disc_weight * rtd
 
         with torch.no_grad():

@@ -28,5 +28,7 @@ def electra_train_flops(cfg: PretrainConfig, seq_len: int, gathered: bool = True
     spec = MaskSpec.from_config(cfg.objective, 0, d.vocab_size)
     frac = spec.predictions_for(seq_len) / seq_len if gathered else 1.0
     gen_head = 6.0 * (g.hidden_size * g.embedding_size + g.embedding_size * g.vocab_size) * frac
+    if cfg.objective.disc_weight == 0:  # masked LM alone: no sampling, no discriminator pass
+        return encoder_train_flops(g, seq_len) + gen_head
     disc_head = 6.0 * (d.hidden_size * d.hidden_size + d.hidden_size)
     return encoder_train_flops(g, seq_len) + gen_head + encoder_train_flops(d, seq_len) + disc_head

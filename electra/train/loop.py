@@ -74,6 +74,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     model.train()
     while state.step < last_step:
         # ---- step: grad_accum micro-batches, then one optimizer update ---------------------
+        model.set_step(state.step)
         for micro in range(tc.grad_accum):
             batch = state.loader.next_batch().to(ctx.device)
             with dist.no_sync_unless(step_fn, micro == tc.grad_accum - 1):
