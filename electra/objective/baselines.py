@@ -58,7 +58,7 @@ def context_free_mlm(targets: np.ndarray, shown: np.ndarray, mask_id: int,
 
 
 def replaced_rate_by_token(corrupted: np.ndarray, replaced: np.ndarray, vocab_size: int,
-                           prior_strength: float = 1.0) -> np.ndarray:
+                           prior_strength: float = 10.0) -> np.ndarray:
     """P(replaced | token id) per id (1-D inputs over real tokens), shrunk towards the overall
     rate with `prior_strength` pseudo-occurrences so rare ids are not scored on one sighting."""
     ids = corrupted.astype(np.int64)
