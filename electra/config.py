@@ -272,9 +272,9 @@ class PretrainConfig:
         g = self.generator_model()
         check(g.hidden_size % g.num_heads == 0,
                f"the generator's hidden size {g.hidden_size} is not divisible by its {g.num_heads} heads")
-        check(self.preprocess.seq_len <= self.model.max_position_embeddings,
-               f"preprocess.seq_len={self.preprocess.seq_len} exceeds model.max_position_embeddings="
-               f"{self.model.max_position_embeddings}; shorten the rows or raise max_position_embeddings")
+        # preprocess.seq_len vs max_position_embeddings is checked where rows are made or read
+        # (api._prepare_data, train.state.check_data): with --data the rows' length comes from
+        # the shards, not from this default
 
     def generator_model(self) -> ModelConfig:
         """The generator: same depth, width/heads/FFN scaled by `generator_size` (G-EL rule)."""

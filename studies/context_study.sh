@@ -43,4 +43,11 @@ case $BATCH in
     run b2_lr3e3_mlm d64 $T64B16 $LR3 $MLM
     run b2_lr3e3_gen025 d64 $T64B16 $LR3 objective.generator_size=0.25
     run b2_lr5e3 d64 $T64B16 optim.lr=5e-3 optim.beta2=0.98 ;;
+  # batch 2, second half (after b2_lr1e3 and b2_lr3e3_mlm)
+  2c)
+    run b2_lr3e3 d64 $T64B16 $LR3
+    run b2_lr3e3_shareall d64 $T64B16 $LR3 objective.sharing=all objective.generator_size=1.0 ;;
+  2d)
+    run b2_lr3e3_gen025 d64 $T64B16 $LR3 objective.generator_size=0.25
+    run b2_lr5e3 d64 $T64B16 optim.lr=5e-3 optim.beta2=0.98 ;;
 esac

@@ -40,7 +40,6 @@ def test_overrides_are_typed_and_validated():
     ("objective.sharing=everything", "not one of none, embeddings, all"),
     ("objective.sharing=all", "objective.generator_size=1.0"),
     ("model.num_heads=3", "not divisible"),
-    ("preprocess.seq_len=1024", "max_position_embeddings"),
     ("train", "section.field=value"),
     ("train=3", "is a section"),
 ])

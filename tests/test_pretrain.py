@@ -139,6 +139,19 @@ def test_batch_larger_than_the_data(tiny_data, tmp_path):
         run(cfg("train.batch_size=100000"), out=tmp_path / "r", data=tiny_data)
 
 
+def test_position_table_as_long_as_the_data_rows_is_accepted(tiny_data, tmp_path):
+    # the preset's default preprocess.seq_len (128) is not the data's (32): the shards decide
+    c = apply_overrides(preset("tiny"), [o for o in TINY_RUN if not o.startswith("preprocess.seq_len")]
+                        + ["model.max_position_embeddings=32", "train.steps=1"])
+    assert run(c, out=tmp_path / "r", data=tiny_data).train.step == 1
+
+
+def test_built_in_rows_longer_than_the_positions_fail_before_any_work(tiny_corpus, tmp_path):
+    with pytest.raises(ConfigError, match="max_position_embeddings"):
+        run(cfg("model.max_position_embeddings=16"), out=tmp_path / "r", corpus=[tiny_corpus])
+    assert not (tmp_path / "r").exists()
+
+
 def test_rows_longer_than_the_model_positions(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="max_position_embeddings"):
         run(cfg("model.max_position_embeddings=16", "preprocess.seq_len=16"), out=tmp_path / "r",
