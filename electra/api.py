@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from electra.data.tokenizer import Tokenizer, train_tokenizer
 from electra.errors import ConfigError
 from electra.finetuning.config import FinetuneConfig
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
+from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.loop import PretrainResult
 from electra.train.loop import pretrain as train_loop
@@ -59,6 +61,7 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
     new_cfg = None if resume else _config(config, overrides)
     run_dir = Path(out) if out is not None else default_run_dir(new_cfg.preset if new_cfg else "run")
     if resume:  # the run's own config (+ overrides), or one the caller resolved from it
+        ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
         cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
                else load_run_config(run_dir, list(overrides)))
     ctx = dist.init_distributed((cfg if resume else new_cfg).train.device)
@@ -133,7 +136,23 @@ def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
     return apply_overrides(load_json(PretrainConfig, run_dir / "config.json"), ["train.stop_at=0", *overrides])
 
 
+_RUN_FILES = {"config.json", "run.json", "tokenizer", "data", "metrics.jsonl", "tensorboard",
+              "checkpoints", "export"}
+
+
 def check_new_run_dir(run_dir: Path) -> None:
+    """A new run needs an empty (or missing) directory. One that holds only what an earlier start
+    wrote before its first checkpoint (it failed or was interrupted) is cleared and reused:
+    there is nothing to resume, and refusing it would leave the user no way forward."""
+    if run_dir.is_file():
+        raise ConfigError(f"--out {run_dir} is a file; pass a directory for the run")
+    names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
+    ours = all(n in _RUN_FILES or (n.startswith(".") and ".tmp-" in n) for n in names)
+    if names and ours and not ckpt.list_checkpoints(run_dir / "checkpoints"):
+        log.warning("%s holds a run that never saved a checkpoint; starting it afresh", run_dir)
+        for p in run_dir.iterdir():
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        return
     if (run_dir / "config.json").exists():
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it or choose "
                           "another --out")

@@ -17,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from electra.config import ModelConfig
 from electra.errors import CheckpointError
 from electra.files import atomic_dir
+from electra.model.layers import Encoder
 
 # our Encoder layer names -> HF names inside `encoder.layer.{i}.`
 _LAYER_MAP = {
@@ -165,6 +166,19 @@ def save_hf(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
     return out
 
 
+def _check_shapes(path: Path, cfg: ModelConfig, state: dict[str, torch.Tensor]) -> None:
+    """config.json must describe the weights (an edited vocab_size or hidden_size would otherwise
+    surface as a torch size-mismatch traceback when the encoder is loaded)."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Encoder(cfg).state_dict().items()}
+    for name, shape in expected.items():
+        if name in state and tuple(state[name].shape) != shape:
+            raise CheckpointError(
+                f"{path}: config.json does not describe model weights ({name} has shape "
+                f"{tuple(state[name].shape)}, the config implies {shape}); restore the config.json "
+                "that came with these weights")
+
+
 class HFCheckpoint:
     """A local HF ELECTRA/BERT directory: config, our-layout encoder state and any heads."""
 
@@ -194,6 +208,7 @@ class HFCheckpoint:
             self.encoder_state = encoder_from_hf(tensors, self.config.num_layers, prefix)
         except KeyError as e:
             raise CheckpointError(f"{self.path} is missing weight {e}; the checkpoint is incomplete") from None
+        _check_shapes(self.path, self.config, self.encoder_state)
         self.discriminator_head = head_from_hf(tensors, DISC_HEAD_MAP)
         self.generator_head = head_from_hf(tensors, GEN_HEAD_MAP)
 

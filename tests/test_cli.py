@@ -117,3 +117,23 @@ def test_print_config_shows_the_resolved_preset(capsys):
     assert main(["pretrain", "--preset", "base", "--print-config", "train.steps=7"]) == 0
     cfg = json.loads(capsys.readouterr().out)
     assert cfg["model"]["hidden_size"] == 768 and cfg["train"]["steps"] == 7
+
+
+def test_hf_config_that_does_not_describe_its_weights(cli_run, tiny_data, tmp_path, capsys):
+    import shutil
+
+    hf = tmp_path / "edited"
+    shutil.copytree(cli_run / "export" / "discriminator", hf)
+    config = json.loads((hf / "config.json").read_text())
+    config["vocab_size"] += 7  # a hand edit that no longer matches model.safetensors
+    (hf / "config.json").write_text(json.dumps(config))
+    err = cli_error(capsys, "pretrain", "--data", str(tiny_data), "--init-from", str(hf),
+                    "--out", str(tmp_path / "x"), *TINY_RUN)
+    assert "config.json does not describe" in err and "word_embeddings" in err
+    glue = tmp_path / "glue"
+    from tests.finetune_fixtures import write_glue
+
+    write_glue(glue)
+    err = cli_error(capsys, "finetune", str(hf), "--task", "sst2", "--data", str(glue / "SST-2"),
+                    "--out", str(tmp_path / "ft"))
+    assert "config.json does not describe" in err

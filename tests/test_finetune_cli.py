@@ -189,6 +189,10 @@ def test_user_errors_are_one_line(backbone, data, tmp_path, capsys):
                                         "--train", u / "train.csv", "--dev", u / "dev.csv")
     assert "did you mean 'stsb'" in cli_error(capsys, "finetune", backbone, "--task", "stsc")
     assert "needs --glue-dir" in cli_error(capsys, "evaluate", backbone, "--tasks", "glue", "--out", tmp_path / "e")
+    # a wrong --glue-dir fails before anything is written, so the same --out works once it is fixed
+    cli_error(capsys, "evaluate", backbone, "--tasks", "sst2", "--glue-dir", tmp_path / "nowhere",
+              "--out", tmp_path / "e2")
+    assert not (tmp_path / "e2").exists()
     assert "did you mean 'optim.lr'" in cli_error(capsys, "finetune", backbone, "--task", "sst2", "optim.lrr=1")
     assert "does not exist" in cli_error(capsys, "finetune", tmp_path / "nothing", "--task", "sst2")
     assert "--seeds" in cli_error(capsys, "evaluate", backbone, "--seeds", "five", "--out", tmp_path / "e")

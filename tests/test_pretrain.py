@@ -139,6 +139,23 @@ def test_batch_larger_than_the_data(tiny_data, tmp_path):
         run(cfg("train.batch_size=100000"), out=tmp_path / "r", data=tiny_data)
 
 
+def test_a_start_that_failed_before_its_first_checkpoint_is_no_dead_end(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    with pytest.raises(DataError, match="fewer than one batch"):
+        run(cfg("train.batch_size=100000"), out=out, data=tiny_data)
+    assert (out / "config.json").is_file()  # the failed start had written its setup
+    with pytest.raises(CheckpointError, match="holds no checkpoint; start without --resume"):
+        run(load_run_config(out, []), out=out, resume=True)
+    assert run(cfg("train.steps=1"), out=out, data=tiny_data).train.step == 1  # a plain re-run works
+
+
+def test_out_that_is_a_file_is_refused(tiny_data, tmp_path):
+    (tmp_path / "f").write_text("mine")
+    with pytest.raises(ConfigError, match="is a file"):
+        run(cfg(), out=tmp_path / "f", data=tiny_data)
+    assert (tmp_path / "f").read_text() == "mine"
+
+
 def test_position_table_as_long_as_the_data_rows_is_accepted(tiny_data, tmp_path):
     # the preset's default preprocess.seq_len (128) is not the data's (32): the shards decide
     c = apply_overrides(preset("tiny"), [o for o in TINY_RUN if not o.startswith("preprocess.seq_len")]

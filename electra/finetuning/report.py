@@ -64,8 +64,9 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
              sources: Sources, out: Path, *, save_models: bool = False, random_init: bool = False) -> dict:
     out = Path(out)
     backbone = load_backbone(checkpoint, random_init=random_init)
-    for spec in specs:  # fail on a missing source before hours of fine-tuning
-        data_kwargs(spec, sources)
+    # read every task's data first: a wrong path fails before hours of fine-tuning, and before
+    # anything is written to `out`
+    datasets = {spec.name: load_data(spec, cfg, **data_kwargs(spec, sources)) for spec in specs}
     resolved = cfg.resolved(backbone.model_cfg.hidden_size)
     check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "config": to_dict(resolved),
                        "random_init": random_init})
@@ -77,7 +78,7 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
     total = len(specs) * len(seeds)
     done = 0
     for spec in specs:
-        data = load_data(spec, cfg, **data_kwargs(spec, sources))
+        data = datasets[spec.name]
         runs = []
         for seed in seeds:
             done += 1
@@ -105,7 +106,8 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
 def check_resume(out: Path, setup: dict) -> None:
     """Finished runs are reused only when they came from the same checkpoint and config."""
     f = out / "evaluate.json"
-    if f.is_file() and json.loads(f.read_text()) != setup:
+    finished = any((out / "runs").rglob("result.json")) if (out / "runs").is_dir() else False
+    if finished and f.is_file() and json.loads(f.read_text()) != setup:
         raise ConfigError(f"{out} holds runs of another checkpoint or config; choose another --out "
                           "(or delete it to start over)")
     out.mkdir(parents=True, exist_ok=True)

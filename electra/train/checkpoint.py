@@ -66,6 +66,14 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def latest_checkpoint(ckpt_dir: Path) -> Path:
+    """The newest checkpoint of a run being resumed."""
+    found = list_checkpoints(ckpt_dir)
+    if not found:
+        raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
+    return found[-1][1]
+
+
 def rng_state() -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():

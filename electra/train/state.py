@@ -129,10 +129,7 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
 def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int) -> Path:
     """Load the newest checkpoint in `ckpt_dir` into `state` (weights, optimizer, schedule,
     scaler, loader cursor, this rank's RNG, counters)."""
-    found = ckpt.list_checkpoints(ckpt_dir)
-    if not found:
-        raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
-    path = found[-1][1]
+    path = ckpt.latest_checkpoint(ckpt_dir)
     meta = ckpt.read_meta(path)
     ckpt.check_tokenizer(path, meta, tokenizer.fingerprint, "the run's tokenizer/")
     ckpt.load_model_state(state.model, ckpt.load_weights(path), str(path))
