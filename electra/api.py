@@ -61,9 +61,9 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
     new_cfg = None if resume else _config(config, overrides)
     run_dir = Path(out) if out is not None else default_run_dir(new_cfg.preset if new_cfg else "run")
     if resume:  # the run's own config (+ overrides), or one the caller resolved from it
-        ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
         cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
                else load_run_config(run_dir, list(overrides)))
+        ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
     ctx = dist.init_distributed((cfg if resume else new_cfg).train.device)
     if ctx.is_main and not resume:
         _new_run(new_cfg, run_dir, data, corpus, init)
@@ -80,7 +80,7 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
     if ctx.is_main:
         trained = load_pretrained(result.checkpoint)
         for part in ("discriminator", "generator"):
-            exports[part] = export(trained, run_dir / "export" / part, part)
+            exports[part] = export(trained, run_dir / "export" / part, part, overwrite=True)
     dist.barrier()
     return PipelineResult(train=result, exports=exports, seconds=time.perf_counter() - t0)
 
@@ -220,12 +220,14 @@ def load(path: str | Path) -> Pretrained:
     return load_pretrained(path)
 
 
-def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str = "discriminator") -> Path:
+def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str = "discriminator", *,
+           overwrite: bool = False) -> Path:
     """A Hugging Face directory (config.json, model.safetensors, tokenizer files) for
-    `ElectraForPreTraining` (part="discriminator") or `ElectraForMaskedLM` ("generator")."""
+    `ElectraForPreTraining` (part="discriminator") or `ElectraForMaskedLM` ("generator"); an
+    existing export in `out` is replaced only with `overwrite`."""
     trained = checkpoint if isinstance(checkpoint, Pretrained) else load_pretrained(checkpoint)
     config, tensors = pretrained_to_hf(trained.model, part)
-    return save_hf(out, config, tensors, trained.tokenizer)
+    return save_hf(out, config, tensors, trained.tokenizer, overwrite=overwrite)
 
 
 def finetune(model: str | Path, task: str, *, data: str | Path | None = None,

@@ -41,7 +41,8 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
     strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
     cfg = TokenizerConfig(vocab_size=args.vocab_size, lowercase=not args.cased, strip_accents=strip,
                           min_frequency=args.min_frequency, text_field=args.text_field)
-    tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg)
+    tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg,
+                          overwrite=args.force)
     print(f"wrote {args.out}/tokenizer.json and vocab.txt ({tok.vocab_size} tokens)")
     print(f"next: electra preprocess --corpus {' '.join(args.corpus)} --tokenizer {args.out} "
           f"--seq-len 128 --out DATA_DIR")
@@ -124,7 +125,7 @@ def _export(args: argparse.Namespace) -> None:
     from electra import api
 
     trained = api.load(args.checkpoint)
-    out = api.export(trained, args.out, args.part)
+    out = api.export(trained, args.out, args.part, overwrite=args.force)
     cls = "ElectraForPreTraining" if args.part == "discriminator" else "ElectraForMaskedLM"
     print(f"wrote {out} ({args.part}, step {trained.meta['step']}); load with "
           f"transformers.{cls}.from_pretrained('{out}')")
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: strip when lower-casing (BERT uncased)")
     t.add_argument("--min-frequency", type=int, default=2)
     t.add_argument("--text-field", default="text", help="JSONL field holding the text")
+    t.add_argument("--force", action="store_true", help="replace a tokenizer already in --out")
     t.set_defaults(fn=_tokenizer_train)
 
     pp = sub.add_parser("preprocess", help="tokenize and pack a corpus into shards")
@@ -281,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("checkpoint", help="run directory (latest checkpoint) or checkpoint directory")
     ex.add_argument("--out", required=True)
     ex.add_argument("--part", choices=("discriminator", "generator"), default="discriminator")
+    ex.add_argument("--force", action="store_true", help="replace an existing export in --out")
     ex.set_defaults(fn=_export)
 
     pl = sub.add_parser("plan", help="estimate time, FLOPs, memory and disk of a pre-training run",

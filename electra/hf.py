@@ -153,11 +153,17 @@ def model_config_from_hf(config: dict) -> ModelConfig:
 
 
 def save_hf(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
-            tokenizer=None) -> Path:
-    """Write config.json + model.safetensors (+ tokenizer files) atomically into `out_dir`."""
+            tokenizer=None, *, overwrite: bool = False) -> Path:
+    """Write config.json + model.safetensors (+ tokenizer files) atomically into `out_dir`; an
+    existing export there is replaced only with `overwrite`."""
     out = Path(out_dir)
+    if out.is_file():
+        raise CheckpointError(f"--out {out} is a file; pass a directory for the model")
     if out.exists() and any(out.iterdir()) and not (out / "config.json").exists():
         raise CheckpointError(f"{out} exists and is not an exported model; choose another --out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CheckpointError(f"{out} already holds an exported model; pass --force to replace it "
+                              "or choose another --out")
     with atomic_dir(out, replace=True) as tmp:
         if tokenizer is not None:
             tokenizer.save(tmp)

@@ -40,6 +40,10 @@ def test_exported_models_match_our_checkpoint(cli_run, tmp_path):
     types = torch.tensor([enc["token_type_ids"]])
     attn = torch.ones_like(ids, dtype=torch.bool)
     assert main(["export", str(cli_run), "--out", str(tmp_path / "g"), "--part", "generator"]) == 0
+    before = (tmp_path / "g" / "config.json").read_text()
+    assert main(["export", str(cli_run), "--out", str(tmp_path / "g")]) == 2  # no silent overwrite
+    assert (tmp_path / "g" / "config.json").read_text() == before
+    assert main(["export", str(cli_run), "--out", str(tmp_path / "d"), "--force"]) == 0
     for part, cls, ours in (
         ("discriminator", transformers.ElectraForPreTraining, model.discriminator_logits(ids, types, attn)),
         ("generator", transformers.ElectraForMaskedLM, model.generator_logits(ids, types, attn, None)),

@@ -122,7 +122,8 @@ def test_load_errors(tmp_path: Path) -> None:
         Tokenizer.load(tmp_path)
 
 
-def test_train_refuses_foreign_dir_and_overwrites_tokenizer(tiny_corpus: Path, tmp_path: Path) -> None:
+def test_train_refuses_foreign_dir_and_replaces_a_tokenizer_only_when_forced(tiny_corpus: Path,
+                                                                             tmp_path: Path) -> None:
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.md").write_text("keep me")
@@ -132,7 +133,11 @@ def test_train_refuses_foreign_dir_and_overwrites_tokenizer(tiny_corpus: Path, t
     assert (other / "notes.md").read_text() == "keep me"
     out = tmp_path / "tok"
     first = train_tokenizer(iter_documents([tiny_corpus]), out, cfg)
-    second = train_tokenizer(iter_documents([tiny_corpus]), out, TokenizerConfig(vocab_size=250, min_frequency=1))
+    bigger = TokenizerConfig(vocab_size=250, min_frequency=1)
+    with pytest.raises(TokenizerError, match="already holds a tokenizer; pass --force"):
+        train_tokenizer(iter_documents([tiny_corpus]), out, bigger)
+    assert Tokenizer.load(out).fingerprint == first.fingerprint
+    second = train_tokenizer(iter_documents([tiny_corpus]), out, bigger, overwrite=True)
     assert Tokenizer.load(out).fingerprint == second.fingerprint != first.fingerprint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "tok"]  # no temp dirs left
 

@@ -186,13 +186,17 @@ class Tokenizer:
                 f"fingerprint={self.fingerprint[:12]})")
 
 
-def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: TokenizerConfig
-                    ) -> Tokenizer:
+def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: TokenizerConfig, *,
+                    overwrite: bool = False) -> Tokenizer:
     """Train a WordPiece vocabulary on `documents` (lists of lines, e.g. from
     `data.corpus.iter_documents`) and save it to `out_dir` (atomically). Documents stream in
-    batches, so memory stays bounded whatever the corpus size."""
+    batches, so memory stays bounded whatever the corpus size. A tokenizer already in `out_dir`
+    is replaced only with `overwrite` (shards and models made with it would no longer match)."""
     out = Path(out_dir)
     _check_target(out)
+    if _is_tokenizer_dir(out) and not overwrite:
+        raise TokenizerError(f"{out} already holds a tokenizer; pass --force to replace it or "
+                             "choose another --out")
     start = time.perf_counter()
     tok = _build(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"),
                  cfg.lowercase, cfg.strip_accents)
