@@ -185,6 +185,9 @@ def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) 
 def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
                   corpus: Sequence[str | Path] | None, init: InitFrom | None) -> tuple[Path, Tokenizer]:
     if data is not None:
+        if not Path(data).is_dir():
+            raise ConfigError(f"--data {data} does not exist; pass the directory written by "
+                              "electra preprocess")
         tokenizer = Tokenizer.load(Path(data) / "tokenizer")
         if init is not None:
             read_manifest(data).check_tokenizer(

@@ -68,6 +68,10 @@ def _pretrain(args: argparse.Namespace) -> None:
         raise ElectraError("pass either --data (existing shards) or --corpus (raw text), not both")
     if args.resume and args.out is None:
         raise ElectraError("--resume needs --out RUN_DIR (the run to continue)")
+    if args.resume and args.preset is not None:
+        raise ElectraError("--resume continues a run under its own config; drop --preset (change "
+                           "settings with section.field=value, e.g. train.steps=...)")
+    args.preset = args.preset or "tiny"
     if args.print_config:
         cfg = (api.load_run_config(Path(args.out), args.overrides) if args.resume
                else apply_overrides(preset(args.preset), args.overrides))
@@ -270,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the built-in Wikipedia sample) first.")
     pt.add_argument("--data", help="shards written by electra preprocess")
     pt.add_argument("--corpus", nargs="+", help="raw text to tokenize and pack first (instead of --data)")
-    pt.add_argument("--preset", default="tiny", help=f"one of {', '.join(PRESETS)} (default tiny)")
+    pt.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default tiny)")
     pt.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     pt.add_argument("--init-from", help="local HF ELECTRA/BERT discriminator directory to warm-start from")

@@ -108,6 +108,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
                                          "--vocab-size", "200", "--out", str(tmp_path / "t"))
     assert "did you mean 'train.steps'" in cli_error(capsys, "pretrain", "train.stepz=3")
     assert "no run" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path))
+    assert "drop --preset" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path), "--preset", "small")
     assert "not both" in cli_error(capsys, "pretrain", "--data", "a", "--corpus", "b")
     assert "generator_size=1.0" in cli_error(capsys, "pretrain", "objective.sharing=all")
     assert "does not exist" in cli_error(capsys, "export", str(tmp_path / "none"), "--out", str(tmp_path / "e"))

@@ -211,3 +211,27 @@ def test_gradient_checkpointing_run_matches_plain_run(straight, tiny_data, tmp_p
     a, b = records(straight[0], "train"), records(out, "train")
     for step in (1, 2, 3):
         assert a[step]["loss"] == pytest.approx(b[step]["loss"], rel=1e-5)
+
+
+def test_shard_bytes_changed_in_place_are_caught_before_training(tiny_data, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    shard = data / "train_00000.bin"
+    blob = bytearray(shard.read_bytes())
+    blob[100] ^= 0xFF  # same size, different content
+    shard.write_bytes(bytes(blob))
+    with pytest.raises(DataError, match="does not match its checksum"):
+        run(cfg(), out=tmp_path / "r", data=data)
+
+
+def test_missing_or_moved_data_dirs_are_named(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="--data .*nowhere does not exist"):
+        run(cfg(), out=tmp_path / "r0", data=tmp_path / "nowhere")
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    out = tmp_path / "r"
+    run(cfg("train.stop_at=3"), out=out, data=data)
+    data.rename(tmp_path / "moved")
+    with pytest.raises(DataError, match="does not exist \\(moved or deleted\\?\\); pass --data"):
+        run(load_run_config(out, []), out=out, resume=True)
+    assert run(load_run_config(out, []), out=out, resume=True, data=tmp_path / "moved").train.step == 6

@@ -178,7 +178,8 @@ class ShardReader:
                 raise DataError(f"shard {path} is missing; re-run electra preprocess")
             size = path.stat().st_size
             if size != expected:
-                raise DataError(f"shard {path} is truncated ({size} bytes, expected {expected}); "
+                what = "truncated" if size < expected else "longer than its manifest says"
+                raise DataError(f"shard {path} is {what} ({size} bytes, expected {expected}); "
                                 "re-run electra preprocess")
             self._maps.append(np.memmap(path, dtype=self.dtype, mode="r", shape=(s.rows, self.seq_len)))
         # starts[k] = global index of shard k's first row; the last entry is the total

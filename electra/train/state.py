@@ -18,7 +18,7 @@ from electra.config import PretrainConfig, save_json
 from electra.data.loader import PretrainLoader
 from electra.data.shards import Manifest, ShardReader, read_manifest
 from electra.data.tokenizer import Tokenizer
-from electra.errors import CheckpointError, ConfigError, TokenizerError
+from electra.errors import CheckpointError, ConfigError, DataError, TokenizerError
 from electra.hf import HFCheckpoint
 from electra.objective import PretrainingObjective, build_objective
 from electra.train import checkpoint as ckpt
@@ -42,9 +42,17 @@ class RunData:
 
     @classmethod
     def open(cls, data_dir: Path, tokenizer: Tokenizer, tokenizer_name: str) -> RunData:
+        if not Path(data_dir).is_dir():
+            raise DataError(f"the data directory {data_dir} does not exist (moved or deleted?); "
+                            "pass --data with its new path")
         manifest = read_manifest(data_dir)
         manifest.check_tokenizer(tokenizer.fingerprint, data_dir, tokenizer_name,
                                  "re-run electra preprocess with the model's tokenizer")
+        start = time.perf_counter()
+        for split in manifest.splits:  # same-size corruption would otherwise train silently
+            ShardReader(data_dir, split, manifest=manifest).verify()
+        log.info("verified %d shard(s) against their checksums in %.1fs",
+                 sum(len(s.shards) for s in manifest.splits.values()), time.perf_counter() - start)
         return cls(Path(data_dir), manifest, tokenizer)
 
     @property
