@@ -77,7 +77,7 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
     result = train_loop(cfg, run_data, run_dir, ctx, resume=resume, init=init, probe=probe)
 
     exports: dict[str, Path] = {}
-    if ctx.is_main:
+    if ctx.is_main and not result.preempted:  # preempted: leave while the grace period lasts
         trained = load_pretrained(result.checkpoint)
         for part in ("discriminator", "generator"):
             exports[part] = export(trained, run_dir / "export" / part, part, overwrite=True)

@@ -84,6 +84,10 @@ def _pretrain(args: argparse.Namespace) -> None:
         init = InitFrom(Path(args.init_from), Path(args.init_generator_from) if args.init_generator_from else None)
     res = api.pretrain(args.preset, out=args.out, data=args.data, corpus=args.corpus,
                        resume=args.resume, init=init, overrides=args.overrides)
+    if res.train.preempted:
+        print(f"stopped by SIGTERM at step {res.train.step}; checkpoint {res.train.checkpoint}\n"
+              f"continue with: electra pretrain --resume --out {res.train.run_dir}")
+        return
     if not res.exports:
         return  # not the main process
     _print_summary(res)

@@ -204,6 +204,7 @@ class TrainConfig:
     eval_every: int = 10_000
     eval_rows: int = 1024  # validation rows used per evaluation (fixed masks, fixed samples)
     save_every: int = 10_000
+    save_every_minutes: float = 0.0  # also checkpoint when this much wall time has passed; 0: off
     keep_last: int = 3
     compile: bool = False
     gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory
@@ -222,6 +223,7 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "save_every", "keep_last", "eval_rows"):
             check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         check(self.threads >= 0, "train.threads must be >= 0")
+        check(self.save_every_minutes >= 0, "train.save_every_minutes must be >= 0 (0: off)")
 
 
 @dataclass(kw_only=True)

@@ -1,10 +1,13 @@
-"""Atomic directory writes: build a directory beside its target, then rename it into place.
+"""Atomic directory writes and file checksums.
 
-Shards, tokenizers, exports and checkpoints are all written this way, so an interrupted or
-failed write never leaves a half-written directory under the name a later command reads."""
+Shards, tokenizers, exports and checkpoints are all written into a directory beside their
+target and renamed into place, so an interrupted or failed write never leaves a half-written
+directory under the name a later command reads; sha256 checksums catch what a rename cannot
+(bytes changed or lost later)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -31,3 +34,22 @@ def atomic_dir(out: str | Path, *, replace: bool = False) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def sha256_file(path: Path, block: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tree_checksums(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+    """sha256 of every file under `root` (relative path -> hex), each flushed to disk first."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name not in skip:
+            with open(p, "rb+") as f:
+                os.fsync(f.fileno())
+            out[p.relative_to(root).as_posix()] = sha256_file(p)
+    return out

@@ -43,11 +43,16 @@ case $BATCH in
     run b2_lr3e3_mlm d64 $T64B16 $LR3 $MLM
     run b2_lr3e3_gen025 d64 $T64B16 $LR3 objective.generator_size=0.25
     run b2_lr5e3 d64 $T64B16 optim.lr=5e-3 optim.beta2=0.98 ;;
-  # batch 2, second half (after b2_lr1e3 and b2_lr3e3_mlm)
+  # batch 2, second half: the encoder trained by MLM as well (sharing=all), and MLM alone
   2c)
-    run b2_lr3e3 d64 $T64B16 $LR3
-    run b2_lr3e3_shareall d64 $T64B16 $LR3 objective.sharing=all objective.generator_size=1.0 ;;
+    run b2_shareall d64 $T64B16 objective.sharing=all objective.generator_size=1.0 ;;
   2d)
-    run b2_lr3e3_gen025 d64 $T64B16 $LR3 objective.generator_size=0.25
-    run b2_lr5e3 d64 $T64B16 optim.lr=5e-3 optim.beta2=0.98 ;;
+    run b2_mlm d64 $T64B16 objective.sharing=all objective.generator_size=1.0 objective.disc_weight=0 ;;
+  # batch 3: two stages at the same token budget: MLM for half the steps, then ELECTRA warm-started
+  # from that encoder (the paper's two-stage idea, with a fresh small generator)
+  3a)
+    run b3_mlm_half d64 $T64B16 objective.sharing=all objective.generator_size=1.0 \
+      objective.disc_weight=0 train.stop_at=1280
+    run b3_two_stage d64 train.steps=1280 optim.warmup_steps=128 train.batch_size=16 \
+      train.eval_every=320 train.save_every=1280 --init-from "$OUT/b3_mlm_half/export/discriminator" ;;
 esac

@@ -103,18 +103,30 @@ def test_resume_a_finished_run_asks_for_more_steps(straight):
         run(load_run_config(out, []), out=out, resume=True)
 
 
-def test_corrupt_checkpoint_is_reported_and_left_alone(straight, tmp_path):
+def test_resume_skips_a_damaged_checkpoint_for_the_newest_intact_one(straight, tmp_path, caplog):
     out = tmp_path / "copy"
     shutil.copytree(straight[0], out)
-    latest = ckpt.resolve_checkpoint(out)
-    blob = (latest / "model.safetensors").read_bytes()
-    (latest / "model.safetensors").write_bytes(blob[:1000])
-    with pytest.raises(CheckpointError, match="corrupt or truncated.*resume from an earlier"):
+    latest = ckpt.resolve_checkpoint(out)  # step 6; step 3 is intact
+    blob = bytearray((latest / "model.safetensors").read_bytes())
+    blob[-5] ^= 0xFF  # same size: only the checksum can tell
+    (latest / "model.safetensors").write_bytes(bytes(blob))
+    assert "does not match its checksum" in ckpt.problem(latest)
+    with caplog.at_level("WARNING"):
+        res = run(load_run_config(out, ["train.steps=8", "train.stop_at=5"]), out=out, resume=True)
+    assert "skipped step_00000006 (model.safetensors does not match its checksum)" in caplog.text
+    assert res.train.step == 5 and records(out, "train")[4]["step"] == 4  # continued from step 3
+    assert (latest / "model.safetensors").read_bytes() == bytes(blob)  # left alone, not deleted
+
+
+def test_no_intact_checkpoint_is_one_clear_error(straight, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(straight[0], out)
+    for _, path in ckpt.list_checkpoints(out / "checkpoints"):
+        (path / "trainer.pt").write_bytes(b"junk")
+    with pytest.raises(CheckpointError, match="no intact checkpoint.*trainer.pt does not match"):
         run(load_run_config(out, ["train.steps=8"]), out=out, resume=True)
-    assert (latest / "model.safetensors").read_bytes() == blob[:1000]
-    (latest / "trainer.pt").write_bytes(b"junk")
-    with pytest.raises(CheckpointError):
-        ckpt.load_trainer(latest, 0)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        ckpt.load_trainer(path, 0)
 
 
 def test_tokenizer_that_does_not_match_the_shards(straight, tiny_data, tmp_path):
@@ -235,3 +247,39 @@ def test_missing_or_moved_data_dirs_are_named(tiny_data, tmp_path):
     with pytest.raises(DataError, match="does not exist \\(moved or deleted\\?\\); pass --data"):
         run(load_run_config(out, []), out=out, resume=True)
     assert run(load_run_config(out, []), out=out, resume=True, data=tmp_path / "moved").train.step == 6
+
+
+def test_sigterm_finishes_the_step_saves_and_resumes_exactly(straight, tiny_data, tmp_path):
+    """Preemption: the signal arrives mid-run (here from the step-3 probe hook); the run stops
+    after that step with a checkpoint, and resuming gives the uninterrupted run's weights."""
+    import os
+    import signal
+
+    from electra.api import pretrain as api_pretrain
+    from electra.data.tokenizer import Tokenizer
+    from electra.train import distributed as dist
+    from electra.train.loop import pretrain as loop
+    from electra.train.state import RunData
+
+    out = tmp_path / "pre"
+    c = cfg("model.dropout=0.1", "train.stop_at=1")
+    api_pretrain(c, out=out, data=tiny_data)  # a run directory at step 1
+    data = RunData.open(tiny_data, Tokenizer.load(out / "tokenizer"), "tokenizer")
+    resumed = load_run_config(out, [])
+    res = loop(resumed, data, out, dist.init_distributed("cpu"), resume=True,
+               probe=lambda encoder: os.kill(os.getpid(), signal.SIGTERM) or {})
+    assert res.preempted and res.step == 3
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")][-1] == 3
+    assert signal.getsignal(signal.SIGTERM) is not None  # the old handler is back
+    final = run(load_run_config(out, []), out=out, resume=True)
+    assert final.train.step == 6
+    wa, wb = weights(straight[0]), weights(out)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_time_based_checkpoints(tiny_data, tmp_path):
+    out = tmp_path / "timed"
+    run(cfg("train.save_every=100", "train.eval_every=100", "train.save_every_minutes=1e-9"),
+        out=out, data=tiny_data)
+    # save_every=100 would save only at the end (6); the timer saved after every step
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [5, 6]  # keep_last=2

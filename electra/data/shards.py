@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from electra.errors import DataError, TokenizerError
+from electra.files import sha256_file
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid")
-_HASH_BLOCK = 1 << 24
 
 
 def dtype_for_vocab(vocab_size: int) -> np.dtype:
@@ -204,10 +204,6 @@ class ShardReader:
         """Re-hash every shard against the manifest (slow: reads all bytes)."""
         for s in self.shards:
             path = self.data_dir / s.file
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                while block := f.read(_HASH_BLOCK):
-                    h.update(block)
-            if h.hexdigest() != s.sha256:
+            if sha256_file(path) != s.sha256:
                 raise DataError(f"shard {path} does not match its checksum in {MANIFEST} (changed "
                                 "or corrupt); re-run electra preprocess")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from electra.errors import CheckpointError, TokenizerError
-from electra.files import atomic_dir
+from electra.files import atomic_dir, sha256_file, tree_checksums
 
 log = logging.getLogger(__name__)
 _STEP_DIR = re.compile(r"^step_(\d+)$")
@@ -66,12 +66,37 @@ def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def problem(path: Path) -> str | None:
+    """Why the checkpoint at `path` cannot be resumed (missing or damaged files), or None."""
+    try:
+        meta = read_meta(path)
+    except CheckpointError as e:
+        return str(e)
+    for name, digest in meta.get("files", {}).items():
+        f = path / name
+        if not f.is_file():
+            return f"{name} is missing"
+        if sha256_file(f) != digest:
+            return f"{name} does not match its checksum"
+    return None
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path:
-    """The newest checkpoint of a run being resumed."""
+    """The newest checkpoint whose files are all intact; damaged newer ones are named and
+    skipped (left on disk, never deleted)."""
     found = list_checkpoints(ckpt_dir)
     if not found:
         raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
-    return found[-1][1]
+    skipped = []
+    for _, path in reversed(found):
+        why = problem(path)
+        if why is None:
+            if skipped:
+                log.warning("resuming from %s; skipped %s", path.name, "; ".join(skipped))
+            return path
+        skipped.append(f"{path.name} ({why})")
+    raise CheckpointError(f"no intact checkpoint in {ckpt_dir}: {'; '.join(skipped)}; start the run "
+                          "again without --resume")
 
 
 def rng_state() -> dict[str, Any]:
@@ -101,7 +126,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, trainer: dict[s
             torch.save(state, tmp / f"rng_{rank}.pt")
         if extra is not None:
             extra(tmp)
-        (tmp / "meta.json").write_text(json.dumps({"step": step, **meta}, indent=2) + "\n")
+        files = tree_checksums(tmp)  # verified on load: a torn or damaged file is never resumed
+        (tmp / "meta.json").write_text(json.dumps({"step": step, **meta, "files": files}, indent=2) + "\n")
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final

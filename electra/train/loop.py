@@ -27,6 +27,7 @@ from electra.train.distributed import Context
 from electra.train.flops import electra_train_flops
 from electra.train.log import Meter, MetricsLogger, format_count, format_duration
 from electra.train.optim import optimizer_step
+from electra.train.preempt import StopControl
 from electra.train.state import InitFrom, RunData, TrainState, build_state, restore, save
 from electra.train.validate import Validator, context_line
 
@@ -42,6 +43,7 @@ class PretrainResult:
     step: int
     tokens: int
     valid: dict[str, float]
+    preempted: bool = False  # stopped by SIGTERM after a checkpoint; resume continues it
 
 
 def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
@@ -70,6 +72,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     valid_metrics: dict[str, float] = {}
     path: Path | None = None
     first_step, t_start = state.step, time.perf_counter()
+    control = StopControl(tc.save_every_minutes, ctx.device)
+    stop = False
 
     model.train()
     while state.step < last_step:
@@ -110,14 +114,22 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
             dist.barrier()
             meter.restart_clock()
 
-        # ---- save ----------------------------------------------------------------------------
-        if step % tc.save_every == 0 or at_end:
+        # ---- save (on schedule, every save_every_minutes, and on SIGTERM: then stop) ---------
+        stop, due = control.check(step, tc.log_every, ctx.info.world_size, dist.all_reduce_max)
+        if step % tc.save_every == 0 or at_end or due:
+            if due and not (step % tc.log_every == 0 or step % tc.save_every == 0 or at_end):
+                read_train_metrics(meter, state, cfg, flops_per_token, run_dir)  # count tokens
             path = save(state, cfg, data, ctx, run_dir, flops_per_token)
+            control.saved()
             meter.restart_clock()
+        if stop:
+            log.warning("SIGTERM: stopped after step %d with a checkpoint (%s)", step, path)
+            break
 
+    control.close()
     logger.close()
     return PretrainResult(run_dir=run_dir, checkpoint=path, step=state.step, tokens=state.tokens,
-                          valid=valid_metrics)
+                          valid=valid_metrics, preempted=stop)
 
 
 def end_step(tc: TrainConfig, step: int) -> int:
