@@ -134,6 +134,10 @@ class ObjectiveConfig:
     # temperature falls linearly from `temperature_start` over the first `temperature_steps`
     temperature_start: float | None = None
     temperature_steps: int = 0
+    # warm start of the discriminator: for the first `disc_mlm_steps` updates it trains as a
+    # masked LM (its own MLM head over the shared embeddings; no generator, no RTD), then the
+    # generator and replaced-token detection start; 0: off (the paper)
+    disc_mlm_steps: int = 0
 
     def __post_init__(self) -> None:
         check(0.0 < self.generator_size <= 1.0,
@@ -155,6 +159,7 @@ class ObjectiveConfig:
         check(self.temperature_start is None or self.temperature_start > 0,
               "objective.temperature_start must be > 0 (or None: no anneal)")
         check(self.temperature_steps >= 0, "objective.temperature_steps must be >= 0")
+        check(self.disc_mlm_steps >= 0, "objective.disc_mlm_steps must be >= 0 (0: off)")
 
     def temperature_at(self, step: int) -> float:
         """The sampling temperature for the update made at `step` (0-based)."""

@@ -149,3 +149,21 @@ def test_masked_lm_alone_skips_the_discriminator():
     assert torch.equal(out.loss, out.mlm_loss) and out.replaced_count == 0
     assert m.discriminator_head.dense.weight.grad is None  # never ran
     assert m.discriminator.layers[0].ffn_in.weight.grad.abs().sum() > 0  # the shared encoder learns
+
+
+def test_discriminator_mlm_warm_start_then_electra():
+    m = tiny_model("objective.disc_mlm_steps=2")
+    ids, types, attn = batch()
+    m.set_step(0)
+    out = m(ids, types, attn, masked(ids, attn))
+    out.loss.backward()
+    assert out.replaced_count == 0 and torch.equal(out.loss, out.mlm_loss)  # MLM only
+    assert m.discriminator_mlm_head.dense.weight.grad is not None
+    assert m.generator.layers[0].ffn_in.weight.grad is None  # the generator waits
+    assert m.discriminator_head.dense.weight.grad is None
+    m.zero_grad()
+    m.set_step(2)
+    out = m(ids, types, attn, masked(ids, attn))
+    out.loss.backward()
+    assert out.replaced_count > 0 and m.generator.layers[0].ffn_in.weight.grad is not None
+    assert m.discriminator_mlm_head.dense.weight.grad is None  # ELECTRA from here on

@@ -283,3 +283,16 @@ def test_time_based_checkpoints(tiny_data, tmp_path):
         out=out, data=tiny_data)
     # save_every=100 would save only at the end (6); the timer saved after every step
     assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [5, 6]  # keep_last=2
+
+
+def test_resume_across_the_warm_start_phase_switch_is_exact(tiny_data, tmp_path):
+    c = cfg("objective.disc_mlm_steps=3", "model.dropout=0.1")
+    a = run(c, out=tmp_path / "a", data=tiny_data)
+    run(cfg("objective.disc_mlm_steps=3", "model.dropout=0.1", "train.stop_at=2"), out=tmp_path / "b",
+        data=tiny_data)
+    b = run(load_run_config(tmp_path / "b", []), out=tmp_path / "b", resume=True)
+    ra, rb = records(tmp_path / "a", "train"), records(tmp_path / "b", "train")
+    assert ra[2]["rtd_loss"] == 0 and ra[4]["rtd_loss"] > 0  # MLM first, then ELECTRA
+    assert all(ra[s]["loss"] == rb[s]["loss"] for s in range(1, 7))
+    wa, wb = weights(a.train.checkpoint), weights(b.train.checkpoint)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)

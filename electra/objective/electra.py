@@ -58,6 +58,10 @@ class ElectraModel(PretrainingObjective):
         self.generator_head = GeneratorHead(gen.hidden_size, gen.embedding_size, gen.vocab_size,
                                             gen.layer_norm_eps)
         self.discriminator_head = DiscriminatorHead(disc.hidden_size)
+        self.discriminator_mlm_head = (  # only for the MLM warm start; not exported
+            GeneratorHead(disc.hidden_size, disc.embedding_size, disc.vocab_size, disc.layer_norm_eps)
+            if objective.disc_mlm_steps else None)
+        self.disc_mlm_phase = objective.disc_mlm_steps > 0
         init_weights(self, disc.initializer_range)
         for emb in self.all_embeddings():
             zero_pad_row(emb, disc.pad_token_id)
@@ -72,6 +76,7 @@ class ElectraModel(PretrainingObjective):
 
     def set_step(self, step: int) -> None:
         self.temperature = self.objective.temperature_at(step)
+        self.disc_mlm_phase = step < self.objective.disc_mlm_steps
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Trade compute for memory (long sequences): activations are recomputed in backward."""
@@ -112,11 +117,16 @@ class ElectraModel(PretrainingObjective):
         obj = self.objective
         if masked is None:
             masked = self.mask(input_ids, attention_mask, generator)
-        g_logits = self.generator_logits(masked.input_ids, token_type_ids, attention_mask,
-                                         masked.positions)  # [B, P, V]
+        if self.disc_mlm_phase:  # warm start: the discriminator predicts the masked tokens
+            h = gather_positions(self.discriminator(masked.input_ids, token_type_ids, attention_mask),
+                                 masked.positions)  # [B, P, H]
+            g_logits = self.discriminator_mlm_head(h, self.discriminator.embeddings.word_embeddings.weight)
+        else:
+            g_logits = self.generator_logits(masked.input_ids, token_type_ids, attention_mask,
+                                             masked.positions)  # [B, P, V]
         mlm = mlm_loss(g_logits, masked.targets, masked.weights)
 
-        if obj.disc_weight == 0:  # masked LM alone (with sharing=all: BERT): no discriminator pass
+        if obj.disc_weight == 0 or self.disc_mlm_phase:  # masked LM alone: no RTD pass
             corrupted, replaced = input_ids, torch.zeros_like(attention_mask)
             d_logits = torch.zeros(input_ids.shape, device=input_ids.device)
             rtd = d_logits.sum()

@@ -102,12 +102,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def wrap_model(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
-    """DDP around the whole pre-training model (generator + discriminator in one module)."""
+def wrap_model(model: nn.Module, info: DistInfo, device: torch.device, *,
+               some_parameters_idle: bool = False) -> nn.Module:
+    """DDP around the whole pre-training model (generator + discriminator in one module).
+    `some_parameters_idle`: an objective phase leaves parameters without gradients (a
+    warm-start phase, MLM alone), which DDP must be told about."""
     if not info.enabled:
         return model
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                               find_unused_parameters=some_parameters_idle)
 
 
 def no_sync_unless(model: nn.Module, sync: bool) -> contextlib.AbstractContextManager:

@@ -58,7 +58,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank)
     last_step = end_step(tc, state.step)
     model, precision = state.model, state.precision
-    step_fn = dist.wrap_model(model, ctx.info, ctx.device)
+    idle = cfg.objective.disc_mlm_steps > 0 or cfg.objective.disc_weight == 0
+    step_fn = dist.wrap_model(model, ctx.info, ctx.device, some_parameters_idle=idle)
     step_fn = torch.compile(step_fn) if tc.compile else step_fn
     flops_per_token = electra_train_flops(cfg, data.seq_len)
     logger = MetricsLogger(run_dir, enabled=ctx.is_main)
