@@ -27,7 +27,7 @@ from typing import Any
 from electra.config import PretrainConfig, apply_overrides, load_json, preset, save_json
 from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
-from electra.data.shards import read_manifest
+from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
 from electra.errors import ConfigError
 from electra.finetuning.config import FinetuneConfig
@@ -58,21 +58,26 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
     With `resume`, the run in `out` continues from its newest checkpoint under its saved config
     (plus `overrides`, e.g. a larger `train.steps`), or under `config` if one is given."""
     t0 = time.perf_counter()
-    new_cfg = None if resume else _config(config, overrides)
-    run_dir = Path(out) if out is not None else default_run_dir(new_cfg.preset if new_cfg else "run")
     if resume:  # the run's own config (+ overrides), or one the caller resolved from it
+        if out is None:
+            raise ConfigError("resuming needs the run directory (out=...)")
+        run_dir = Path(out)
         cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
                else load_run_config(run_dir, list(overrides)))
         ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
-    ctx = dist.init_distributed((cfg if resume else new_cfg).train.device)
+    else:
+        cfg = _config(config, overrides)
+        run_dir = Path(out) if out is not None else default_run_dir(cfg.preset)
+    ctx = dist.init_distributed(cfg.train.device)
     if ctx.is_main and not resume:
-        _new_run(new_cfg, run_dir, data, corpus, init)
+        _new_run(cfg, run_dir, data, corpus, init)
     dist.barrier()
     if not resume:  # every rank reads what the main one resolved against the data
         cfg = load_json(PretrainConfig, run_dir / "config.json")
     saved = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
     data_dir = Path(data or saved.get("data") or run_dir / "data")
-    run_data = RunData.open(data_dir, Tokenizer.load(run_dir / "tokenizer"), str(run_dir / "tokenizer"))
+    run_data = RunData.open(data_dir, Tokenizer.load(run_dir / "tokenizer"), str(run_dir / "tokenizer"),
+                            verify=ctx.is_main)
     probe = _make_probe(cfg, run_data.tokenizer, ctx)
     result = train_loop(cfg, run_data, run_dir, ctx, resume=resume, init=init, probe=probe)
 
@@ -108,8 +113,8 @@ def _new_run(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
         from electra.finetuning.probe import check_probe_config
 
         check_probe_config(cfg.eval)  # before any data is prepared
-    data_dir, tokenizer = _prepare_data(cfg, run_dir, data, corpus, init)
-    cfg = with_data(cfg, read_manifest(data_dir).seq_len, tokenizer)
+    data_dir, manifest, tokenizer = _prepare_data(cfg, run_dir, data, corpus, init)
+    cfg = with_data(cfg, manifest.seq_len, tokenizer)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "tokenizer").exists():
         tokenizer.save(run_dir / "tokenizer")
@@ -183,17 +188,18 @@ def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) 
 
 
 def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
-                  corpus: Sequence[str | Path] | None, init: InitFrom | None) -> tuple[Path, Tokenizer]:
+                  corpus: Sequence[str | Path] | None, init: InitFrom | None
+                  ) -> tuple[Path, Manifest, Tokenizer]:
     if data is not None:
         if not Path(data).is_dir():
             raise ConfigError(f"--data {data} does not exist; pass the directory written by "
                               "electra preprocess")
-        tokenizer = Tokenizer.load(Path(data) / "tokenizer")
+        tokenizer, manifest = Tokenizer.load(Path(data) / "tokenizer"), read_manifest(data)
         if init is not None:
-            read_manifest(data).check_tokenizer(
+            manifest.check_tokenizer(
                 Tokenizer.load(init.discriminator).fingerprint, data, str(init.discriminator),
                 f"re-run electra preprocess with --tokenizer {init.discriminator}")
-        return Path(data), tokenizer
+        return Path(data), manifest, tokenizer
     if cfg.preprocess.seq_len > cfg.model.max_position_embeddings:
         raise ConfigError(f"preprocess.seq_len={cfg.preprocess.seq_len} exceeds model."
                           f"max_position_embeddings={cfg.model.max_position_embeddings}; shorten "
@@ -210,8 +216,7 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
                                     cfg.tokenizer)
     data_dir = run_dir / "data"
     log.info("packing the corpus into %d-token rows in %s", cfg.preprocess.seq_len, data_dir)
-    preprocess(corpus, tok_dir, data_dir, cfg.preprocess)
-    return data_dir, tokenizer
+    return data_dir, preprocess(corpus, tok_dir, data_dir, cfg.preprocess), tokenizer
 
 
 # ---- after pre-training ---------------------------------------------------------------------

@@ -36,6 +36,14 @@ def atomic_dir(out: str | Path, *, replace: bool = False) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Replace one file in place: write a temporary sibling, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def sha256_file(path: Path, block: int = 1 << 24) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -44,11 +52,11 @@ def sha256_file(path: Path, block: int = 1 << 24) -> str:
     return h.hexdigest()
 
 
-def tree_checksums(root: Path, skip: tuple[str, ...] = ()) -> dict[str, str]:
+def tree_checksums(root: Path) -> dict[str, str]:
     """sha256 of every file under `root` (relative path -> hex), each flushed to disk first."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name not in skip:
+        if p.is_file():
             with open(p, "rb+") as f:
                 os.fsync(f.fileno())
             out[p.relative_to(root).as_posix()] = sha256_file(p)

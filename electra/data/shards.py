@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from electra.errors import DataError, TokenizerError
-from electra.files import sha256_file
+from electra.files import sha256_file, write_text_atomic
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -80,11 +79,7 @@ class Manifest:
 
 
 def write_manifest(data_dir: str | Path, manifest: Manifest) -> Path:
-    path = Path(data_dir) / MANIFEST
-    tmp = path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(Path(data_dir) / MANIFEST, json.dumps(manifest.to_dict(), indent=2) + "\n")
 
 
 def read_manifest(data_dir: str | Path) -> Manifest:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -23,7 +22,7 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, processors
 from electra.config import TokenizerConfig
 from electra.data.fast_wordpiece import FastWordPiece, encode_rust
 from electra.errors import DataError, TokenizerError
-from electra.files import atomic_dir
+from electra.files import atomic_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -309,9 +308,7 @@ def _write_dir(out: Path, tok: Tokenizer) -> Path:
     files = _hf_files(tok)
     if out.is_dir() and any(out.iterdir()):
         for name, text in files.items():
-            tmp = out / f".{name}.tmp-{os.getpid()}"
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, out / name)
+            write_text_atomic(out / name, text)
         return out
     with atomic_dir(out) as tmp:
         for name, text in files.items():

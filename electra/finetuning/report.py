@@ -16,6 +16,7 @@ import numpy as np
 
 from electra.config import to_dict
 from electra.errors import ConfigError
+from electra.files import write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.run import finetune, load_backbone
 from electra.finetuning.tasks import TASKS, TaskSpec, load_data
@@ -132,9 +133,7 @@ def glue_average(tasks: dict[str, dict]) -> dict:
 
 def write_results(out: Path, results: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "results.json.tmp"
-    tmp.write_text(json.dumps(results, indent=2) + "\n")
-    tmp.replace(out / "results.json")
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results))
 
 

@@ -67,7 +67,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
                           rows=tc.eval_rows, batch_size=state.micro_batch,
                           pad_id=data.tokenizer.pad_id, sep_id=data.tokenizer.sep_id,
                           special_ids=tuple(sorted(data.tokenizer.special_ids)), device=ctx.device,
-                          precision=precision, seed=tc.seed + 999)
+                          precision=precision, seed=tc.seed + 999) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
     log_setup(cfg, state, ctx, flops_per_token)
     valid_metrics: dict[str, float] = {}
@@ -101,7 +101,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
 
         # ---- eval (main process; the others wait at the barrier) ----------------------------
         if step % tc.eval_every == 0 or at_end:
-            if ctx.is_main and len(validator):
+            if validator is not None and len(validator):
                 valid_metrics = validator(model)
                 log.info("valid @%d | %s", step, context_line(valid_metrics))
                 logger.write("valid", step, valid_metrics)
@@ -118,8 +118,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         # ---- save (on schedule, every save_every_minutes, and on SIGTERM: then stop) ---------
         stop, due = control.check(step, tc.log_every, ctx.info.world_size, dist.all_reduce_max)
         if step % tc.save_every == 0 or at_end or due:
-            if due and not (step % tc.log_every == 0 or step % tc.save_every == 0 or at_end):
-                read_train_metrics(meter, state, cfg, flops_per_token, run_dir)  # count tokens
+            if meter.micro_batches:  # a timed save between log steps: the checkpoint counts them
+                logger.write("train", step, read_train_metrics(meter, state, cfg, flops_per_token, run_dir))
             path = save(state, cfg, data, ctx, run_dir, flops_per_token)
             control.saved()
             meter.restart_clock()

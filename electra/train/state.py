@@ -41,13 +41,17 @@ class RunData:
     tokenizer: Tokenizer
 
     @classmethod
-    def open(cls, data_dir: Path, tokenizer: Tokenizer, tokenizer_name: str) -> RunData:
+    def open(cls, data_dir: Path, tokenizer: Tokenizer, tokenizer_name: str, *,
+             verify: bool = True) -> RunData:
+        """`verify`: re-hash every shard (one process of a DDP run is enough)."""
         if not Path(data_dir).is_dir():
             raise DataError(f"the data directory {data_dir} does not exist (moved or deleted?); "
                             "pass --data with its new path")
         manifest = read_manifest(data_dir)
         manifest.check_tokenizer(tokenizer.fingerprint, data_dir, tokenizer_name,
                                  "re-run electra preprocess with the model's tokenizer")
+        if not verify:
+            return cls(Path(data_dir), manifest, tokenizer)
         start = time.perf_counter()
         for split in manifest.splits:  # same-size corruption would otherwise train silently
             ShardReader(data_dir, split, manifest=manifest).verify()
