@@ -22,6 +22,7 @@ import torch
 from electra.config import PRESETS, PretrainConfig, apply_overrides, preset
 from electra.errors import ConfigError
 from electra.objective import TokenIds, build_objective
+from electra.train.distributed import resolve_device
 from electra.train.flops import electra_train_flops
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step
 from electra.train.precision import Precision, resolve_precision
@@ -58,8 +59,7 @@ class Throughput:
 def measure(cfg: PretrainConfig, seq_len: int, micro_batch: int, steps: int = 3,
             device: str = "auto") -> Throughput:
     """Time `steps` real training steps (after one warm-up) on random ids."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = resolve_device(device)
     model = build_objective(cfg, TokenIds.standard()).to(dev).train()
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)

@@ -63,11 +63,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     step_fn = torch.compile(step_fn) if tc.compile else step_fn
     flops_per_token = electra_train_flops(cfg, data.seq_len)
     logger = MetricsLogger(run_dir, enabled=ctx.is_main)
-    validator = Validator(ShardReader(data.dir, "valid", manifest=data.manifest), state.loader.reader,
-                          rows=tc.eval_rows, batch_size=state.micro_batch,
-                          pad_id=data.tokenizer.pad_id, sep_id=data.tokenizer.sep_id,
-                          special_ids=tuple(sorted(data.tokenizer.special_ids)), device=ctx.device,
-                          precision=precision, seed=tc.seed + 999) if ctx.is_main else None
+    validator = make_validator(tc, data, state, ctx) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
     log_setup(cfg, state, ctx, flops_per_token)
     valid_metrics: dict[str, float] = {}
@@ -131,6 +127,14 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     logger.close()
     return PretrainResult(run_dir=run_dir, checkpoint=path, step=state.step, tokens=state.tokens,
                           valid=valid_metrics, preempted=stop)
+
+
+def make_validator(tc: TrainConfig, data: RunData, state: TrainState, ctx: Context) -> Validator:
+    """Fixed held-out rows, masks and samples, and the context-free references' training rows."""
+    return Validator(ShardReader(data.dir, "valid", manifest=data.manifest), state.loader.reader,
+                     rows=tc.eval_rows, batch_size=state.micro_batch, pad_id=data.tokenizer.pad_id,
+                     sep_id=data.tokenizer.sep_id, special_ids=tuple(sorted(data.tokenizer.special_ids)),
+                     device=ctx.device, precision=state.precision, seed=tc.seed + 999)
 
 
 def end_step(tc: TrainConfig, step: int) -> int:
