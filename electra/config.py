@@ -99,6 +99,10 @@ class ModelConfig:
     layer_norm_eps: float = 1e-12
     initializer_range: float = 0.02
     pad_token_id: int = 0
+    # how fresh position embeddings start (they stay learned, so exports are unchanged):
+    # "normal" (BERT/HF) or "sinusoidal" (Transformer-style table scaled to initializer_range,
+    # so nearby positions start similar and local attention is easier to find early)
+    position_init: str = "normal"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
@@ -109,6 +113,8 @@ class ModelConfig:
         check_prob("model.dropout", self.dropout, open_right=True)
         check_prob("model.attention_dropout", self.attention_dropout, open_right=True)
         check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
+        check(self.position_init in ("normal", "sinusoidal"),
+              f"model.position_init={self.position_init!r} must be 'normal' or 'sinusoidal'")
 
 
 

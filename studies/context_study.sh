@@ -55,4 +55,12 @@ case $BATCH in
       objective.disc_weight=0 train.stop_at=1280
     run b3_two_stage d64 train.steps=1280 optim.warmup_steps=128 train.batch_size=16 \
       train.eval_every=320 train.save_every=1280 --init-from "$OUT/b3_mlm_half/export/discriminator" ;;
+  # batch 4: screens at half the 2.6M budget (same schedule as batch 2, stopped at 1.29M tokens)
+  # of a sinusoidal start for the learned position table (model.position_init)
+  4a)
+    run b4_mlm_sin d64 $T64B16 train.stop_at=1280 objective.sharing=all objective.generator_size=1.0 \
+      objective.disc_weight=0 model.position_init=sinusoidal
+    run b4_mlm_sin_h4 d64 $T64B16 train.stop_at=1280 objective.sharing=all objective.generator_size=1.0 \
+      objective.disc_weight=0 model.position_init=sinusoidal model.num_heads=4
+    run b4_sin d64 $T64B16 train.stop_at=1280 model.position_init=sinusoidal ;;
 esac

@@ -167,3 +167,22 @@ def test_discriminator_mlm_warm_start_then_electra():
     out.loss.backward()
     assert out.replaced_count > 0 and m.generator.layers[0].ffn_in.weight.grad is not None
     assert m.discriminator_mlm_head.dense.weight.grad is None  # ELECTRA from here on
+
+
+def test_sinusoidal_position_init_makes_neighbours_similar():
+    from electra.config import ModelConfig
+    from electra.model.layers import Embeddings, init_positions, init_weights
+    cfg = ModelConfig(vocab_size=50, embedding_size=32, hidden_size=32, num_layers=1, num_heads=2,
+                      intermediate_size=64, max_position_embeddings=64)
+    emb = Embeddings(cfg)
+    init_weights(emb, 0.02)
+    before = emb.position_embeddings.weight.clone()
+    init_positions(emb, "normal", 0.02)
+    assert torch.equal(before, emb.position_embeddings.weight)  # the HF rule stays the default
+    init_positions(emb, "sinusoidal", 0.02)
+    table = emb.position_embeddings.weight
+    assert abs(table.std().item() - 0.02) < 1e-3
+    cos = torch.nn.functional.cosine_similarity
+    near = cos(table[10:11], table[11:12]).item()
+    far = cos(table[10:11], table[40:41]).item()
+    assert near > 0.9 and near > far + 0.3

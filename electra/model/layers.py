@@ -120,5 +120,23 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 
 
 @torch.no_grad()
+def init_positions(embeddings: Embeddings, kind: str, std: float = 0.02) -> None:
+    """A sinusoidal start for the learned position table: with N(0, std) rows every position is
+    as unlike its neighbour as any other, and a small model spends thousands of steps learning
+    to look next door; sin/cos rows make near positions similar from step 0. Scaled to `std`
+    per entry so positions weigh in the sum no more than token embeddings do."""
+    if kind == "normal":
+        return
+    table = embeddings.position_embeddings.weight  # [P, E]
+    P, E = table.shape
+    pos = torch.arange(P, dtype=torch.float64)[:, None]
+    freq = torch.exp(-torch.arange(0, E, 2, dtype=torch.float64) * (torch.log(torch.tensor(1e4)) / E))
+    sinus = torch.zeros(P, E, dtype=torch.float64)
+    sinus[:, 0::2] = torch.sin(pos * freq)
+    sinus[:, 1::2] = torch.cos(pos * freq[: E // 2])
+    table.copy_((sinus / sinus.std() * std).to(table.dtype))
+
+
+@torch.no_grad()
 def zero_pad_row(embeddings: Embeddings, pad_token_id: int) -> None:
     embeddings.word_embeddings.weight[pad_token_id].zero_()

@@ -13,7 +13,7 @@ import torch
 
 from electra.config import ModelConfig, ObjectiveConfig, PretrainConfig
 from electra.model.heads import DiscriminatorHead, GeneratorHead, gather_positions
-from electra.model.layers import Embeddings, Encoder, init_weights, zero_pad_row
+from electra.model.layers import Embeddings, Encoder, init_positions, init_weights, zero_pad_row
 from electra.objective.base import ObjectiveOutput, PretrainingObjective, TokenIds
 from electra.objective.losses import mlm_loss, rtd_loss
 from electra.objective.masking import MaskedBatch, MaskSpec, mask_tokens
@@ -65,6 +65,7 @@ class ElectraModel(PretrainingObjective):
         init_weights(self, disc.initializer_range)
         for emb in self.all_embeddings():
             zero_pad_row(emb, disc.pad_token_id)
+            init_positions(emb, disc.position_init, disc.initializer_range)
 
     @classmethod
     def from_config(cls, cfg: PretrainConfig, ids: TokenIds) -> ElectraModel:
