@@ -5,9 +5,12 @@
     electra preprocess --corpus PATHS --tokenizer DIR --seq-len 128 --out DIR
     electra pretrain --data DIR --preset small [section.field=value ...]
     electra export RUN_OR_CHECKPOINT --out DIR [--part discriminator|generator]
+    electra export FINETUNED_DIR --out DIR          # AutoModelForSequenceClassification etc.
     electra finetune CHECKPOINT --task sst2 --data GLUE_DIR [--out DIR] [--seed N] [optim.lr=...]
     electra evaluate CHECKPOINT --tasks glue --seeds 5 --glue-dir DIR --out DIR
     electra predict FINETUNED_DIR --input test.tsv --out predictions.tsv
+    electra doctor RUN_DIR                          # health, checkpoints, data, next command
+    electra inspect CHECKPOINT
 
 User errors print one line (`electra: error: ...`) and exit with status 2."""
 
@@ -19,12 +22,15 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from electra.config import (
     PRESETS,
     PreprocessConfig,
+    PretrainConfig,
     TokenizerConfig,
     apply_overrides,
+    load_json,
     preset,
     to_dict,
 )
@@ -34,13 +40,35 @@ from electra.finetuning.config import FinetuneConfig
 log = logging.getLogger("electra")
 
 
+def _from_flags(cls: type, args: argparse.Namespace, flags: dict[str, str]) -> Any:
+    """A config from `--config FILE` (or the defaults), then the flags the user gave, then any
+    `section.field=value` overrides: the same order for every command, so a printed config
+    (`--print-config`) run again with `--config` repeats the run exactly."""
+    base = load_json(cls, args.config) if getattr(args, "config", None) else cls()
+    given = {field: getattr(args, flag) for field, flag in flags.items() if getattr(args, flag) is not None}
+    cfg = dataclasses.replace(base, **given) if given else base
+    section = cls.__name__.removesuffix("Config").lower() + "."
+    overrides = [o.removeprefix(section) for o in getattr(args, "overrides", [])]
+    return apply_overrides(cfg, overrides) if overrides else cfg
+
+
+def _print_config(cfg: Any) -> None:
+    print(json.dumps(to_dict(cfg), indent=2))
+
+
 def _tokenizer_train(args: argparse.Namespace) -> None:
     from electra.data.corpus import iter_documents
     from electra.data.tokenizer import train_tokenizer
 
-    strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
-    cfg = TokenizerConfig(vocab_size=args.vocab_size, lowercase=not args.cased, strip_accents=strip,
-                          min_frequency=args.min_frequency, text_field=args.text_field)
+    if args.strip_accents is not None:
+        args.strip_accents = {"auto": None, "yes": True, "no": False}[args.strip_accents]
+        args.strip_accents_given = True
+    cfg = _from_flags(TokenizerConfig, args, {"vocab_size": "vocab_size", "lowercase": "lowercase",
+                                              "min_frequency": "min_frequency", "text_field": "text_field"})
+    if getattr(args, "strip_accents_given", False):
+        cfg = dataclasses.replace(cfg, strip_accents=args.strip_accents)
+    if args.print_config:
+        return _print_config(cfg)
     tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg,
                           overwrite=args.force)
     print(f"wrote {args.out}/tokenizer.json and vocab.txt ({tok.vocab_size} tokens)")
@@ -51,10 +79,12 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
 def _preprocess(args: argparse.Namespace) -> None:
     from electra.data.preprocess import preprocess
 
-    cfg = PreprocessConfig(seq_len=args.seq_len, workers=args.workers, text_field=args.text_field,
-                           valid_fraction=args.valid_fraction, seed=args.seed)
-    cfg = apply_overrides(cfg, [o.removeprefix("preprocess.") for o in args.overrides])
-    m = preprocess(args.corpus, args.tokenizer, args.out, cfg)
+    cfg = _from_flags(PreprocessConfig, args, {"seq_len": "seq_len", "workers": "workers",
+                                               "text_field": "text_field",
+                                               "valid_fraction": "valid_fraction", "seed": "seed"})
+    if args.print_config:
+        return _print_config(cfg)
+    m = preprocess(args.corpus, args.tokenizer, args.out, cfg, overwrite=args.force)
     print(f"wrote {args.out}: {m.totals['rows']} rows of {m.seq_len} tokens "
           f"({m.splits['train'].rows} train / {m.splits['valid'].rows} valid), {m.totals['tokens']} tokens")
     print(f"next: electra pretrain --data {args.out} --preset small")
@@ -68,21 +98,21 @@ def _pretrain(args: argparse.Namespace) -> None:
         raise ElectraError("pass either --data (existing shards) or --corpus (raw text), not both")
     if args.resume and args.out is None:
         raise ElectraError("--resume needs --out RUN_DIR (the run to continue)")
-    if args.resume and args.preset is not None:
-        raise ElectraError("--resume continues a run under its own config; drop --preset (change "
-                           "settings with section.field=value, e.g. train.steps=...)")
-    args.preset = args.preset or "tiny"
+    if args.resume and (args.preset is not None or args.config):
+        raise ElectraError("--resume continues a run under its own config; drop --preset/--config "
+                           "(change settings with section.field=value, e.g. train.steps=...)")
+    if args.preset is not None and args.config:
+        raise ElectraError("pass either --preset or --config (a full config), not both")
+    base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or "tiny")
     if args.print_config:
-        cfg = (api.load_run_config(Path(args.out), args.overrides) if args.resume
-               else apply_overrides(preset(args.preset), args.overrides))
-        print(json.dumps(to_dict(cfg), indent=2))
-        return
+        return _print_config(api.load_run_config(Path(args.out), args.overrides) if args.resume
+                             else apply_overrides(base, args.overrides))
     if args.init_generator_from and not args.init_from:
         raise ElectraError("--init-generator-from needs --init-from (the discriminator)")
     init = None
     if args.init_from:
         init = InitFrom(Path(args.init_from), Path(args.init_generator_from) if args.init_generator_from else None)
-    res = api.pretrain(args.preset, out=args.out, data=args.data, corpus=args.corpus,
+    res = api.pretrain(args.preset or "tiny" if not args.config else base, out=args.out, data=args.data, corpus=args.corpus,
                        resume=args.resume, init=init, overrides=args.overrides)
     if res.train.preempted:
         print(f"stopped by SIGTERM at step {res.train.step}; checkpoint {res.train.checkpoint}\n"
@@ -131,16 +161,30 @@ def _print_summary(res) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from electra import api
+    from electra.finetuning.export import is_finetuned
 
+    if is_finetuned(args.checkpoint):
+        if args.part:
+            raise ElectraError(f"{args.checkpoint} is a fine-tuned model; it exports as its task model, "
+                               "drop --part (it is for pre-training runs)")
+        res = api.export_finetuned(args.checkpoint, args.out, overwrite=args.force)
+        for note in res.notes:
+            print(f"note: {note}")
+        print(f"wrote {res.path} ({res.task}, {res.architecture}); load with "
+              f"transformers.{res.auto_class}.from_pretrained('{res.path}')")
+        return
+    part = args.part or "discriminator"
     trained = api.load(args.checkpoint)
-    out = api.export(trained, args.out, args.part, overwrite=args.force)
-    cls = "ElectraForPreTraining" if args.part == "discriminator" else "ElectraForMaskedLM"
-    print(f"wrote {out} ({args.part}, step {trained.meta['step']}); load with "
+    out = api.export(trained, args.out, part, overwrite=args.force)
+    cls = "ElectraForPreTraining" if part == "discriminator" else "ElectraForMaskedLM"
+    print(f"wrote {out} ({part}, step {trained.meta['step']}); load with "
           f"transformers.{cls}.from_pretrained('{out}')")
 
 
 def _finetune_config(args: argparse.Namespace) -> FinetuneConfig:
-    base = FinetuneConfig(size=args.size)
+    if args.config and args.size:
+        raise ElectraError("pass either --size or --config (a full config), not both")
+    base = load_json(FinetuneConfig, args.config) if args.config else FinetuneConfig(size=args.size or "auto")
     cfg = apply_overrides(base, args.overrides)
     data = {k: v for k, v in (("text_column", args.text_column), ("pair_column", args.pair_column),
                               ("label_column", args.label_column), ("tokens_field", args.tokens_field),
@@ -152,9 +196,12 @@ def _finetune(args: argparse.Namespace) -> None:
     import time
 
     from electra import api
+    from electra.finetuning.export import AUTO_CLASSES
     from electra.finetuning.tasks import get_task
 
     spec = get_task(args.task)
+    if args.print_config:
+        return _print_config(_finetune_config(args))
     out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     res = api.finetune(args.checkpoint, args.task, data=args.data, train=args.train, dev=args.dev,
                        out=out, seed=args.seed, config=_finetune_config(args),
@@ -163,13 +210,17 @@ def _finetune(args: argparse.Namespace) -> None:
           ", ".join(f"{k} {100 * v:.2f}" for k, v in res.metrics.items() if "thresh" not in k))
     if res.note:
         print(f"  data: {res.note}")
-    print(f"  model and dev predictions in {out}\n"
-          f"next: electra predict {out} --input TEST_FILE --out predictions{spec.pred_suffix}")
+    print(f"  model and dev predictions in {out}")
+    if (out / "hf" / "config.json").is_file():
+        print(f"  for transformers: {AUTO_CLASSES[spec.kind]}.from_pretrained('{out / 'hf'}')")
+    print(f"next: electra predict {out} --input TEST_FILE --out predictions{spec.pred_suffix}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from electra import api
 
+    if args.print_config:
+        return _print_config(_finetune_config(args))
     try:
         seeds = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds)))
     except ValueError:
@@ -195,8 +246,26 @@ def _predict(args: argparse.Namespace) -> None:
         if metrics else ""))
 
 
+def _doctor(args: argparse.Namespace) -> None:
+    from electra.diagnose import doctor
+
+    print(doctor(Path(args.run)).text())
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from electra.diagnose import inspect
+
+    print("\n".join(inspect(Path(args.checkpoint))))
+
+
+def _add_config_options(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help=f"start from this {what} config (JSON, e.g. saved from --print-config)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
 def _add_finetune_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", choices=("auto", "small", "base", "large"), default="auto",
+    p.add_argument("--size", choices=("auto", "small", "base", "large"),
                    help="paper defaults (lr, layer-wise decay) for this size; auto: from the hidden size")
     p.add_argument("--text-column", help="your data: the text column (default sentence)")
     p.add_argument("--pair-column", help="your data: the second text column of sentence pairs")
@@ -205,6 +274,7 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tags-field", help="JSONL tagging: the tag list field (default tags)")
     p.add_argument("--split-by-article", type=int, default=0, metavar="N",
                    help="SQuAD: train on the first N articles of one file, evaluate on the rest")
+    _add_config_options(p, "fine-tuning")
     p.add_argument("overrides", nargs="*", help="section.field=value, e.g. optim.lr=1e-4 train.epochs=2")
 
 
@@ -215,7 +285,13 @@ def _plan(args: argparse.Namespace) -> None:
     given = [x is not None for x in (args.tokens, args.steps, args.budget)]
     if sum(given) > 1:
         raise ElectraError("pass at most one of --tokens, --steps and --budget")
-    cfg = plan.preset_with_vocab(args.preset, args.vocab_size, args.overrides)
+    if args.config:
+        vocab = [f"model.vocab_size={args.vocab_size}"] if args.vocab_size else []
+        cfg = apply_overrides(load_json(PretrainConfig, args.config), [*vocab, *args.overrides])
+    else:
+        cfg = plan.preset_with_vocab(args.preset, args.vocab_size, args.overrides)
+    if args.print_config:
+        return _print_config(cfg)
     seq = cfg.preprocess.seq_len
     if args.gpu:
         tput = plan.assumed(cfg, seq, args.gpu, args.mfu)
@@ -246,30 +322,36 @@ def _plan(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="electra", description="Pre-train, export and evaluate ELECTRA encoders.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("--version", action="version", version=f"electra {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     tok = sub.add_parser("tokenizer", help="train a WordPiece tokenizer").add_subparsers(dest="action", required=True)
     t = tok.add_parser("train", help="train a WordPiece vocabulary on text files")
     t.add_argument("--corpus", nargs="+", required=True, help="files, directories or globs")
-    t.add_argument("--vocab-size", type=int, default=30522)
+    t.add_argument("--vocab-size", type=int, help="default 30522")
     t.add_argument("--out", required=True)
-    t.add_argument("--cased", action="store_true", help="keep case (default: lower-case)")
-    t.add_argument("--strip-accents", choices=("auto", "yes", "no"), default="auto",
-                   help="auto: strip when lower-casing (BERT uncased)")
-    t.add_argument("--min-frequency", type=int, default=2)
-    t.add_argument("--text-field", default="text", help="JSONL field holding the text")
-    t.add_argument("--force", action="store_true", help="replace a tokenizer already in --out")
+    t.add_argument("--cased", dest="lowercase", action="store_const", const=False,
+                   help="keep case (default: lower-case)")
+    t.add_argument("--strip-accents", choices=("auto", "yes", "no"),
+                   help="auto (default): strip when lower-casing (BERT uncased)")
+    t.add_argument("--min-frequency", type=int, help="default 2")
+    t.add_argument("--text-field", help="JSONL field holding the text (default text)")
+    t.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace a tokenizer already in --out")
+    _add_config_options(t, "tokenizer")
     t.set_defaults(fn=_tokenizer_train)
 
     pp = sub.add_parser("preprocess", help="tokenize and pack a corpus into shards")
     pp.add_argument("--corpus", nargs="+", required=True, help="files, directories or globs")
     pp.add_argument("--tokenizer", required=True, help="directory with tokenizer.json or vocab.txt")
-    pp.add_argument("--seq-len", type=int, default=128)
+    pp.add_argument("--seq-len", type=int, help="tokens per row (default 128)")
     pp.add_argument("--out", required=True)
-    pp.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
-    pp.add_argument("--valid-fraction", type=float, default=0.01)
-    pp.add_argument("--text-field", default="text", help="JSONL field holding the text")
-    pp.add_argument("--seed", type=int, default=12345)
+    pp.add_argument("--workers", type=int, help="processes (default 0 = all cores)")
+    pp.add_argument("--valid-fraction", type=float, help="share of documents held out (default 0.01)")
+    pp.add_argument("--text-field", help="JSONL field holding the text (default text)")
+    pp.add_argument("--seed", type=int, help="default 12345")
+    pp.add_argument("--force", "--overwrite", dest="force", action="store_true",
+                    help="replace the shards already in --out (once the new ones are complete)")
+    _add_config_options(pp, "preprocessing")
     pp.add_argument("overrides", nargs="*", help="preprocess.field=value")
     pp.set_defaults(fn=_preprocess)
 
@@ -283,15 +365,17 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     pt.add_argument("--init-from", help="local HF ELECTRA/BERT discriminator directory to warm-start from")
     pt.add_argument("--init-generator-from", help="local HF ELECTRA generator directory")
-    pt.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    _add_config_options(pt, "pre-training")
     pt.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.steps=1000")
     pt.set_defaults(fn=_pretrain)
 
     ex = sub.add_parser("export", help="write a Hugging Face model directory")
-    ex.add_argument("checkpoint", help="run directory (latest checkpoint) or checkpoint directory")
+    ex.add_argument("checkpoint", help="run directory (latest checkpoint), checkpoint directory, or a "
+                                       "directory written by electra finetune")
     ex.add_argument("--out", required=True)
-    ex.add_argument("--part", choices=("discriminator", "generator"), default="discriminator")
-    ex.add_argument("--force", action="store_true", help="replace an existing export in --out")
+    ex.add_argument("--part", choices=("discriminator", "generator"),
+                    help="pre-training runs: which model (default discriminator)")
+    ex.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace an existing export in --out")
     ex.set_defaults(fn=_export)
 
     pl = sub.add_parser("plan", help="estimate time, FLOPs, memory and disk of a pre-training run",
@@ -306,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--vocab-size", type=int, help="vocabulary size (default: the preset's)")
     pl.add_argument("--micro-batch", type=int, default=0, help="rows per measured step (default min(batch, 8))")
     pl.add_argument("--measure-steps", type=int, default=3)
+    _add_config_options(pl, "pre-training")
     pl.add_argument("overrides", nargs="*", help="section.field=value")
     pl.set_defaults(fn=_plan)
 
@@ -344,7 +429,23 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--input", required=True, help="a file in the task's format (labels optional)")
     pr.add_argument("--out", required=True, help="GLUE tasks: the submission TSV (index, prediction)")
     pr.set_defaults(fn=_predict)
+    dr = sub.add_parser("doctor", help="diagnose a pre-training run: health, checkpoints, data, next step")
+    dr.add_argument("run", help="the run directory (--out of electra pretrain)")
+    dr.set_defaults(fn=_doctor)
+
+    ins = sub.add_parser("inspect", help="print what a checkpoint holds and whether it is intact")
+    ins.add_argument("checkpoint", help="a checkpoint directory, or a run directory (its newest)")
+    ins.set_defaults(fn=_inspect)
     return p
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("electra")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ SCHEDULES = ("original", "linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TOKENIZER_KINDS = ("wordpiece",)
 PACKING_MODES = ("electra",)
+_INT_LIMIT = 2**63  # what numpy and torch can hold; larger values are typos
 
 
 def check(cond: bool, msg: str) -> None:
@@ -220,6 +222,7 @@ class TrainConfig:
     compile: bool = False
     gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory
     threads: int = 0  # CPU intra-op threads; 0 = leave torch's default
+    max_bad_steps: int = 3  # stop the run after this many steps with a non-finite loss/gradient
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
@@ -234,6 +237,7 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "save_every", "keep_last", "eval_rows"):
             check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         check(self.threads >= 0, "train.threads must be >= 0")
+        check(self.max_bad_steps >= 1, "train.max_bad_steps must be >= 1")
         check(self.save_every_minutes >= 0, "train.save_every_minutes must be >= 0 (0: off)")
 
 
@@ -385,23 +389,51 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """Rebuild a config tree; unknown keys are an error so stale or hand-edited JSON is caught."""
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Rebuild a config tree; unknown keys and values of the wrong type are errors, so stale or
+    hand-edited JSON is caught here rather than deep inside a run."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {prefix.rstrip('.') or cls.__name__} is a JSON "
+                          f"{type(data).__name__}, not an object of {cls.__name__} fields")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = set(data) - names
     if unknown:
         key = sorted(unknown)[0]
         hint = difflib.get_close_matches(key, names, n=1)
-        raise ConfigError(f"unknown config key {key!r} for {cls.__name__}"
+        raise ConfigError(f"unknown config key {prefix + key!r} for {cls.__name__}"
                           + (f"; did you mean {hint[0]!r}?" if hint else ""))
     kwargs = {}
     for name, value in data.items():
         tp = hints[name]
-        if dataclasses.is_dataclass(tp) and isinstance(value, dict):
-            value = from_dict(tp, value)
+        if dataclasses.is_dataclass(tp):
+            value = from_dict(tp, value, f"{prefix}{name}.")
+        elif not _has_type(value, tp):
+            raise ConfigError(f"config value {prefix}{name}={repr(value)[:40]} is not a valid "
+                              f"{_type_name(tp)}; fix it or start from a preset")
         kwargs[name] = value
     return cls(**kwargs)
+
+
+def _has_type(value: Any, tp: Any) -> bool:
+    """`value` fits the annotation `tp` (an int where a float is expected is fine; floats finite)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return type(value) is bool
+    if tp is int:
+        return type(value) is int and -_INT_LIMIT < value < _INT_LIMIT
+    if tp is float:
+        return type(value) in (int, float) and math.isfinite(value)
+    return isinstance(value, typing.get_origin(tp) or tp)
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return "null" if tp is type(None) else "finite float" if tp is float else getattr(tp, "__name__", str(tp))
 
 
 def save_json(cfg: Any, path: str | Path) -> None:
@@ -410,8 +442,8 @@ def save_json(cfg: Any, path: str | Path) -> None:
 
 def load_json(cls: type, path: str | Path) -> Any:
     try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:  # ValueError: JSONDecodeError and UnicodeDecodeError
         raise ConfigError(f"cannot read config {path}: {e}; restore it or start a new run") from None
     return from_dict(cls, data)
 
@@ -432,12 +464,19 @@ def _parse_value(text: str, tp: Any, key: str) -> Any:
                 return False
             raise ValueError
         if tp is int:
-            return int(float(text)) if ("e" in text.lower() and float(text).is_integer()) else int(text)
+            value = int(float(text)) if ("e" in text.lower() and float(text).is_integer()) else int(text)
+            if not -_INT_LIMIT < value < _INT_LIMIT:
+                shown = text if len(text) <= 24 else text[:24] + "..."
+                raise ConfigError(f"{key}={shown!r} is out of range; give a value below 2**63")
+            return value
         if tp is float:
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}={text!r} is not a finite number; give a value such as 0.1")
+            return value
         if tp is str:
             return text
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ConfigError(f"{key}={text!r} is not a valid {tp.__name__}") from None
     raise ConfigError(f"{key} cannot be set from the command line")
 

@@ -63,4 +63,10 @@ case $BATCH in
     run b4_mlm_sin_h4 d64 $T64B16 train.stop_at=1280 objective.sharing=all objective.generator_size=1.0 \
       objective.disc_weight=0 model.position_init=sinusoidal model.num_heads=4
     run b4_sin d64 $T64B16 train.stop_at=1280 model.position_init=sinusoidal ;;
+  # one encoder for both losses (sharing=all) with the MLM loss in charge: lambda 1 and 5
+  4b)
+    run b4_shareall_l1 d64 $T64B16 train.stop_at=1280 objective.sharing=all objective.generator_size=1.0 \
+      objective.disc_weight=1
+    run b4_shareall_l5 d64 $T64B16 train.stop_at=1280 objective.sharing=all objective.generator_size=1.0 \
+      objective.disc_weight=5 ;;
 esac

@@ -17,7 +17,7 @@ FLOORS = [
     ("electra.objective",),
     ("electra.hf",),
     ("electra.train",),
-    ("electra.finetuning", "electra.plan"),
+    ("electra.finetuning", "electra.plan", "electra.diagnose"),
     ("electra.api",),
     ("electra.cli", "electra"),
 ]

@@ -296,3 +296,24 @@ def test_resume_across_the_warm_start_phase_switch_is_exact(tiny_data, tmp_path)
     assert all(ra[s]["loss"] == rb[s]["loss"] for s in range(1, 7))
     wa, wb = weights(a.train.checkpoint), weights(b.train.checkpoint)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_shards_are_hashed_once_until_they_change(tiny_data, tmp_path):
+    import os
+
+    from electra.data.shards import read_manifest
+    from electra.train.state import verify_shards
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / ".verified.json").unlink(missing_ok=True)
+    manifest = read_manifest(data)
+    n = sum(len(s.shards) for s in manifest.splits.values())
+    assert verify_shards(data, manifest) == n
+    assert verify_shards(data, manifest) == 0  # cached by size and mtime
+    shard = data / "train_00000.bin"
+    blob = bytearray(shard.read_bytes())
+    blob[7] ^= 0xFF
+    shard.write_bytes(bytes(blob))
+    os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 1_000_000))
+    with pytest.raises(DataError, match="does not match its checksum"):
+        verify_shards(data, manifest)

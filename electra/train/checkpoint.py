@@ -14,7 +14,7 @@ import logging
 import re
 import shutil
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from electra.errors import CheckpointError, TokenizerError
+from electra.errors import CheckpointError, TokenizerError, first_line
 from electra.files import atomic_dir, sha256_file, tree_checksums
 
 log = logging.getLogger(__name__)
@@ -130,16 +130,38 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, trainer: dict[s
         (tmp / "meta.json").write_text(json.dumps({"step": step, **meta, "files": files}, indent=2) + "\n")
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
+    for stale in ckpt_dir.glob(".step_*.tmp-*"):  # half-written by a process killed mid-save
+        shutil.rmtree(stale, ignore_errors=True)
     return final
 
 
 def read_meta(path: Path) -> dict[str, Any]:
+    """meta.json, checked for what resuming reads: integer `step` and `tokens`, `files` mapping
+    names to sha256 digests, `tokenizer_fingerprint` a string (or absent)."""
     try:
-        return json.loads((path / "meta.json").read_text())
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{path} has no meta.json; it is not a checkpoint (or it is incomplete)") from None
-    except json.JSONDecodeError:
-        raise CheckpointError(f"{path}/meta.json is corrupt; delete {path} and resume from an earlier checkpoint") from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        meta = None
+    if not _meta_ok(meta):
+        raise CheckpointError(f"{path}/meta.json is corrupt; delete {path} and resume from an earlier checkpoint")
+    return meta
+
+
+def _meta_ok(meta: Any) -> bool:
+    if not (isinstance(meta, dict) and all(type(meta.get(k)) is int for k in ("step", "tokens"))):
+        return False
+    files = meta.get("files", {})
+    return (isinstance(files, dict) and all(_inside(name) and isinstance(digest, str)
+                                            for name, digest in files.items())
+            and isinstance(meta.get("tokenizer_fingerprint", ""), (str, type(None))))
+
+
+def _inside(name: str) -> bool:
+    """A printable relative path that stays inside the checkpoint directory."""
+    parts = PurePosixPath(name).parts
+    return bool(parts) and name.isprintable() and not name.startswith("/") and ".." not in parts
 
 
 def check_tokenizer(path: Path, meta: dict[str, Any], fingerprint: str, where: str) -> None:
@@ -169,7 +191,7 @@ def load_trainer(path: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any]]
             raise CheckpointError(f"{path} has no {name}; it was saved with fewer processes or is "
                                   "incomplete") from None
         except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
-            raise CheckpointError(f"{path}/{name} is corrupt or truncated ({str(e).splitlines()[0]}); "
+            raise CheckpointError(f"{path}/{name} is corrupt or truncated ({first_line(e)}); "
                                   f"delete {path} and resume from an earlier checkpoint") from None
     return out[0], out[1]
 

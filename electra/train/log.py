@@ -38,18 +38,26 @@ def format_count(x: float) -> str:
 
 
 class MetricsLogger:
-    def __init__(self, run_dir: Path | None, enabled: bool = True) -> None:
+    """`resume_step`: the step a resumed run restarts from. Records after it belong to the part
+    of the run that was lost (written after the checkpoint, before the crash): they are dropped,
+    with any line torn by a kill, so every (kind, step) appears once."""
+
+    def __init__(self, run_dir: Path | None, enabled: bool = True, resume_step: int | None = None) -> None:
         self.enabled = enabled and run_dir is not None
         self._file = None
         self._tb = None
         if not self.enabled:
             return
-        self._file = open(run_dir / "metrics.jsonl", "a", buffering=1)  # noqa: SIM115 - kept open
+        path = run_dir / "metrics.jsonl"
+        if resume_step is not None and path.is_file():
+            _truncate_after(path, resume_step)
+        self._file = open(path, "a", buffering=1)  # noqa: SIM115 - kept open
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is optional
             return
-        self._tb = SummaryWriter(str(run_dir / "tensorboard"))
+        purge = {"purge_step": resume_step + 1} if resume_step is not None else {}
+        self._tb = SummaryWriter(str(run_dir / "tensorboard"), **purge)
 
     def write(self, kind: str, step: int, metrics: dict[str, Any]) -> None:
         if not self.enabled:
@@ -68,22 +76,51 @@ class MetricsLogger:
             self._tb.close()
 
 
+def _truncate_after(path: Path, step: int) -> None:
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    tmp.replace(path)
+
+
 class Meter:
-    """On-device running sums of the loss, an objective's statistics and the tokens seen, read
-    (one host sync, summed over processes) only when a log line is due."""
+    """On-device running sums of the loss, an objective's statistics, the tokens seen, the
+    gradient norm and the steps whose loss or gradients were not finite, read (one host sync,
+    summed over processes) only when a log line is due."""
 
     def __init__(self, stat_names: tuple[str, ...], device: torch.device) -> None:
-        self.names = ("loss", *stat_names, "tokens")
+        self.names = ("loss", *stat_names, "tokens", "grad_norm", "bad_steps")
         self.sums = torch.zeros(len(self.names), device=device)
         self.micro_batches = 0
         self.started = time.perf_counter()
+        self._step_bad = torch.zeros((), device=device)
 
     def add(self, loss: torch.Tensor, stats: torch.Tensor, attention_mask: torch.Tensor,
             grad_accum: int) -> None:
-        # loss: scalar; stats: [K]; attention_mask: [B, T]
-        self.sums += torch.cat([(loss.detach() / grad_accum)[None], stats,
-                                attention_mask.sum().float()[None]])
+        # loss: scalar; stats: [K]; attention_mask: [B, T]. A non-finite loss is counted, not
+        # summed, so one bad step does not hide the interval's figures.
+        loss = loss.detach()
+        finite = torch.isfinite(loss)
+        self._step_bad = torch.maximum(self._step_bad, (~finite).float())
+        zero = loss.new_zeros(2)
+        self.sums += torch.cat([(torch.where(finite, loss, 0.0) / grad_accum)[None], stats,
+                                attention_mask.sum().float()[None], zero])
         self.micro_batches += 1
+
+    def add_step(self, grad_norm: torch.Tensor, count_nonfinite_grads: bool) -> None:
+        """After each optimizer step: its gradient norm. fp16 overflows are routine (the loss
+        scaler skips them), so only other precisions count a non-finite norm as a bad step."""
+        finite = torch.isfinite(grad_norm)
+        bad = torch.maximum(self._step_bad, (~finite).float()) if count_nonfinite_grads else self._step_bad
+        self.sums[-2:] += torch.stack([torch.where(finite, grad_norm, 0.0).float(), bad])
+        self._step_bad = torch.zeros_like(self._step_bad)
 
     def read(self, all_reduce: Callable[[torch.Tensor], torch.Tensor]
              ) -> tuple[dict[str, float], int, float]:

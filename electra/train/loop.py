@@ -9,7 +9,6 @@ the same on 1 CPU and N GPUs; `api.pretrain` prepares the data and the process c
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.distributed import Context
 from electra.train.flops import electra_train_flops
+from electra.train.health import Alarm, HealthMonitor
 from electra.train.log import Meter, MetricsLogger, format_count, format_duration
 from electra.train.optim import optimizer_step
 from electra.train.preempt import StopControl
@@ -55,16 +55,17 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     tc = cfg.train
     state = build_state(cfg, data, ctx, init=None if resume else init)
     if resume:
-        restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank)
+        restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr)
     last_step = end_step(tc, state.step)
     model, precision = state.model, state.precision
     idle = cfg.objective.disc_mlm_steps > 0 or cfg.objective.disc_weight == 0
     step_fn = dist.wrap_model(model, ctx.info, ctx.device, some_parameters_idle=idle)
     step_fn = torch.compile(step_fn) if tc.compile else step_fn
     flops_per_token = electra_train_flops(cfg, data.seq_len)
-    logger = MetricsLogger(run_dir, enabled=ctx.is_main)
+    logger = MetricsLogger(run_dir, enabled=ctx.is_main, resume_step=state.step if resume else None)
     validator = make_validator(tc, data, state, ctx) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
+    health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps)
     log_setup(cfg, state, ctx, flops_per_token)
     valid_metrics: dict[str, float] = {}
     path: Path | None = None
@@ -83,17 +84,20 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
                     out = step_fn(batch.input_ids, batch.token_type_ids, batch.attention_mask)
                 precision.scaler.scale(out.loss / tc.grad_accum).backward()
             meter.add(out.loss, out.stats, batch.attention_mask, tc.grad_accum)
-        optimizer_step(model, state.optimizer, state.scheduler, precision.scaler, cfg.optim.clip_norm)
+        norm = optimizer_step(model, state.optimizer, state.scheduler, precision.scaler,
+                              cfg.optim.clip_norm, skip_nonfinite=ctx.device.type == "cpu")
+        meter.add_step(norm, count_nonfinite_grads=not precision.scaler.is_enabled())
         state.step += 1
         step, at_end = state.step, state.step == last_step
 
         # ---- log (the only host sync of a normal step) --------------------------------------
         if step % tc.log_every == 0 or step % tc.save_every == 0 or at_end:
-            metrics = read_train_metrics(meter, state, cfg, flops_per_token, run_dir)
+            metrics = read_train_metrics(meter, state, cfg, flops_per_token, ctx.info.world_size)
             if step % tc.log_every == 0 or at_end:
                 eta = (tc.steps - step) * (time.perf_counter() - t_start) / (step - first_step)
                 log_train(step, tc.steps, metrics, eta, ctx)
             logger.write("train", step, metrics)
+            report_health(health.on_train(step, metrics), step, logger, run_dir, cfg)
 
         # ---- eval (main process; the others wait at the barrier) ----------------------------
         if step % tc.eval_every == 0 or at_end:
@@ -101,6 +105,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
                 valid_metrics = validator(model)
                 log.info("valid @%d | %s", step, context_line(valid_metrics))
                 logger.write("valid", step, valid_metrics)
+                report_health(health.on_valid(step, valid_metrics), step, logger, run_dir, cfg)
             dist.barrier()
             meter.restart_clock()
 
@@ -115,7 +120,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         stop, due = control.check(step, tc.log_every, ctx.info.world_size, dist.all_reduce_max)
         if step % tc.save_every == 0 or at_end or due:
             if meter.micro_batches:  # a timed save between log steps: the checkpoint counts them
-                logger.write("train", step, read_train_metrics(meter, state, cfg, flops_per_token, run_dir))
+                logger.write("train", step, read_train_metrics(meter, state, cfg, flops_per_token,
+                                                               ctx.info.world_size))
             path = save(state, cfg, data, ctx, run_dir, flops_per_token)
             control.saved()
             meter.restart_clock()
@@ -131,6 +137,9 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
 
 def make_validator(tc: TrainConfig, data: RunData, state: TrainState, ctx: Context) -> Validator:
     """Fixed held-out rows, masks and samples, and the context-free references' training rows."""
+    if data.manifest.splits["valid"].rows == 0:
+        log.warning("%s has no validation rows: this run cannot measure what it learns (no "
+                    "context gains); re-run electra preprocess, which holds rows out", data.dir)
     return Validator(ShardReader(data.dir, "valid", manifest=data.manifest), state.loader.reader,
                      rows=tc.eval_rows, batch_size=state.micro_batch, pad_id=data.tokenizer.pad_id,
                      sep_id=data.tokenizer.sep_id, special_ids=tuple(sorted(data.tokenizer.special_ids)),
@@ -149,18 +158,32 @@ def end_step(tc: TrainConfig, step: int) -> int:
 
 
 def read_train_metrics(meter: Meter, state: TrainState, cfg: PretrainConfig,
-                       flops_per_token: float, run_dir: Path) -> dict[str, float]:
+                       flops_per_token: float, world_size: int) -> dict[str, float]:
     sums, micro_batches, seconds = meter.read(dist.all_reduce_sum)
     state.tokens += int(sums["tokens"])
     steps = micro_batches / cfg.train.grad_accum  # summed over processes
-    if not math.isfinite(sums["loss"]):
-        last = ckpt.list_checkpoints(run_dir / "checkpoints")
-        raise DataError(f"the loss became {sums['loss']} at step {state.step}; lower optim.lr or "
-                        "use train.precision=fp32" + (f", then resume from {last[-1][1]}" if last else ""))
     return {"loss": sums["loss"] / steps, **state.model.summarize(sums, micro_batches),
             "lr": state.scheduler.get_last_lr()[0], "tokens": state.tokens,
             "tokens_per_s": sums["tokens"] / max(seconds, 1e-9), "seconds": seconds,
-            "flops": state.tokens * flops_per_token}
+            "flops": state.tokens * flops_per_token, "grad_norm": sums["grad_norm"] / steps,
+            "bad_steps": round(sums["bad_steps"] / world_size)}
+
+
+def report_health(alarms: list[Alarm], step: int, logger: MetricsLogger, run_dir: Path,
+                  cfg: PretrainConfig) -> None:
+    """One console line and one metrics.jsonl record per alarm; an alarm that stops the run
+    raises with the command that continues it from the last good checkpoint."""
+    for alarm in alarms:
+        log.warning("%s", alarm.line())
+        logger.write("health", step, alarm.record())
+        if alarm.stop:
+            logger.close()
+            last = ckpt.list_checkpoints(run_dir / "checkpoints")
+            raise DataError(
+                f"stopped at step {step}: {alarm.message}; " + (
+                    f"continue from {last[-1][1].name} with a lower rate: electra pretrain --resume "
+                    f"--out {run_dir} optim.lr={cfg.optim.lr / 2:g}" if last else
+                    f"start again with a lower rate (optim.lr={cfg.optim.lr / 2:g})"))
 
 
 def log_setup(cfg: PretrainConfig, state: TrainState, ctx: Context, flops_per_token: float) -> None:

@@ -111,6 +111,23 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_st
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
+def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
+              lr: float) -> float | None:
+    """After loading a checkpoint's optimizer and schedule: apply a peak rate the user changed on
+    resume (e.g. halving it after a divergence), which the loaded state would silently undo.
+    Returns the old peak rate when it changed, else None."""
+    want = [lr * g.get("lr_scale", 1.0) for g in optimizer.param_groups]
+    old = scheduler.base_lrs
+    if all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(old, want, strict=True)):
+        return None
+    scheduler.base_lrs = want
+    for group, base, factor in zip(optimizer.param_groups, want, scheduler.lr_lambdas, strict=True):
+        group["initial_lr"] = base
+        group["lr"] = base * factor(scheduler.last_epoch)
+    scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
+    return old[0] / optimizer.param_groups[0].get("lr_scale", 1.0)
+
+
 def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mode: str = "correct",
                         prefix: str = "encoder.") -> dict[str, float]:
     """Layer-wise LR decay: parameter name -> LR multiplier `decay ** (top - depth)`.
@@ -137,13 +154,27 @@ def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mod
 
 def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer,
                    scheduler: torch.optim.lr_scheduler.LRScheduler,
-                   scaler: torch.amp.GradScaler, clip_norm: float) -> None:
+                   scaler: torch.amp.GradScaler, clip_norm: float, *,
+                   skip_nonfinite: bool = False) -> torch.Tensor:
     """One update after backward: unscale (fp16), clip the global gradient norm (0: off), step,
-    update the loss scale, clear the gradients, advance the schedule. No host sync."""
+    update the loss scale, clear the gradients, advance the schedule. Returns the gradient norm
+    (before clipping, on the device) for the health checks.
+
+    `skip_nonfinite` drops an update whose gradients hold NaN/inf instead of writing them into
+    the weights; it reads the norm on the host, so the loop asks for it only where that sync is
+    free (CPU). fp16 needs no help: its loss scaler already skips such steps."""
     scaler.unscale_(optimizer)
+    params = [p for p in model.parameters() if p.grad is not None]
     if clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+        norm = torch.nn.utils.clip_grad_norm_(params, clip_norm)
+    else:
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+    if skip_nonfinite and not scaler.is_enabled() and not bool(torch.isfinite(norm)):
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        return norm
     scaler.step(optimizer)
     scaler.update()
     optimizer.zero_grad(set_to_none=True)
     scheduler.step()
+    return norm

@@ -6,6 +6,7 @@ counters; with each rank's RNG it is exactly what a checkpoint holds, so `restor
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -19,17 +20,49 @@ from electra.data.loader import PretrainLoader
 from electra.data.shards import Manifest, ShardReader, read_manifest
 from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError, ConfigError, DataError, TokenizerError
+from electra.files import write_text_atomic
 from electra.hf import HFCheckpoint
 from electra.objective import PretrainingObjective, build_objective
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.distributed import Context
 from electra.train.log import format_count
-from electra.train.optim import build_optimizer, build_scheduler
+from electra.train.optim import build_optimizer, build_scheduler, rebase_lr
 from electra.train.precision import Precision, resolve_precision
 from electra.train.pretrained import token_ids
 
 log = logging.getLogger(__name__)
+
+
+VERIFIED = ".verified.json"  # shard -> [size, mtime_ns] when last hashed clean
+
+
+def verify_shards(data_dir: Path, manifest: Manifest, *, force: bool = False) -> int:
+    """Re-hash every shard against the manifest, skipping those whose size and mtime are as when
+    they last hashed clean (a cache in the data dir, written when it is writable), so a large
+    corpus is read once, not on every start. Returns the number of shards hashed."""
+    cache_file = data_dir / VERIFIED
+    try:
+        cache = {} if force else json.loads(cache_file.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    start, hashed, seen = time.perf_counter(), 0, {}
+    for split in manifest.splits:  # same-size corruption would otherwise train silently
+        reader = ShardReader(data_dir, split, manifest=manifest)
+        for shard in reader.shards:
+            st = (data_dir / shard.file).stat()
+            seen[shard.file] = [st.st_size, st.st_mtime_ns]
+            if cache.get(shard.file) != seen[shard.file]:
+                reader.verify_one(shard)
+                hashed += 1
+    if hashed:
+        log.info("verified %d shard(s) against their checksums in %.1fs", hashed,
+                 time.perf_counter() - start)
+        try:
+            write_text_atomic(cache_file, json.dumps(seen))
+        except OSError:  # a read-only data dir: verify again next time
+            pass
+    return hashed
 
 
 @dataclass(frozen=True)
@@ -52,11 +85,7 @@ class RunData:
                                  "re-run electra preprocess with the model's tokenizer")
         if not verify:
             return cls(Path(data_dir), manifest, tokenizer)
-        start = time.perf_counter()
-        for split in manifest.splits:  # same-size corruption would otherwise train silently
-            ShardReader(data_dir, split, manifest=manifest).verify()
-        log.info("verified %d shard(s) against their checksums in %.1fs",
-                 sum(len(s.shards) for s in manifest.splits.values()), time.perf_counter() - start)
+        verify_shards(Path(data_dir), manifest)
         return cls(Path(data_dir), manifest, tokenizer)
 
     @property
@@ -138,7 +167,7 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
             model.generator_head.load_state_dict(gen.generator_head)
 
 
-def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int) -> Path:
+def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, lr: float) -> Path:
     """Load the newest checkpoint in `ckpt_dir` into `state` (weights, optimizer, schedule,
     scaler, loader cursor, this rank's RNG, counters)."""
     path = ckpt.latest_checkpoint(ckpt_dir)
@@ -148,6 +177,10 @@ def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int) 
     trainer, rng = ckpt.load_trainer(path, rank)
     state.optimizer.load_state_dict(trainer["optimizer"])
     state.scheduler.load_state_dict(trainer["scheduler"])
+    old_lr = rebase_lr(state.optimizer, state.scheduler, lr)
+    if old_lr is not None:
+        log.info("optim.lr changed on resume: %g -> %g (the schedule continues at step %d)",
+                 old_lr, lr, meta["step"])
     state.precision.scaler.load_state_dict(trainer["scaler"])
     state.loader.load_state_dict(trainer["loader"])
     ckpt.set_rng_state(rng)

@@ -113,9 +113,12 @@ def learned_context(m: dict[str, float]) -> tuple[bool, bool]:
 
 
 def context_line(m: dict[str, float]) -> str:
-    """One line a user can read: each model's figure beside its context-free reference."""
-    return (f"generator MLM loss {m['mlm_loss']:.3f} vs {m['nocontext_mlm_loss']:.3f} without context "
-            f"({m['gain_mlm_loss']:+.3f}), acc {m['gen_acc']:.3f} vs {m['nocontext_gen_acc']:.3f} | "
-            f"disc AUC {m['disc_auc']:.3f} vs {m['nocontext_disc_auc']:.3f} without context: "
+    """One line a user can read: each model's figure beside its context-free reference (the
+    discriminator's part only when the run has one: MLM-only runs report NaN there)."""
+    gen = (f"generator MLM loss {m['mlm_loss']:.3f} vs {m['nocontext_mlm_loss']:.3f} without context "
+           f"({m['gain_mlm_loss']:+.3f}), acc {m['gen_acc']:.3f} vs {m['nocontext_gen_acc']:.3f}")
+    if not m.get("disc_auc", float("nan")) == m.get("disc_auc"):
+        return gen
+    return (f"{gen} | disc AUC {m['disc_auc']:.3f} vs {m['nocontext_disc_auc']:.3f} without context: "
             f"{m['gain_disc_auc']:+.3f}, acc {m['disc_acc']:.4f} vs {m['nocontext_disc_acc']:.4f} "
             f"(all-original {m['baseline_acc']:.4f})")

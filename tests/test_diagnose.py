@@ -1,0 +1,94 @@
+"""`electra doctor`, `electra inspect`, `--version`, and `--print-config`/`--config` round trips."""
+
+import json
+import shutil
+
+import pytest
+
+from electra.api import pretrain as run
+from electra.cli import main
+from electra.config import apply_overrides, preset
+from electra.diagnose import doctor, inspect
+from electra.errors import ConfigError
+from electra.train import checkpoint as ckpt
+from tests.conftest import TINY_RUN
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("doctor") / "run"
+    run(apply_overrides(preset("tiny"), TINY_RUN), out=out, data=tiny_data)
+    return out
+
+
+def test_doctor_on_a_finished_run(finished):
+    text = doctor(finished).text()
+    assert "checkpoints: 2 (step_00000003, step_00000006); newest intact: step 6" in text
+    assert "shard(s) match their checksums" in text
+    assert "progress: step 6 of 6" in text and "learned context:" in text
+    assert "next: electra evaluate" in text
+
+
+def test_doctor_names_damage_and_the_way_on(finished, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished, run_dir)
+    newest = ckpt.list_checkpoints(run_dir / "checkpoints")[-1][1]
+    (newest / "trainer.pt").write_bytes(b"torn")
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "train", "st')  # a write cut by kill -9
+    cfg = json.loads((run_dir / "config.json").read_text())
+    cfg["train"]["steps"] = 12
+    (run_dir / "config.json").write_text(json.dumps(cfg))
+    text = doctor(run_dir).text()
+    assert "checkpoint step_00000006 is damaged (trainer.pt does not match its checksum)" in text
+    assert "newest intact: step 3" in text and "1 unreadable line(s)" in text
+    assert f"next: electra pretrain --resume --out {run_dir}" in text
+    assert "DAMAGED: trainer.pt" in "\n".join(inspect(newest))
+
+
+def test_doctor_refuses_a_directory_without_a_run(tmp_path):
+    with pytest.raises(ConfigError, match="holds no run"):
+        doctor(tmp_path)
+
+
+def test_inspect_prints_what_a_checkpoint_holds(finished, capsys):
+    assert main(["inspect", str(finished)]) == 0
+    out = capsys.readouterr().out
+    assert "step_00000006" in out and "step 6," in out and "all intact" in out
+    assert "discriminator 2 x 32" in out and "vocab 400" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("electra ")
+
+
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "train.steps=7", "objective.temperature=1.5"],
+    ["tokenizer", "train", "--corpus", "c", "--out", "o", "--vocab-size", "500", "--cased"],
+    ["preprocess", "--corpus", "c", "--tokenizer", "t", "--out", "o", "--seq-len", "64", "preprocess.seed=3"],
+    ["finetune", "ckpt", "--task", "sst2", "optim.lr=1e-4", "train.epochs=2"],
+    ["evaluate", "ckpt", "--out", "o", "--size", "base"],
+    ["plan", "--preset", "tiny", "train.batch_size=8"],
+])
+def test_printed_config_repeats_exactly_with_config(argv, tmp_path, capsys):
+    assert main([*argv, "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    saved = tmp_path / "cfg.json"
+    saved.write_text(printed)
+    plain = [a for a in argv if "=" not in a and a not in ("--cased",)]
+    plain = [a for i, a in enumerate(plain) if not (a in ("--vocab-size", "--seq-len", "--size")
+                                                   or (i and plain[i - 1] in ("--vocab-size", "--seq-len", "--size")))]
+    assert main([*plain, "--config", str(saved), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+
+
+def test_pretrain_runs_from_a_config_file(tiny_data, tmp_path, capsys):
+    assert main(["pretrain", "--print-config", *TINY_RUN, "train.steps=4"]) == 0
+    (tmp_path / "c.json").write_text(capsys.readouterr().out)
+    out = tmp_path / "r"
+    assert main(["pretrain", "--config", str(tmp_path / "c.json"), "--data", str(tiny_data),
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 4
+    assert main(["pretrain", "--config", str(tmp_path / "c.json"), "--preset", "tiny"]) == 2
