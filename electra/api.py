@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from electra.config import PretrainConfig, apply_overrides, load_json, preset, save_json
 from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
-from electra.errors import ConfigError
+from electra.errors import CheckpointError, ConfigError, ElectraError
 from electra.finetuning.config import FinetuneConfig
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
 from electra.train import checkpoint as ckpt
@@ -38,6 +38,9 @@ from electra.train.loop import PretrainResult
 from electra.train.loop import pretrain as train_loop
 from electra.train.pretrained import Pretrained, load_pretrained
 from electra.train.state import InitFrom, RunData
+
+if TYPE_CHECKING:
+    from electra.finetuning.export import FinetunedExport
 
 log = logging.getLogger(__name__)
 
@@ -225,17 +228,59 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
 def load(path: str | Path) -> Pretrained:
     """A run directory (its newest checkpoint) or a checkpoint directory: `.model` (generator +
     discriminator, on CPU), `.config`, `.tokenizer`, `.meta`."""
-    return load_pretrained(path)
+    return load_pretrained(_pretraining_dir(Path(path)))
 
 
-def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str = "discriminator", *,
+def _pretraining_dir(p: Path) -> Path:
+    """`p` if it looks like a pre-training run or checkpoint; otherwise one line saying what it
+    is instead (a bare 'holds no checkpoints' would not tell a fine-tuned or HF dir apart)."""
+    if not p.exists():
+        raise CheckpointError(f"{p} does not exist; pass a run or checkpoint directory, or a directory "
+                              "written by electra finetune")
+    if p.is_file():
+        raise CheckpointError(f"{p} is a file; pass a run, checkpoint or fine-tuned model directory")
+    if (p / "meta.json").is_file() or (p / "checkpoints").is_dir():
+        return p
+    if (p / "finetune.json").is_file():
+        raise CheckpointError(f"{p} is a fine-tuned model, not a pre-training run; export it with "
+                              f"electra export {p} --out DIR")
+    if (p / "config.json").is_file():
+        raise CheckpointError(f"{p} is already a Hugging Face model directory; transformers loads it as "
+                              "it is")
+    raise CheckpointError(f"{p} is neither a pre-training run or checkpoint (no checkpoints/ or meta.json) "
+                          "nor a fine-tuned model (no finetune.json); pass a directory written by "
+                          "electra pretrain or electra finetune")
+
+
+def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str | None = None, *,
            overwrite: bool = False) -> Path:
-    """A Hugging Face directory (config.json, model.safetensors, tokenizer files) for
-    `ElectraForPreTraining` (part="discriminator") or `ElectraForMaskedLM` ("generator"); an
-    existing export in `out` is replaced only with `overwrite`."""
-    trained = checkpoint if isinstance(checkpoint, Pretrained) else load_pretrained(checkpoint)
-    config, tensors = pretrained_to_hf(trained.model, part)
+    """A Hugging Face directory (config.json, model.safetensors, tokenizer files): for a run or
+    checkpoint, `ElectraForPreTraining` (part="discriminator", the default) or
+    `ElectraForMaskedLM` ("generator"); for a directory written by `finetune`, its task model
+    (see `export_finetuned`). An existing export in `out` is replaced only with `overwrite`."""
+    from electra.finetuning.export import is_finetuned  # the fine-tuning stack, only if asked
+
+    if not isinstance(checkpoint, Pretrained) and is_finetuned(checkpoint):
+        if part is not None:
+            raise ConfigError(f"{checkpoint} is a fine-tuned model; it exports as its task model, without "
+                              "a part (part is for pre-training runs)")
+        res = export_finetuned(checkpoint, out, overwrite=overwrite)
+        for note in res.notes:
+            log.warning("%s: %s", res.path, note)
+        return res.path
+    trained = checkpoint if isinstance(checkpoint, Pretrained) else load(checkpoint)
+    config, tensors = pretrained_to_hf(trained.model, part or "discriminator")
     return save_hf(out, config, tensors, trained.tokenizer, overwrite=overwrite)
+
+
+def export_finetuned(model_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> FinetunedExport:
+    """A directory written by `finetune` -> a Hugging Face directory that
+    `transformers.AutoModelFor{SequenceClassification,TokenClassification,QuestionAnswering}` and
+    `AutoTokenizer` load, with the same logits in eval mode. `.notes` name what the HF model does
+    differently from `electra predict` (e.g. SQuAD 2.0's answerability classifier is left out)."""
+    from electra.finetuning.export import export_finetuned as run_export
+
+    return run_export(model_dir, out, overwrite=overwrite)
 
 
 def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
@@ -243,7 +288,8 @@ def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
              out: str | Path | None = None, seed: int = 0, config: FinetuneConfig | None = None,
              overrides: Sequence[str] = (), random_init: bool = False, split_by_article: int = 0):
     """Fine-tune `model` (a run, checkpoint, HF or fine-tuned directory) on one task with one
-    seed; returns a `FinetuneResult` (dev metrics, history) and, with `out`, saves the model."""
+    seed; returns a `FinetuneResult` (dev metrics, history) and, with `out`, saves the model there
+    and a copy for stock transformers in `out`/hf."""
     from electra.finetuning.run import finetune as run_finetune
     from electra.finetuning.run import load_backbone
     from electra.finetuning.tasks import get_task, load_data
@@ -253,7 +299,22 @@ def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
     backbone = load_backbone(model, random_init=random_init)
     task_data = load_data(spec, cfg, data=_opt_path(data), train=_opt_path(train), dev=_opt_path(dev),
                           split_by_article=split_by_article)
-    return run_finetune(backbone, spec, task_data, cfg, out=_opt_path(out))
+    result = run_finetune(backbone, spec, task_data, cfg, out=_opt_path(out))
+    if out is not None:
+        _hf_copy(Path(out))
+    return result
+
+
+def _hf_copy(model_dir: Path) -> None:
+    """`model_dir`/hf: the fine-tuned model for stock transformers, so results are never trapped
+    in our layout. A model HF cannot hold is only warned about: the fine-tune itself succeeded."""
+    try:
+        res = export_finetuned(model_dir, model_dir / "hf", overwrite=True)
+    except ElectraError as e:
+        log.warning("no Hugging Face copy of %s: %s", model_dir, e)
+        return
+    for note in res.notes:
+        log.info("%s: %s", res.path, note)
 
 
 def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,

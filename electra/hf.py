@@ -3,7 +3,9 @@
 `to_hf` writes a directory that stock `transformers.ElectraForPreTraining` (discriminator) or
 `ElectraForMaskedLM` (generator) loads with no missing or unexpected keys; `load_hf_encoder`
 reads a local HF ELECTRA or BERT directory back into our `Encoder` layout (warm starts,
-fine-tuning). HF's TF-era names (`LayerNorm`, `attention.self`) live only in this module."""
+fine-tuning); `finetuned_to_hf` maps a fine-tuned encoder + task head onto the stock
+`ElectraFor{SequenceClassification,TokenClassification,QuestionAnswering}`. HF's TF-era names
+(`LayerNorm`, `attention.self`) live only in this module."""
 
 from __future__ import annotations
 
@@ -13,10 +15,12 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from electra.config import ModelConfig
 from electra.errors import CheckpointError
 from electra.files import atomic_dir
+from electra.model.heads import ClassificationHead, ElectraClassificationHead, SpanHead, TokenHead
 from electra.model.layers import Encoder
 
 # our Encoder layer names -> HF names inside `encoder.layer.{i}.`
@@ -55,6 +59,9 @@ CLASSIFIER_HEAD_MAP = {
     "out_proj.weight": "classifier.out_proj.weight",
     "out_proj.bias": "classifier.out_proj.bias",
 }
+# our `TokenHead` -> ElectraForTokenClassification; our `SpanHead` -> ElectraForQuestionAnswering
+TOKEN_HEAD_MAP = {"out.weight": "classifier.weight", "out.bias": "classifier.bias"}
+SPAN_HEAD_MAP = {"span.weight": "qa_outputs.weight", "span.bias": "qa_outputs.bias"}
 
 
 def encoder_to_hf(state: dict[str, torch.Tensor], num_layers: int, prefix: str = "electra.",
@@ -246,3 +253,77 @@ def pretrained_to_hf(model, part: str = "discriminator") -> tuple[dict, dict[str
         # generator_lm_head.weight is tied to the word embeddings: HF re-ties it on load
         return hf_config(cfg, "ElectraForMaskedLM"), tensors
     raise CheckpointError(f"unknown part {part!r}; use discriminator or generator")
+
+
+# ---- fine-tuned models: encoder + task head -> a stock transformers task class ----------------
+
+
+def finetuned_to_hf(cfg: ModelConfig, encoder_state: dict[str, torch.Tensor], head: nn.Module,
+                    labels: tuple[str, ...], *, regression: tuple[float, float] | None = None
+                    ) -> tuple[dict, dict[str, torch.Tensor], list[str]]:
+    """A fine-tuned encoder + task head -> (HF config, HF tensors, notes on what HF leaves out),
+    so a fine-tuned model loads in `transformers.AutoModelFor...` with the logits ours give in
+    eval mode. `labels`: class or tag names in output order; `regression`: (low, width) of a
+    regression task's normalised targets, folded into the head so that HF's logit is the score
+    on the label scale (what `electra predict` reports, before clipping to the range).
+
+    The span head masks non-context positions to -1e4 for its own decoding; HF's
+    `qa_outputs` gives the same logits unmasked (its QA pipeline restricts answers itself)."""
+    notes: list[str] = []
+    if isinstance(head, (ClassificationHead, ElectraClassificationHead)):
+        arch, head_tensors, extra = _sequence_head(head, labels, regression)
+    elif isinstance(head, TokenHead):
+        arch, head_tensors = "ElectraForTokenClassification", head_to_hf(head.state_dict(), TOKEN_HEAD_MAP)
+        extra = _label_config(labels) | {"classifier_dropout": head.dropout.p}
+    elif isinstance(head, SpanHead):
+        arch, head_tensors = "ElectraForQuestionAnswering", head_to_hf(head.state_dict(), SPAN_HEAD_MAP)
+        extra = {"num_labels": 2}
+        if head.answerable is not None:
+            notes.append("the SQuAD 2.0 answerability classifier has no place in ElectraForQuestionAnswering "
+                         "and is left out; there the [CLS] start + end logits score 'no answer'")
+    else:
+        raise CheckpointError(f"a {type(head).__name__} head has no Hugging Face counterpart; it cannot "
+                              "be exported")
+    tensors = encoder_to_hf(encoder_state, cfg.num_layers) | head_tensors
+    return hf_config(cfg, arch) | extra, tensors, notes
+
+
+def _label_config(labels: tuple[str, ...]) -> dict:
+    return {"id2label": {str(i): str(name) for i, name in enumerate(labels)},
+            "label2id": {str(name): i for i, name in enumerate(labels)}}
+
+
+def _sequence_head(head: ClassificationHead | ElectraClassificationHead, labels: tuple[str, ...],
+                   regression: tuple[float, float] | None) -> tuple[str, dict[str, torch.Tensor], dict]:
+    if isinstance(head, ElectraClassificationHead):
+        state = dict(head.state_dict())
+    else:
+        state = linear_as_electra_head(head.out.weight.detach(), head.out.bias.detach())
+    extra: dict = {"classifier_dropout": head.dropout.p}
+    if regression is None:
+        extra |= _label_config(labels) | {"problem_type": "single_label_classification"}
+    else:
+        low, width = regression
+        state["out_proj.weight"] = state["out_proj.weight"] * width
+        state["out_proj.bias"] = state["out_proj.bias"] * width + low
+        extra |= {"num_labels": 1, "problem_type": "regression"}
+    return "ElectraForSequenceClassification", head_to_hf(state, CLASSIFIER_HEAD_MAP), extra
+
+
+def linear_as_electra_head(weight: torch.Tensor, bias: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Our linear head (W h + b on [CLS]) as weights of HF's `ElectraClassificationHead`, which
+    computes out_proj(gelu(dense(h))) and has no linear variant. Because gelu(z) - gelu(-z) = z
+    exactly, dense rows 2k and 2k+1 = +w_k and -w_k with out_proj (+1, -1) reproduce w_k . h + b_k
+    (fp32: within an ulp, in any precision: relative, no cancellation). Needs 2C <= H."""
+    C, H = weight.shape  # weight: [C, H], bias: [C]
+    if 2 * C > H:
+        raise CheckpointError(f"a linear head with {C} outputs needs a hidden size of at least {2 * C} to be "
+                              f"written as ElectraForSequenceClassification (this model has {H}); "
+                              "fine-tune with head.kind=electra to export it")
+    k = torch.arange(C)
+    dense = weight.new_zeros(H, H)  # [H, H]: rows 2k = w_k, 2k+1 = -w_k, the rest unused (gelu(0) = 0)
+    dense[2 * k], dense[2 * k + 1] = weight, -weight
+    out = weight.new_zeros(C, H)  # [C, H]
+    out[k, 2 * k], out[k, 2 * k + 1] = 1.0, -1.0
+    return {"dense.weight": dense, "dense.bias": weight.new_zeros(H), "out_proj.weight": out,
+            "out_proj.bias": bias.clone()}

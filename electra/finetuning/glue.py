@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer as HFTokenizer
 from torch import nn
 
-from electra.errors import DataError
+from electra.errors import DataError, first_line
 from electra.finetuning import metrics as M
 from electra.finetuning.features import Batch, Encoded, Family
 from electra.model.heads import ClassificationHead, ElectraClassificationHead
@@ -81,11 +82,16 @@ def read_lines(path: Path) -> list[str]:
 
 
 def _label(spec: TaskSpec, raw: object, where: str) -> str | float:
+    if isinstance(raw, (list, dict)) or raw is None:
+        raise DataError(f"{where}: label {str(raw)[:40]!r} is not a single value; put one label per example")
     if spec.kind == "regression":
         try:
-            return float(raw)
+            value = float(raw)
         except (TypeError, ValueError):
             raise DataError(f"{where}: label {raw!r} is not a number; {spec.name} is a regression task") from None
+        if not math.isfinite(value):
+            raise DataError(f"{where}: label {raw!r} is not a finite number; fix or drop that example")
+        return value
     label = str(raw).strip()
     if spec.labels and label not in spec.labels:
         raise DataError(f"{where}: unknown label {label!r} for {spec.name} (expected one of "
@@ -108,7 +114,7 @@ def read_glue_tsv(spec: TaskSpec, path: Path, split: str) -> list[TextExample]:
         text_i, pair_i, label_i = cols.positions
         index_i = None
     else:
-        raise DataError(f"{path} has no column {cols.text!r} (header: {', '.join(header[:8])}); "
+        raise DataError(f"{path} has no column {cols.text!r} (header: {', '.join(map(repr, header[:8]))}); "
                         f"pass the {spec.name} file in the GLUE TSV layout")
     if label_i is None and split != "test":
         raise DataError(f"{path} has no label column {cols.label!r}; a {split} file needs labels")
@@ -135,7 +141,7 @@ def read_glue_tsv(spec: TaskSpec, path: Path, split: str) -> list[TextExample]:
 
 def _column(header: list[str], name: str, path: Path, spec: TaskSpec) -> int:
     if name not in header:
-        raise DataError(f"{path} has no column {name!r} (header: {', '.join(header[:8])}); pass the "
+        raise DataError(f"{path} has no column {name!r} (header: {', '.join(map(repr, header[:8]))}); pass the "
                         f"{spec.name} file in the GLUE TSV layout")
     return header.index(name)
 
@@ -154,10 +160,13 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
                 records.append(json.loads(line))
             except json.JSONDecodeError as e:
                 raise DataError(f"{path}:{n} is not valid JSON ({e.msg}); JSONL needs one object per line") from None
+            if not isinstance(records[-1], dict):
+                raise DataError(f"{path}:{n} is a JSON {type(records[-1]).__name__}, not an object; "
+                                "JSONL needs one object per line")
     elif suffix == ".csv":
-        records = list(csv.DictReader(lines))
+        records = _csv_records(path, lines)
     else:
-        records = list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))
+        records = _csv_records(path, lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     if not records:
         raise DataError(f"{path} has a header but no examples")
     keys = list(records[0])
@@ -168,7 +177,7 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
         wanted.append((dc.label_column, "--label-column"))
     for name, option in wanted:
         if name not in keys:
-            raise DataError(f"{path} has no column {name!r} (columns: {', '.join(map(str, keys[:8]))}); "
+            raise DataError(f"{path} has no column {name!r} (columns: {', '.join(map(repr, keys[:8]))}); "
                             f"pass {option} NAME")
     has_label = dc.label_column in keys
     out = []
@@ -178,13 +187,24 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
         if not isinstance(text, str):
             raise DataError(f"{where} has no text in column {dc.text_column!r}")
         pair = r.get(dc.pair_column) if dc.pair_column else None
+        if not isinstance(pair, (str, type(None))):
+            raise DataError(f"{where}: column {dc.pair_column!r} holds a {type(pair).__name__}, not text")
         raw = r.get(dc.label_column) if has_label else None
         if has_label and (raw is None or raw == ""):
             raise DataError(f"{where} has no label in column {dc.label_column!r}")
         out.append(TextExample(guid=str(r.get("id", r.get("index", n))), text=text,
-                               pair=None if pair is None else str(pair),
+                               pair=pair,
                                label=_label(spec, raw, where) if has_label else None))
     return out
+
+
+def _csv_records(path: Path, lines: list[str], **fmt: object) -> list[dict]:
+    reader = csv.DictReader(lines, **fmt)
+    try:
+        return list(reader)
+    except csv.Error as e:  # e.g. a field over csv's 128 KiB limit
+        raise DataError(f"{path}:{reader.line_num} cannot be read as CSV ({first_line(e)}); fix that "
+                        "row or save the data as JSONL") from None
 
 
 HF_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
@@ -244,8 +264,9 @@ def _both_orders(spec: TaskSpec, examples: list[TextExample], cfg: FinetuneConfi
     return spec.double_unordered and cfg.train.double_unordered and examples[0].pair is not None
 
 
-def _scale(spec: TaskSpec) -> tuple[float, float]:
-    # G-EL regresses STS-B scores normalised to [0, 1]; other regression targets stay as they are
+def label_scale(spec: TaskSpec) -> tuple[float, float]:
+    """(low, width) of a regression task's targets: the model predicts (y - low) / width. G-EL
+    regresses STS-B scores normalised to [0, 1]; other regression targets stay as they are."""
     lo, hi = spec.value_range or (0.0, 1.0)
     return lo, hi - lo
 
@@ -263,7 +284,7 @@ def encode(spec: TaskSpec, examples: list[TextExample], tokenizer: Tokenizer, la
     enc = Encoded([e.ids for e in encs], [e.type_ids for e in encs], meta=len(examples) if both else None)
     if examples and all(e.label is not None for e in examples):
         if spec.kind == "regression":
-            lo, width = _scale(spec)
+            lo, width = label_scale(spec)
             y = [(float(e.label) - lo) / width for e in examples]
         else:
             index = {label: i for i, label in enumerate(labels)}
@@ -300,7 +321,7 @@ def decode(spec: TaskSpec, examples: list[TextExample], enc: Encoded, rows: list
         n = enc.meta
         logits = (logits[:n] + logits[n:]) / 2  # double_unordered: average the two orders
     if spec.kind == "regression":
-        lo, width = _scale(spec)
+        lo, width = label_scale(spec)
         return [float(v) * width + lo for v in logits[:, 0]]
     return [labels[i] for i in logits.argmax(-1)]
 
