@@ -206,10 +206,25 @@ def test_existing_out_dir_is_refused_and_untouched(tiny_corpus: Path, tiny_token
     out = tmp_path / "data"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(DataError, match=r"data already exists; choose another --out or delete it"):
-        pp.preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(workers=1))
+    for overwrite in (False, True):  # not shards: never deleted, not even with --overwrite
+        with pytest.raises(DataError, match=r"holds files that are not shards; choose another --out"):
+            pp.preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(workers=1),
+                          overwrite=overwrite)
     assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+def test_earlier_shards_are_replaced_only_with_overwrite(tiny_corpus: Path, tiny_tokenizer: Path,
+                                                         tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    first = pp.preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(workers=1, seq_len=32))
+    with pytest.raises(DataError, match=r"already holds shards; .*--overwrite"):
+        pp.preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(workers=1, seq_len=64))
+    assert read_manifest(out).seq_len == first.seq_len == 32
+    pp.preprocess([tiny_corpus], tiny_tokenizer, out, PreprocessConfig(workers=1, seq_len=64),
+                  overwrite=True)
+    assert read_manifest(out).seq_len == 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no temp dir left
 
 
 def test_errors(tiny_tokenizer: Path, tmp_path: Path) -> None:
@@ -240,3 +255,28 @@ def test_enwiki_shard(tmp_path: Path) -> None:
     r.verify()
     rows = r.take(np.arange(len(r)))
     assert (rows[:, 0] == 2).all() and rows.max() < 1000
+
+
+def test_one_line_corpus_is_kept_whole_and_held_out_from(tiny_tokenizer: Path, tmp_path: Path,
+                                                         caplog) -> None:
+    words = "the river crossed a new bridge and the town grew along its banks".split()
+    rng = random.Random(0)
+    corpus = tmp_path / "one.txt"  # a whole corpus on one line: no sentence breaks, one document
+    corpus.write_text(" ".join(rng.choice(words) for _ in range(3000)) + "\n")
+    with caplog.at_level(logging.WARNING):
+        m = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "d", PreprocessConfig(workers=1, seq_len=32))
+    assert m.splits["valid"].rows >= 1  # validation is not silently skipped
+    assert "rows of its only document" in caplog.text
+    assert m.totals["rows"] >= 3000 // 30  # the line became row-sized pieces, not one cut row
+    assert "dropped" not in caplog.text
+
+
+def test_trimmed_text_is_reported(caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        pp._warn_trimmed(kept=40, tokenized=100, seq_len=128)
+    assert "60% of the tokenized text was dropped" in caplog.text
+
+
+def test_sentences_longer_than_a_row_become_pieces() -> None:
+    assert pp.split_long([[1, 2], [3]], 4) == [[1, 2], [3]]
+    assert pp.split_long([[1, 2, 3, 4, 5, 6, 7, 8, 9], [1]], 4) == [[1, 2, 3, 4], [5, 6, 7, 8], [9], [1]]

@@ -148,3 +148,22 @@ def test_train_on_corpus_without_text(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="the corpus has no text"):
         train_tokenizer(iter_documents([blank]), tmp_path / "tok", TokenizerConfig(vocab_size=200))
     assert not (tmp_path / "tok").exists()
+
+
+
+def test_vocabulary_ids_do_not_depend_on_the_trainers_hash_order():
+    """`tokenizers` gives the ## alphabet (and tied merges) ids in hash-map order, which differs
+    per process: the same pieces must get the same ids however the trainer numbered them."""
+    import random
+
+    from electra.data.tokenizer import SPECIAL_TOKENS, _canonical_vocab
+    pieces = ["a", "b", "##a", "##b", "ab", "##ab", "the", "##ing"]
+    orders = []
+    for seed in range(3):
+        shuffled = pieces[:]
+        random.Random(seed).shuffle(shuffled)
+        vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, *shuffled])}
+        orders.append(_canonical_vocab(vocab))
+    assert orders[0] == orders[1] == orders[2]
+    assert list(orders[0])[:len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
+    assert list(orders[0])[len(SPECIAL_TOKENS):] == ["a", "b", "##a", "##b", "##ab", "##ing", "ab", "the"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
 import multiprocessing
 import os
 import random
@@ -29,7 +30,14 @@ from tqdm import tqdm
 
 from electra.config import PreprocessConfig
 from electra.data.corpus import expand_paths, iter_documents
-from electra.data.shards import Manifest, ShardWriter, SplitInfo, dtype_for_vocab, write_manifest
+from electra.data.shards import (
+    MANIFEST,
+    Manifest,
+    ShardWriter,
+    SplitInfo,
+    dtype_for_vocab,
+    write_manifest,
+)
 from electra.data.tokenizer import Tokenizer
 from electra.errors import DataError
 from electra.files import atomic_dir
@@ -104,6 +112,18 @@ class ChunkResult:
     input_tokens: int  # before packing; G-EL's trimming drops what overflows a row
 
 
+def split_long(sentences: list[list[int]], fits: int) -> list[list[int]]:
+    """A sentence longer than a whole row becomes row-sized pieces. G-EL's builder would cut it
+    at the row's end and drop the rest, which for a corpus with one paragraph (or the whole
+    text) per line loses most of it; sentences that fit are left exactly as G-EL packs them.
+    `fits` = seq_len: each piece then fills one example by itself, losing only the two tokens
+    that make room for [CLS] and [SEP] (a shorter piece would pull in the next one, whose
+    overflow the builder drops)."""
+    if all(len(s) <= fits for s in sentences):
+        return sentences
+    return [s[i:i + fits] for s in sentences for i in range(0, max(len(s), 1), fits)]
+
+
 class Packer:
     """Tokenizes and packs one chunk of documents into padded rows."""
 
@@ -122,9 +142,10 @@ class Packer:
         tokenized: list[list[list[int]]] = []
         pos = 0
         for doc in docs:
-            tokenized.append(ids[pos:pos + len(doc)])
+            tokenized.append(split_long(ids[pos:pos + len(doc)], seq_len))
             pos += len(doc)
-        rows = np.full((max(1, len(ids)), seq_len), self.pad_id, dtype=self.dtype)  # rows <= lines
+        pieces = sum(len(doc) for doc in tokenized)
+        rows = np.full((max(1, pieces), seq_len), self.pad_id, dtype=self.dtype)  # rows <= pieces
         row_valid = np.zeros(len(rows), dtype=bool)
         row_doc = np.zeros(len(rows), dtype=np.int64)
         rng = random.Random(f"{cfg.seed}:{index}")  # a str seed is hashed stably (not PYTHONHASHSEED)
@@ -220,17 +241,56 @@ def _packed_chunks(chunks: Iterable[list[list[str]]], tokenizer: Tokenizer, toke
 
 
 def preprocess(corpus: Sequence[str | Path], tokenizer_dir: str | Path, out_dir: str | Path,
-               cfg: PreprocessConfig) -> Manifest:
-    """Build a self-contained data dir (shards, tokenizer/, manifest.json) at `out_dir`."""
+               cfg: PreprocessConfig, *, overwrite: bool = False) -> Manifest:
+    """Build a self-contained data dir (shards, tokenizer/, manifest.json) at `out_dir`.
+    `overwrite` replaces an earlier data dir there (only one: anything else is never deleted),
+    and only once the new one is complete."""
     start = time.perf_counter()
     tokenizer = Tokenizer.load(tokenizer_dir)
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise DataError(f"{out} already exists; choose another --out or delete it")
+    if out.is_file():
+        raise DataError(f"--out {out} is a file; pass a directory for the shards")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST).is_file():
+            raise DataError(f"--out {out} holds files that are not shards; choose another --out")
+        if not overwrite:
+            raise DataError(f"{out} already holds shards; choose another --out or pass --overwrite")
     files = expand_paths(corpus)
     workers = cfg.workers or _auto_workers(sum(f.stat().st_size for f in files))
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=overwrite) as tmp:
         return _build(files, tokenizer, tmp, cfg, workers, start)
+
+
+def _hold_out(last: ChunkResult, counts: dict[str, list[int]], cfg: PreprocessConfig) -> ChunkResult:
+    """When the hash picked no validation document (a small corpus), hold out the last document;
+    when there is only one document (a corpus with no blank lines), its last rows. Without it the
+    run would skip validation and never measure what it learned."""
+    if cfg.valid_fraction <= 0 or counts["valid"][1] or len(last.valid):
+        return last
+    total_docs = counts["train"][0] + last.train_docs
+    train_rows = counts["train"][1] + len(last.train)
+    if total_docs >= 2 and train_rows > last.tail_rows:
+        k, docs, what = last.tail_rows, 1, "the last document"
+    elif last.tail_rows >= 2:
+        k, docs = max(1, math.ceil(cfg.valid_fraction * last.tail_rows)), 0
+        what = (f"the last {k} rows of its only document (documents are separated by blank "
+                "lines; give the corpus several for a cleaner split)")
+    else:
+        log.warning("no validation rows: the corpus has a single row; runs on it skip validation")
+        return last
+    log.warning("valid_fraction=%g picked no document; using %s for validation", cfg.valid_fraction, what)
+    return dataclasses.replace(last, train=last.train[:-k], valid=last.train[-k:],
+                               train_docs=last.train_docs - docs, valid_docs=1)
+
+
+def _warn_trimmed(kept: int, tokenized: int, seq_len: int) -> None:
+    """G-EL packing ends a row where it fills and cuts the sentence that overflows it; with long
+    lines against short rows that silently drops much of a corpus."""
+    if tokenized and kept < 0.75 * tokenized:
+        log.warning("%.0f%% of the tokenized text was dropped: packing cuts the sentence that "
+                    "overflows each %d-token row. Shorter lines (one sentence per line, blank lines "
+                    "between documents) or a longer --seq-len keep more", 100 * (1 - kept / tokenized),
+                    seq_len)
 
 
 def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessConfig,
@@ -271,15 +331,7 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
     if last is None or counts["train"][1] + counts["valid"][1] + len(last.train) + len(last.valid) == 0:
         raise DataError(f"the corpus has no text ({len(files)} files, {docs_read} documents); "
                         "check --corpus and --text-field")
-    total_docs = counts["train"][0] + counts["valid"][0] + last.train_docs + last.valid_docs
-    if (cfg.valid_fraction > 0 and counts["valid"][1] == 0 and len(last.valid) == 0
-            and total_docs >= 2 and counts["train"][1] + len(last.train) > last.tail_rows):
-        # too few documents for the hash to pick any: hold out the last one so eval has data
-        k = last.tail_rows
-        last = dataclasses.replace(last, train=last.train[:-k], valid=last.train[-k:],
-                                   train_docs=last.train_docs - 1, valid_docs=1)
-        log.warning("valid_fraction=%g picked no document; using the last document for validation",
-                    cfg.valid_fraction)
+    last = _hold_out(last, counts, cfg)
     write(last)
 
     splits = {}
@@ -306,4 +358,5 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
              "(%.0f tokenized/s)", totals["documents"], totals["rows"], totals["tokens"],
              100 * totals["tokens"] / max(input_tokens, 1), input_tokens, cfg.seq_len, workers,
              elapsed, totals["tokens"] / max(elapsed, 1e-9), input_tokens / max(elapsed, 1e-9))
+    _warn_trimmed(totals["tokens"], input_tokens, cfg.seq_len)
     return manifest

@@ -223,12 +223,30 @@ def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: To
     tok.train_from_iterator(batches(), trainer=trainer)
     if lines == 0:
         raise DataError("the corpus has no text; check --corpus and --text-field")
+    tok.model = models.WordPiece(_canonical_vocab(tok.get_vocab()), unk_token=UNK,
+                                 continuing_subword_prefix="##")
     out_tok = Tokenizer(tok, lowercase=cfg.lowercase, strip_accents=cfg.strip_accents)
     _set_post_processor(tok, out_tok.cls_id, out_tok.sep_id)
     out_tok.save(out)
     log.info("trained WordPiece tokenizer: vocab %d (asked %d), lowercase=%s, %.1fs -> %s",
              out_tok.vocab_size, cfg.vocab_size, cfg.lowercase, time.perf_counter() - start, out)
     return out_tok
+
+
+def _canonical_vocab(vocab: dict[str, int]) -> dict[str, int]:
+    """The trainer's vocabulary with ids that do not depend on the process: `tokenizers` adds the
+    alphabet (and its ## forms) in hash-map order and breaks ties between equally frequent merges
+    the same way, so the same text gave different ids from run to run. Special tokens keep their
+    ids; then the alphabet, then the learned pieces, each sorted. Lookup is by string, so
+    tokenization itself is unchanged. (Which pieces are learned can still differ when two tie
+    exactly at the vocabulary's cut; seen only with vocabularies of a few hundred tokens.)"""
+    by_id = sorted(vocab, key=vocab.__getitem__)
+    special = [t for t in by_id if t in SPECIAL_TOKENS]
+    chars = sorted(t for t in by_id if t not in SPECIAL_TOKENS and len(t.removeprefix("##")) == 1)
+    chars.sort(key=lambda t: t.startswith("##"))  # stable: plain characters first, then ## forms
+    taken = set(special) | set(chars)
+    ordered = special + chars + sorted(t for t in by_id if t not in taken)
+    return {t: i for i, t in enumerate(ordered)}
 
 
 # ----------------------------------------------------------------------------------------------
