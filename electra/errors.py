@@ -25,3 +25,10 @@ class TokenizerError(ElectraError):
 
 class CheckpointError(ElectraError):
     pass
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of another library's exception message, to quote inside an ElectraError
+    (some messages span lines or embed the user's text, newlines included)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__

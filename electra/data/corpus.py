@@ -181,7 +181,7 @@ def _jsonl_docs(lines: Iterable[tuple[int, str]], path: Path, field: str) -> Ite
             raise DataError(f"{path}:{lineno} is a JSON {type(obj).__name__}, not an object; "
                             "each line must be an object holding the text field")
         if field not in obj:
-            keys = ", ".join(list(obj)[:5])
+            keys = ", ".join(map(repr, list(obj)[:5]))  # repr: a key may hold a newline
             raise DataError(f"{path}:{lineno} has no field {field!r} (fields: {keys}); "
                             "set --text-field to the field holding the text")
         value = obj[field]

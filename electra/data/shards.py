@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from electra.errors import DataError, TokenizerError
+from electra.errors import DataError, TokenizerError, first_line
 from electra.files import sha256_file, write_text_atomic
 
 FORMAT_VERSION = 1
@@ -88,14 +88,36 @@ def read_manifest(data_dir: str | Path) -> Manifest:
         raise DataError(f"no {MANIFEST} in {data_dir}; run `electra preprocess` first")
     try:
         m = Manifest.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        np.dtype(m.dtype)
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        raise DataError(f"{MANIFEST} in {data_dir} is corrupt ({type(e).__name__}: {e}); "
+        _check(m)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:  # incl. JSON and UTF-8 errors
+        raise DataError(f"{MANIFEST} in {data_dir} is corrupt ({type(e).__name__}: {first_line(e)}); "
                         "re-run electra preprocess") from e
     if m.version != FORMAT_VERSION:
         raise DataError(f"{MANIFEST} in {data_dir} has format version {m.version}, this electra "
                         f"reads {FORMAT_VERSION}; re-run electra preprocess")
     return m
+
+
+def _check(m: Manifest) -> None:
+    """The types and ranges the readers rely on, so a damaged or hand-edited manifest fails here
+    rather than as a wrong shape or a stray file read later."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise ValueError(what)
+
+    need(all(type(v) is int for v in (m.version, m.seq_len, m.vocab_size)) and m.seq_len >= 1,
+         "version, seq_len and vocab_size must be integers and seq_len >= 1")
+    need(m.dtype in ("uint16", "uint32"), f"dtype {m.dtype!r} is not uint16 or uint32")
+    need(isinstance(m.tokenizer_fingerprint, str), "tokenizer_fingerprint is not a string")
+    need(isinstance(m.special_ids, dict) and all(type(v) is int for v in m.special_ids.values()),
+         "special_ids is not a map of names to token ids")
+    need(isinstance(m.totals, dict), "totals is not a map")
+    for split in m.splits.values():
+        for s in split.shards:
+            need(isinstance(s.file, str) and s.file == Path(s.file).name and s.file not in ("", ".", ".."),
+                 f"shard file {s.file!r} is not a file name inside the data directory")
+            need(type(s.rows) is int and s.rows >= 1 and isinstance(s.sha256, str),
+                 f"shard {s.file}: rows is not an integer >= 1 or sha256 is not a string")
 
 
 class ShardWriter:
@@ -198,7 +220,10 @@ class ShardReader:
     def verify(self) -> None:
         """Re-hash every shard against the manifest (slow: reads all bytes)."""
         for s in self.shards:
-            path = self.data_dir / s.file
-            if sha256_file(path) != s.sha256:
-                raise DataError(f"shard {path} does not match its checksum in {MANIFEST} (changed "
-                                "or corrupt); re-run electra preprocess")
+            self.verify_one(s)
+
+    def verify_one(self, shard: ShardInfo) -> None:
+        path = self.data_dir / shard.file
+        if sha256_file(path) != shard.sha256:
+            raise DataError(f"shard {path} does not match its checksum in {MANIFEST} (changed "
+                            "or corrupt); re-run electra preprocess")

@@ -93,20 +93,30 @@ def read_jsonl(path: Path, split: str, tokens_field: str, tags_field: str) -> li
             r = json.loads(line)
         except json.JSONDecodeError as e:
             raise DataError(f"{path}:{n} is not valid JSON ({e.msg}); JSONL needs one object per line") from None
-        if not isinstance(r.get(tokens_field), list):
-            raise DataError(f"{path}:{n} has no list {tokens_field!r} (keys: {', '.join(r)}); pass "
-                            "--tokens-field NAME")
-        tags = r.get(tags_field)
+        if not isinstance(r, dict):
+            raise DataError(f"{path}:{n} is a JSON {type(r).__name__}, not an object; JSONL needs one "
+                            "object per line")
+        if not _words(r.get(tokens_field)):
+            raise DataError(f"{path}:{n} has no list of strings {tokens_field!r} (keys: "
+                            f"{', '.join(map(repr, list(r)[:8]))}); pass --tokens-field NAME")
+        tokens, tags = r[tokens_field], r.get(tags_field)
         if tags is None and split != "test":
             raise DataError(f"{path}:{n} has no {tags_field!r}; pass --tags-field NAME")
-        if tags is not None and len(tags) != len(r[tokens_field]):
-            raise DataError(f"{path}:{n} has {len(r[tokens_field])} tokens but {len(tags)} tags")
-        if r[tokens_field]:
-            out.append(TaggedSentence(str(len(out)), tuple(map(str, r[tokens_field])),
+        if tags is not None and not _words(tags):
+            raise DataError(f"{path}:{n}: {tags_field!r} is not a list of tags (strings or ids)")
+        if tags is not None and len(tags) != len(tokens):
+            raise DataError(f"{path}:{n} has {len(tokens)} tokens but {len(tags)} tags")
+        if tokens:
+            out.append(TaggedSentence(str(len(out)), tuple(map(str, tokens)),
                                       None if tags is None else tuple(map(str, tags))))
     if not out:
         raise DataError(f"{path} holds no sentences")
     return out
+
+
+def _words(value: object) -> bool:
+    """A JSON list of words or tags: strings, or integer ids as HF `datasets` exports tags."""
+    return isinstance(value, list) and all(isinstance(v, str) or type(v) is int for v in value)
 
 
 def learned_labels(spec: TaskSpec, examples: list[TaggedSentence]) -> tuple[str, ...]:

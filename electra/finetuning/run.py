@@ -296,11 +296,16 @@ def save_finetuned(out: Path, model: FinetuneModel, spec: TaskSpec, labels: tupl
 def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneConfig, Tokenizer, dict]:
     p = Path(path)
     try:
-        info = json.loads((p / "finetune.json").read_text())
+        info = json.loads((p / "finetune.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise CheckpointError(f"{p} has no finetune.json; pass a directory written by electra finetune") from None
-    except json.JSONDecodeError as e:
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
         raise CheckpointError(f"{p}/finetune.json is corrupt ({e}); fine-tune again") from None
+    kinds = {"task": str, "labels": list, "model": dict, "config": dict}
+    wrong = [k for k, kind in kinds.items() if not isinstance(info, dict) or not isinstance(info.get(k), kind)]
+    if wrong or not all(isinstance(label, str) for label in info["labels"]):
+        raise CheckpointError(f"{p}/finetune.json lacks a valid {(wrong or ['labels'])[0]!r}; it was not "
+                              "written by electra finetune, fine-tune again")
     spec = get_task(info["task"])
     cfg = from_dict(FinetuneConfig, info["config"])
     mcfg = from_dict(ModelConfig, info["model"])

@@ -9,14 +9,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from electra.errors import ConfigError, DataError
+from electra.errors import ConfigError, DataError, first_line
 from electra.finetuning import metrics as M
 from electra.finetuning.features import Batch, Encoded, Family
 from electra.model.heads import SpanHead, SpanLogits
@@ -51,30 +51,49 @@ def read(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> list[QA
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path} does not exist; pass a SQuAD JSON file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path} is not valid JSON ({e}); pass a SQuAD JSON file") from None
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise DataError(f"{path} is not valid JSON ({first_line(e)}); pass a SQuAD JSON file") from None
     if not isinstance(data, dict) or not isinstance(data.get("data"), list):
         raise DataError(f"{path} is not SQuAD JSON (no top-level 'data' list of articles)")
     out = []
-    try:
-        for ai, article in enumerate(data["data"]):
-            for para in article["paragraphs"]:
-                for qa in para["qas"]:
-                    answers = tuple((a["text"], int(a["answer_start"])) for a in qa.get("answers", []))
-                    out.append(QAExample(qid=str(qa["id"]), article=ai, question=qa["question"],
-                                         context=para["context"], answers=answers,
-                                         impossible=bool(qa.get("is_impossible", False))))
-    except (KeyError, TypeError) as e:
-        raise DataError(f"{path} is not SQuAD JSON (missing {e} in an article); expected "
-                        "data[].paragraphs[].qas[] with id, question and answers") from None
+    for ai, article in enumerate(data["data"]):
+        for pi, para in enumerate(_get(path, article, "paragraphs", list, f"data[{ai}]")):
+            where = f"data[{ai}].paragraphs[{pi}]"
+            context = _get(path, para, "context", str, where)
+            for qi, qa in enumerate(_get(path, para, "qas", list, where)):
+                at = f"{where}.qas[{qi}]"
+                answers = tuple((_get(path, a, "text", str, f"{at}.answers[{i}]"),
+                                 _get(path, a, "answer_start", int, f"{at}.answers[{i}]"))
+                                for i, a in enumerate(_get(path, qa, "answers", list, at, [])))
+                out.append(QAExample(qid=str(_get(path, qa, "id", (str, int), at)), article=ai,
+                                     question=_get(path, qa, "question", str, at), context=context,
+                                     answers=answers,
+                                     impossible=_get(path, qa, "is_impossible", bool, at, False)))
     if not out:
         raise DataError(f"{path} holds no questions")
     if split == "train":
         missing = [e.qid for e in out if not e.impossible and not e.answers]
         if missing:
-            raise DataError(f"{path}: question {missing[0]} has no answer and is not marked "
+            raise DataError(f"{path}: question {missing[0]!r} has no answer and is not marked "
                             "is_impossible; a training file needs answers")
     return out
+
+
+_REQUIRED = object()
+
+
+def _get(path: Path, obj: object, key: str, kind: type | tuple[type, ...], where: str,
+         default: object = _REQUIRED) -> Any:
+    """`obj[key]` checked against `kind` (a bool is not an int here), or a DataError naming it."""
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    value = obj.get(key, default) if isinstance(obj, dict) else _REQUIRED
+    if value is _REQUIRED or not isinstance(value, kinds) or (type(value) is bool and bool not in kinds):
+        what = (f"{where} is a {type(obj).__name__}, not an object" if not isinstance(obj, dict)
+                else f"{where}.{key} is missing" if value is _REQUIRED
+                else f"{where}.{key} is a {type(value).__name__}, not {'/'.join(k.__name__ for k in kinds)}")
+        raise DataError(f"{path} is not SQuAD JSON: {what}; expected data[].paragraphs[] with "
+                        "context and qas[] (id, question, answers)")
+    return value
 
 
 def split_by_article(examples: list[QAExample], n_train: int, source: str
