@@ -243,3 +243,20 @@ def test_bad_input_is_a_clear_error(files, tmp_path):
         squad.read(get_task("squad"), tmp_path / "q.json", "dev", CFG)
     with pytest.raises(ConfigError, match="did you mean 'sst2'"):
         get_task("sst3")
+
+
+def test_rows_with_extra_fields_are_refused(tmp_path):
+    """A tab inside TSV text (or an unquoted comma in CSV) shifts the fields after it: refused,
+    not read as a shorter sentence with the wrong label (train, dev and `electra predict` input)."""
+    spec = get_task("sst2")
+    (tmp_path / "dev.tsv").write_text("sentence\tlabel\nfine film\t1\nso\tbad\t0\n")
+    with pytest.raises(DataError, match=r"dev.tsv:3 has 3 tab-separated fields, the file has 2"):
+        spec.family.read(spec, tmp_path / "dev.tsv", "test", CFG)
+    cola = get_task("cola")  # no header: fields by position
+    (tmp_path / "cola.tsv").write_text("src\t1\t\tgood one\nsrc\t0\t\tbad\tone\n")
+    with pytest.raises(DataError, match=r"cola.tsv:2 has 5 tab-separated fields, the file has 4"):
+        cola.family.read(cola, tmp_path / "cola.tsv", "dev", CFG)
+    user = get_task("classification")
+    (tmp_path / "u.csv").write_text("sentence,label\nfine film,1\nso, bad,0\n")
+    with pytest.raises(DataError, match=r"record 2 has 3 fields, the header has 2; quote"):
+        user.family.read(user, tmp_path / "u.csv", "dev", CFG)

@@ -317,3 +317,37 @@ def test_shards_are_hashed_once_until_they_change(tiny_data, tmp_path):
     os.utime(shard, ns=(shard.stat().st_atime_ns, shard.stat().st_mtime_ns + 1_000_000))
     with pytest.raises(DataError, match="does not match its checksum"):
         verify_shards(data, manifest)
+
+
+def test_disk_full_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(tiny_data, tmp_path,
+                                                                                 monkeypatch, capsys):
+    import errno
+
+    from electra.cli import main
+    real, calls = ckpt.save_file, []
+
+    def full_disk(tensors, path, *a, **k):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return real(tensors, path, *a, **k)
+
+    monkeypatch.setattr(ckpt, "save_file", full_disk)
+    out = tmp_path / "r"
+    assert main(["pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("electra: error: [Errno 28] No space left on device") and "Traceback" not in err
+    ckpts = ckpt.list_checkpoints(out / "checkpoints")
+    assert [s for s, _ in ckpts] == [3] and ckpt.problem(ckpts[0][1]) is None
+    assert not list((out / "checkpoints").glob(".*"))  # the torn write was removed
+
+
+def test_a_lower_learning_rate_given_on_resume_is_used(straight, tmp_path, tiny_data):
+    out = tmp_path / "r"
+    shutil.copytree(straight[0], out)
+    shutil.rmtree(ckpt.list_checkpoints(out / "checkpoints")[-1][1])  # resume from step 3
+    run("tiny", out=out, resume=True, overrides=["optim.lr=5e-4"])
+    lrs = {s: r["lr"] for s, r in records(out, "train").items()}
+    base = json.loads((straight[0] / "config.json").read_text())["optim"]["lr"]
+    assert base == 1e-3
+    assert lrs[4] == pytest.approx(records(straight[0], "train")[4]["lr"] / 2)

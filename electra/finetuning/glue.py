@@ -122,10 +122,14 @@ def read_glue_tsv(spec: TaskSpec, path: Path, split: str) -> list[TextExample]:
     out, skipped = [], 0
     for n, row in enumerate(body):
         where = f"{path}:{n + first_line}"
-        if len(row) <= need:
+        width = len(header) if first_line == 2 else need + 1
+        if len(row) <= need or len(row) > width:
             if cols.skip_bad_rows:
                 skipped += 1
                 continue
+            if len(row) > width:  # a tab inside a sentence shifts every later field
+                raise DataError(f"{where} has {len(row)} tab-separated fields, the file has {width}; "
+                                "remove the tab inside its text (TSV has no quoting)")
             raise DataError(f"{where} has {len(row)} tab-separated fields, expected at least "
                             f"{need + 1}; is this the {spec.name} file?")
         label = _label(spec, row[label_i], where) if label_i is not None else None
@@ -201,10 +205,15 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
 def _csv_records(path: Path, lines: list[str], **fmt: object) -> list[dict]:
     reader = csv.DictReader(lines, **fmt)
     try:
-        return list(reader)
+        records = list(reader)
     except csv.Error as e:  # e.g. a field over csv's 128 KiB limit
         raise DataError(f"{path}:{reader.line_num} cannot be read as CSV ({first_line(e)}); fix that "
                         "row or save the data as JSONL") from None
+    for n, r in enumerate(records):
+        if None in r:  # more fields than the header: a delimiter inside unquoted text
+            raise DataError(f"{path}: record {n + 1} has {len(r) - 1 + len(r[None])} fields, the header has "
+                            f"{len(r) - 1}; quote the text that holds the delimiter")
+    return records
 
 
 HF_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
