@@ -85,3 +85,16 @@ def test_alarm_lines_are_one_line():
     mon = HealthMonitor(cfg("train.steps=1000"))
     for a in stream(mon, 1, gen_acc=0.8, bad_steps=1):
         assert "\n" not in a.line() and a.record()["action"]
+
+
+def test_a_run_that_falls_back_to_the_plateau_is_called_diverged():
+    """The shape of a real divergence (lr 2e-3, sharing=all, tiny at seq 64): loss 6.47 -> 7.47
+    and generator accuracy 0.18 -> 0.05 within 400 steps."""
+    mon = HealthMonitor(cfg("train.steps=8000", "optim.warmup_steps=400"))
+    losses = [8.4, 7.2, 6.9, 6.8, 6.6, 6.54, 6.47, 6.92, 7.47]
+    accs = [0.04, 0.10, 0.13, 0.15, 0.17, 0.182, 0.183, 0.135, 0.051]
+    fired = {}
+    for i, (loss, acc) in enumerate(zip(losses, accs, strict=True)):
+        for a in mon.on_train(200 * (i + 1), {"loss": loss, "grad_norm": 1.0, "lr": 1e-3, "gen_acc": acc}):
+            fired.setdefault(a.name, 200 * (i + 1))
+    assert fired == {"loss_spike": 1800, "diverged": 1800}

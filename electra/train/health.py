@@ -17,7 +17,9 @@ from electra.train.validate import learned_context
 
 # thresholds (documented in RELIABILITY.md)
 GRAD_EXPLOSION_FACTOR = 10.0  # interval grad norm vs the median of the earlier intervals
-LOSS_SPIKE_FACTOR = 1.5  # interval loss vs the median of the last 5 intervals (after warm-up)
+LOSS_SPIKE_FACTOR = 1.1  # interval loss vs the median of the last 5 intervals (after warm-up) ...
+LOSS_SPIKE_NATS = 0.3  # ... and at least this much above it (noise at log_every=1 is ~0.1-0.2)
+COLLAPSE_GEN_FRACTION = 0.5  # generator accuracy fell below half its best: the run diverged
 DEAD_LR_FRACTION = 1e-3  # lr below this fraction of optim.lr after 10% and before 95% of the run
 GENERATOR_STRONG_ACC = 0.6  # generator guesses most masked tokens: few replacements to detect
 GENERATOR_WEAK_ACC = 0.02  # after warm-up: the generator has not even learned token frequencies
@@ -50,6 +52,7 @@ class HealthMonitor:
     _grad_norms: list[float] = field(default_factory=list)
     _losses: list[float] = field(default_factory=list)
     _bad_steps: int = 0
+    _best_gen_acc: float = 0.0
 
     def on_train(self, step: int, m: dict[str, float]) -> list[Alarm]:
         o, steps = self.cfg.optim, self.cfg.train.steps
@@ -75,7 +78,8 @@ class HealthMonitor:
             found["loss_spike"] = Alarm(
                 "loss_spike", f"loss {loss:.3f} at step {step}, {loss / ref:.2f}x the recent median "
                 f"({ref:.3f})", "watch the next intervals; if it stays up, resume from the last "
-                "checkpoint with a lower optim.lr") if loss > LOSS_SPIKE_FACTOR * ref else None
+                "checkpoint with a lower optim.lr"
+            ) if loss > LOSS_SPIKE_FACTOR * ref and loss - ref > LOSS_SPIKE_NATS else None
         done = step / steps  # a warm-up longer than the run counts: it never reaches its rate
         found["dead_lr"] = Alarm(
             "dead_lr", f"learning rate {m['lr']:.2e} at step {step} of {steps} is below 1/1000 of "
@@ -93,6 +97,12 @@ class HealthMonitor:
                 "generator_weak", f"generator accuracy {gen_acc:.3f} at step {step}, after warm-up: "
                 "it has not learned even token frequencies", "check optim.lr and objective.mlm_weight"
             ) if step > 2 * max(o.warmup_steps, 1) and gen_acc < GENERATOR_WEAK_ACC else None
+            found["diverged"] = Alarm(
+                "diverged", f"generator accuracy fell from {self._best_gen_acc:.3f} to {gen_acc:.3f} "
+                f"at step {step}: training has diverged", "resume from a checkpoint before the fall "
+                "with a lower optim.lr (electra pretrain --resume --out RUN optim.lr=...)"
+            ) if self._best_gen_acc >= 0.05 and gen_acc < COLLAPSE_GEN_FRACTION * self._best_gen_acc else None
+            self._best_gen_acc = max(self._best_gen_acc, gen_acc)
         if g is not None and g == g:  # finite norms only
             self._grad_norms.append(g)
         if loss == loss:
