@@ -86,9 +86,9 @@ def check_against_uninterrupted(tiny_data: Path, tmp_path: Path, kills: int) -> 
     for k in a:
         assert torch.equal(a[k], b[k]), f"{k} differs after {where}"
     lines = (out / "metrics.jsonl").read_text().splitlines()
-    steps = Counter((r["kind"], r["step"]) for r in map(json.loads, lines))
+    steps = Counter((r["kind"], r["step"], r.get("alarm")) for r in map(json.loads, lines))
     assert max(steps.values()) == 1, "a step was logged twice"
-    assert {s for k, s in steps if k == "train"} == set(range(1, STEPS + 1))
+    assert {s for k, s, _ in steps if k == "train"} == set(range(1, STEPS + 1))
     assert not list((out / "checkpoints").glob(".step_*.tmp-*"))  # stale temp dirs cleared
     return where
 
