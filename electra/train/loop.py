@@ -27,6 +27,7 @@ from electra.train.flops import electra_train_flops
 from electra.train.health import Alarm, HealthMonitor
 from electra.train.log import Meter, MetricsLogger, format_count, format_duration
 from electra.train.optim import optimizer_step
+from electra.train.precision import describe
 from electra.train.preempt import StopControl
 from electra.train.state import InitFrom, RunData, TrainState, build_state, restore, save
 from electra.train.validate import Validator, context_line
@@ -193,7 +194,8 @@ def log_setup(cfg: PretrainConfig, state: TrainState, ctx: Context, flops_per_to
     log.info("model: %s parameters (encoder %s) | precision %s | device %s x%d | batch %d = %d x %d "
              "accum x %d proc | %.1fM FLOPs/token", format_count(n_params),
              format_count(sum(p.numel() for p in state.model.encoder.parameters())),
-             state.precision.name, ctx.device, ctx.info.world_size, cfg.train.batch_size,
+             describe(cfg.train.precision, state.precision.name, ctx.device), ctx.device,
+             ctx.info.world_size, cfg.train.batch_size,
              state.micro_batch, cfg.train.grad_accum, ctx.info.world_size, flops_per_token / 1e6)
 
 

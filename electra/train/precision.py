@@ -32,6 +32,18 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "bf16" if cpu_has_native_bf16() else "fp32"
 
 
+def describe(requested: str, resolved: str, device: torch.device) -> str:
+    """Why this precision and how many threads, for the run's first log line: timings differ
+    several-fold between CPUs with and without native bf16, so a run should say which it got."""
+    if device.type != "cpu":
+        return f"{resolved}" + (" (auto)" if requested == "auto" else "")
+    cap = torch.backends.cpu.get_cpu_capability()
+    why = (f" (auto: {cap} {'with' if cpu_has_native_bf16() else 'without'} native bf16)"
+           if requested == "auto" else "")
+    n = torch.get_num_threads()
+    return f"{resolved}{why}, {n} thread{'' if n == 1 else 's'}"
+
+
 @dataclass
 class Precision:
     name: str  # fp32 | bf16 | fp16
