@@ -212,7 +212,7 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
     if init is not None:
         tokenizer, tok_dir = Tokenizer.load(init.discriminator), init.discriminator
     else:
-        log.info("training a %d-token WordPiece tokenizer on %d corpus path(s) (%s%s)", cfg.tokenizer.vocab_size,
+        log.info("training a %d-token %s tokenizer on %d corpus path(s) (%s%s)", cfg.tokenizer.vocab_size, cfg.tokenizer.kind,
                  len(corpus), ", ".join(corpus[:2]), ", ..." if len(corpus) > 2 else "")
         tok_dir = run_dir / "tokenizer"
         tokenizer = train_tokenizer(iter_documents(corpus, cfg.tokenizer.text_field), tok_dir,

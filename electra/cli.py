@@ -1,7 +1,7 @@
 """The `electra` command: one subcommand per job, each = preset + overrides -> config -> one call.
 
     electra pretrain                                # built-in corpus, `tiny` preset, ~10 min CPU
-    electra tokenizer train --corpus PATHS --vocab-size N --out DIR
+    electra tokenizer train --corpus PATHS --vocab-size N --out DIR [--kind wordpiece|bpe|unigram]
     electra preprocess --corpus PATHS --tokenizer DIR --seq-len 128 --out DIR
     electra pretrain --data DIR --preset small [section.field=value ...]
     electra export RUN_OR_CHECKPOINT --out DIR [--part discriminator|generator]
@@ -25,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from electra.config import (
+    CJK_MODES,
+    PACKING_MODES,
     PRESETS,
+    TOKENIZER_KINDS,
     PreprocessConfig,
     PretrainConfig,
     TokenizerConfig,
@@ -63,15 +66,16 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
     if args.strip_accents is not None:
         args.strip_accents = {"auto": None, "yes": True, "no": False}[args.strip_accents]
         args.strip_accents_given = True
-    cfg = _from_flags(TokenizerConfig, args, {"vocab_size": "vocab_size", "lowercase": "lowercase",
-                                              "min_frequency": "min_frequency", "text_field": "text_field"})
+    cfg = _from_flags(TokenizerConfig, args, {"kind": "kind", "vocab_size": "vocab_size", "lowercase": "lowercase",
+                                              "min_frequency": "min_frequency", "text_field": "text_field",
+                                              "cjk": "cjk"})
     if getattr(args, "strip_accents_given", False):
         cfg = dataclasses.replace(cfg, strip_accents=args.strip_accents)
     if args.print_config:
         return _print_config(cfg)
     tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg,
                           overwrite=args.force)
-    print(f"wrote {args.out}/tokenizer.json and vocab.txt ({tok.vocab_size} tokens)")
+    print(f"wrote {args.out}/tokenizer.json ({tok.kind}, {tok.vocab_size} tokens)")
     print(f"next: electra preprocess --corpus {' '.join(args.corpus)} --tokenizer {args.out} "
           f"--seq-len 128 --out DATA_DIR")
 
@@ -81,7 +85,8 @@ def _preprocess(args: argparse.Namespace) -> None:
 
     cfg = _from_flags(PreprocessConfig, args, {"seq_len": "seq_len", "workers": "workers",
                                                "text_field": "text_field",
-                                               "valid_fraction": "valid_fraction", "seed": "seed"})
+                                               "valid_fraction": "valid_fraction", "seed": "seed",
+                                               "packing": "packing"})
     if args.print_config:
         return _print_config(cfg)
     m = preprocess(args.corpus, args.tokenizer, args.out, cfg, overwrite=args.force)
@@ -135,9 +140,11 @@ def _print_summary(res) -> None:
         print(f"  generator     MLM loss {v['mlm_loss']:.3f} vs {v['nocontext_mlm_loss']:.3f} without "
               f"context ({v['gain_mlm_loss']:+.3f}); accuracy {v['gen_acc']:.3f} vs "
               f"{v['nocontext_gen_acc']:.3f}")
-        print(f"  discriminator AUC {v['disc_auc']:.3f} vs {v['nocontext_disc_auc']:.3f} without context "
-              f"({v['gain_disc_auc']:+.3f}); accuracy {v['disc_acc']:.4f} vs {v['nocontext_disc_acc']:.4f} "
-              f"(all-original {v['baseline_acc']:.4f})")
+        has_rtd = v["disc_auc"] == v["disc_auc"]  # NaN: an objective without RTD (mlm, ...)
+        if has_rtd:
+            print(f"  discriminator AUC {v['disc_auc']:.3f} vs {v['nocontext_disc_auc']:.3f} without context "
+                  f"({v['gain_disc_auc']:+.3f}); accuracy {v['disc_acc']:.4f} vs {v['nocontext_disc_acc']:.4f} "
+                  f"(all-original {v['baseline_acc']:.4f})")
         gen_ok, disc_ok = learned_context(v)
         verdict = {(True, True): "yes: both models use context beyond token frequencies",
                    (True, False): "the generator does; the discriminator does not yet (it scores "
@@ -145,6 +152,9 @@ def _print_summary(res) -> None:
                    (False, True): "the discriminator does; the generator not yet",
                    (False, False): "no: both models score like context-free baselines; train "
                                    "longer or see RESULTS.md for CPU-scale recipes"}[(gen_ok, disc_ok)]
+        if not has_rtd:
+            verdict = ("yes: the masked LM uses context beyond token frequencies" if gen_ok else
+                       "no: it scores like a context-free baseline; train longer")
         print(f"  learned context? {verdict}")
     print(f"  checkpoint    {t.checkpoint}")
     print(f"  HF model      {res.exports['discriminator']}  (generator: {res.exports['generator']})")
@@ -325,9 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"electra {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    tok = sub.add_parser("tokenizer", help="train a WordPiece tokenizer").add_subparsers(dest="action", required=True)
-    t = tok.add_parser("train", help="train a WordPiece vocabulary on text files")
+    tok = sub.add_parser("tokenizer", help="train a tokenizer").add_subparsers(dest="action", required=True)
+    t = tok.add_parser("train", help="train a WordPiece, byte-level BPE or Unigram vocabulary on text files")
     t.add_argument("--corpus", nargs="+", required=True, help="files, directories or globs")
+    t.add_argument("--kind", choices=TOKENIZER_KINDS,
+                   help="wordpiece (default, BERT/ELECTRA), bpe (RoBERTa byte-level) or unigram (SentencePiece)")
+    t.add_argument("--cjk", choices=CJK_MODES,
+                   help="chars (default): each CJK ideograph is a token boundary, as BERT-Chinese")
     t.add_argument("--vocab-size", type=int, help="default 30522")
     t.add_argument("--out", required=True)
     t.add_argument("--cased", dest="lowercase", action="store_const", const=False,
@@ -344,6 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--corpus", nargs="+", required=True, help="files, directories or globs")
     pp.add_argument("--tokenizer", required=True, help="directory with tokenizer.json or vocab.txt")
     pp.add_argument("--seq-len", type=int, help="tokens per row (default 128)")
+    pp.add_argument("--packing", choices=PACKING_MODES,
+                    help="electra (default: G-EL's A/B segments), full_sentences or doc_sentences (RoBERTa)")
     pp.add_argument("--out", required=True)
     pp.add_argument("--workers", type=int, help="processes (default 0 = all cores)")
     pp.add_argument("--valid-fraction", type=float, help="share of documents held out (default 0.01)")

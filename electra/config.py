@@ -20,10 +20,13 @@ from typing import Any
 from electra.errors import ConfigError
 
 SHARING_MODES = ("none", "embeddings", "all")
+# the paper's objectives (REFERENCE.md, "The paper's ablations"); each a module in objective/
+OBJECTIVE_KINDS = ("electra", "electra15", "mlm", "replace_mlm", "all_tokens_mlm")
 SCHEDULES = ("original", "linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-TOKENIZER_KINDS = ("wordpiece",)
-PACKING_MODES = ("electra",)
+TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
+CJK_MODES = ("chars", "none")
+PACKING_MODES = ("electra", "full_sentences", "doc_sentences")
 _INT_LIMIT = 2**63  # what numpy and torch can hold; larger values are typos
 
 
@@ -51,11 +54,17 @@ class TokenizerConfig:
     strip_accents: bool | None = None  # None: strip when lower-casing, as BERT uncased does
     min_frequency: int = 2
     limit_alphabet: int = 1000
+    # "chars": every CJK ideograph is a token boundary, as BERT-Chinese; "none": Chinese text
+    # without spaces is one word for the model to split
+    cjk: str = "chars"
     text_field: str = "text"  # JSONL field holding the document text
 
     def __post_init__(self) -> None:
         check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
+        check_choice("tokenizer.cjk", self.cjk, CJK_MODES)
         check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
+        check(self.kind != "bpe" or self.vocab_size > 261, f"tokenizer.vocab_size={self.vocab_size} "
+              "leaves byte-level BPE no merges (256 bytes + 5 special tokens); use at least 300")
         check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
 
 
@@ -122,8 +131,14 @@ class ModelConfig:
 
 @dataclass(kw_only=True)
 class ObjectiveConfig:
-    """The ELECTRA objective: generator size, sharing, masking and loss weights."""
+    """The pre-training objective: its kind, generator size, sharing, masking and loss weights.
 
+    kind: `electra` (replaced token detection on every token), `electra15` (RTD only on the masked
+    positions), `mlm` (BERT: one encoder, masked LM, no generator), `replace_mlm` (masked LM of
+    the discriminator-sized model on generator samples instead of [MASK]), `all_tokens_mlm` (it
+    predicts every token's identity through a copy gate)."""
+
+    kind: str = "electra"
     generator_size: float = 0.25  # fraction of the discriminator's hidden size, heads and FFN
     generator_layers: int | None = None  # None: same depth as the discriminator (G-EL)
     # explicit generator shape (e.g. to warm-start from a released generator); None: from size
@@ -132,8 +147,10 @@ class ObjectiveConfig:
     generator_intermediate_size: int | None = None
     sharing: str = "embeddings"  # none | embeddings | all
     mask_prob: float = 0.15
-    mask_token_prob: float = 0.85  # of the picked positions: share replaced by [MASK] ...
-    random_token_prob: float = 0.0  # ... and by a random token; the rest keep the original
+    # of the picked positions: the share replaced by [MASK] and by a random token; the rest keep
+    # the original. None: the kind's default, BERT's 80/10/10 for mlm, G-EL's 85/0/15 otherwise
+    mask_token_prob: float | None = None
+    random_token_prob: float | None = None
     max_predictions: int | None = None  # None: int((mask_prob + 0.005) * seq_len), as G-EL
     mlm_weight: float = 1.0
     disc_weight: float = 50.0
@@ -156,9 +173,11 @@ class ObjectiveConfig:
             check(value is None or value >= 1, f"objective.{name} must be >= 1 (or None)")
         check_choice("objective.sharing", self.sharing, SHARING_MODES)
         check(0.0 < self.mask_prob < 1.0, f"objective.mask_prob={self.mask_prob} must be in (0, 1)")
-        check_prob("objective.mask_token_prob", self.mask_token_prob)
-        check_prob("objective.random_token_prob", self.random_token_prob)
-        check(self.mask_token_prob + self.random_token_prob <= 1.0 + 1e-9,
+        check_choice("objective.kind", self.kind, OBJECTIVE_KINDS)
+        mask_token, random_token = self.corruption()
+        check_prob("objective.mask_token_prob", mask_token)
+        check_prob("objective.random_token_prob", random_token)
+        check(mask_token + random_token <= 1.0 + 1e-9,
                "objective.mask_token_prob + objective.random_token_prob must be <= 1")
         check(self.max_predictions is None or self.max_predictions >= 1,
                "objective.max_predictions must be >= 1 (or None)")
@@ -168,6 +187,31 @@ class ObjectiveConfig:
               "objective.temperature_start must be > 0 (or None: no anneal)")
         check(self.temperature_steps >= 0, "objective.temperature_steps must be >= 0")
         check(self.disc_mlm_steps >= 0, "objective.disc_mlm_steps must be >= 0 (0: off)")
+        check(self.disc_mlm_steps == 0 or self.kind in ("electra", "electra15"),
+              f"objective.disc_mlm_steps warm-starts replaced token detection; objective.kind="
+              f"{self.kind} has none: set objective.disc_mlm_steps=0")
+        if self.kind == "mlm":  # one encoder predicts its own masked tokens: no generator at all
+            check(self.sharing != "none", "objective.kind=mlm has no generator, so nothing to keep "
+                  "apart: leave objective.sharing at embeddings (or all)")
+            for name in ("generator_layers", "generator_hidden_size", "generator_heads",
+                         "generator_intermediate_size", "temperature_start"):
+                check(getattr(self, name) is None, f"objective.kind=mlm has no generator to shape or "
+                      f"sample from: remove objective.{name}")
+
+    def corruption(self) -> tuple[float, float]:
+        """(mask_token_prob, random_token_prob), the kind's default where a field is None."""
+        bert = self.kind == "mlm"
+        return (self.mask_token_prob if self.mask_token_prob is not None else 0.8 if bert else 0.85,
+                self.random_token_prob if self.random_token_prob is not None else 0.1 if bert else 0.0)
+
+    @property
+    def has_generator(self) -> bool:
+        return self.kind != "mlm"
+
+    @property
+    def detects_replacements(self) -> bool:
+        """A discriminator is trained with replaced token detection (RTD metrics apply)."""
+        return self.kind in ("electra", "electra15") and self.disc_weight > 0
 
     def temperature_at(self, step: int) -> float:
         """The sampling temperature for the update made at `step` (0-based)."""
@@ -208,6 +252,12 @@ class TrainConfig:
 
     steps: int = 1_000_000
     stop_at: int = 0  # end this invocation after this step (0: at `steps`); resume continues
+    # compute budgets (0 = off): stop, with a checkpoint and exports as at `steps`, once this many
+    # training FLOPs are spent (counted as batch_size x seq_len tokens per step, the rows' capacity)
+    # or this many minutes of training have passed in one invocation; equal budgets make
+    # objectives comparable at equal compute
+    budget_flops: float = 0.0
+    budget_minutes: float = 0.0
     batch_size: int = 128  # global batch, in rows, per optimizer step
     grad_accum: int = 1
     precision: str = "auto"  # auto: bf16 on GPUs and CPUs with native bf16, else fp32
@@ -227,6 +277,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
         check(0 <= self.stop_at, "train.stop_at must be >= 0 (0 = run to train.steps)")
+        check(self.budget_flops >= 0 and self.budget_minutes >= 0,
+              "train.budget_flops and train.budget_minutes must be >= 0 (0: off)")
         check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
         check(self.grad_accum >= 1, "train.grad_accum must be >= 1")
         check(self.batch_size % self.grad_accum == 0,
@@ -281,7 +333,7 @@ class PretrainConfig:
     eval: ProbeConfig = field(default_factory=ProbeConfig)  # fine-tuning probe (off by default)
 
     def __post_init__(self) -> None:
-        if self.objective.sharing == "all":
+        if self.objective.sharing == "all" and self.objective.has_generator:
             check(self.generator_model() == self.model,
                    "objective.sharing=all ties every generator weight to the discriminator, so the "
                    "generator must be the same size: set objective.generator_size=1.0 (and no "

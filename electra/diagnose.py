@@ -123,7 +123,7 @@ def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
         v = valid[-1]
         gen_ok, disc_ok = learned_context(v)
         rep.lines.append(f"  validation @{v['step']}: {context_line(v)}")
-        has_disc = v.get("disc_auc") == v.get("disc_auc") and cfg.objective.disc_weight > 0
+        has_disc = v.get("disc_auc") == v.get("disc_auc") and cfg.objective.detects_replacements
         rep.lines.append(f"  learned context: generator {'yes' if gen_ok else 'no'}"
                          + (f", discriminator {'yes' if disc_ok else 'no'}" if has_disc else ""))
     for step, line in sorted(alarms.values()):

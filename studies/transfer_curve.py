@@ -19,7 +19,7 @@ def load(point: str) -> tuple[float, dict[str, tuple[float, int]]]:
     minutes, _, path = point.partition(":")
     results = json.loads((Path(path) / "results.json").read_text())
     scores = {}
-    for name, task in results["tasks"].items():
+    for task in results["tasks"].values():
         summary = task.get("summary", {}).get(task["main_metric"])
         if summary:
             scores[task["title"]] = (100 * summary["median"], summary["n"])

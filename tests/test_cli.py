@@ -142,3 +142,25 @@ def test_hf_config_that_does_not_describe_its_weights(cli_run, tiny_data, tmp_pa
     err = cli_error(capsys, "finetune", str(hf), "--task", "sst2", "--data", str(glue / "SST-2"),
                     "--out", str(tmp_path / "ft"))
     assert "config.json does not describe" in err
+
+
+def test_roberta_style_run_with_bpe_and_doc_sentences_exports_a_loadable_tokenizer(tiny_corpus, tmp_path):
+    from electra.data.shards import read_manifest
+    out = tmp_path / "run"
+    assert main(["pretrain", "--corpus", str(tiny_corpus), "--out", str(out), *TINY_RUN,
+                 "tokenizer.kind=bpe", "preprocess.packing=doc_sentences"]) == 0
+    trained = load_pretrained(out)
+    tok = trained.tokenizer
+    assert tok.kind == "bpe" and read_manifest(out / "data").packing == "doc_sentences"
+    hf_dir = out / "export" / "discriminator"
+    assert not (hf_dir / "vocab.txt").exists()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    for text, pair in (("The river crossed a new bridge", "It was widely praised."), ("中文 🙂", None)):
+        ours = tok.encode(text, pair)
+        theirs = hf_tok(text, pair)
+        assert theirs["input_ids"] == ours["input_ids"] and theirs["token_type_ids"] == ours["token_type_ids"]
+    hf = transformers.ElectraForPreTraining.from_pretrained(hf_dir)
+    ids = torch.tensor([hf_tok("the river crossed a new bridge")["input_ids"]])
+    with torch.no_grad():
+        ours = trained.model.eval().discriminator_logits(ids, torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool))
+        assert (hf.eval()(input_ids=ids).logits - ours).abs().max().item() <= 1e-5

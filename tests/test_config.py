@@ -11,7 +11,7 @@ def test_small_preset_is_google_research_electra_small():
     assert (g.num_layers, g.hidden_size, g.num_heads, g.intermediate_size, g.embedding_size) == (12, 64, 1, 256, 128)
     assert (c.optim.lr, c.optim.warmup_steps, c.optim.bias_correction, c.optim.eps) == (5e-4, 10_000, False, 1e-6)
     assert (c.train.batch_size, c.train.steps, c.preprocess.seq_len) == (128, 1_000_000, 128)
-    assert (c.objective.mask_prob, c.objective.disc_weight, c.objective.mask_token_prob) == (0.15, 50.0, 0.85)
+    assert (c.objective.mask_prob, c.objective.disc_weight, c.objective.corruption()) == (0.15, 50.0, (0.85, 0.0))
     from electra.objective.masking import MaskSpec
 
     assert MaskSpec.from_config(c.objective, 4, 30522).predictions_for(128) == 19  # int(0.155 * 128), G-EL

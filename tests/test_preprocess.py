@@ -280,3 +280,96 @@ def test_trimmed_text_is_reported(caplog) -> None:
 def test_sentences_longer_than_a_row_become_pieces() -> None:
     assert pp.split_long([[1, 2], [3]], 4) == [[1, 2], [3]]
     assert pp.split_long([[1, 2, 3, 4, 5, 6, 7, 8, 9], [1]], 4) == [[1, 2, 3, 4], [5, 6, 7, 8], [9], [1]]
+
+
+# ----------------------------------------------------------------------------------------------
+# RoBERTa packing: full_sentences, doc_sentences
+
+SEP_ID = 3
+
+
+def _disjoint_docs(rng: random.Random, n: int) -> list[list[list[int]]]:
+    """Document d's sentences use only ids 100*d+10 .. 100*d+59, so any row shows its documents."""
+    return [[[rng.randrange(100 * d + 10, 100 * d + 60) for _ in range(rng.randint(1, 12))]
+             for _ in range(rng.randint(1, 6))] for d in range(n)]
+
+
+def _doc_of(token: int) -> int:
+    return token // 100
+
+
+def test_doc_sentences_rows_never_hold_two_documents() -> None:
+    docs = _disjoint_docs(random.Random(1), 60)
+    rows = list(pp.pack_sentences(docs, 30, SEP_ID, cross_documents=False))
+    for d, content in rows:
+        assert len(content) <= 30 and SEP_ID not in content
+        assert {_doc_of(t) for t in content} == {d}
+    # whole sentences in order, nothing dropped: the rows are the documents' tokens, in order
+    assert [t for _, c in rows for t in c] == [t for doc in docs for s in doc for t in s]
+    assert len({d for d, _ in rows}) == len(docs)
+
+
+def test_full_sentences_rows_are_full_and_separate_documents_with_sep() -> None:
+    docs = _disjoint_docs(random.Random(2), 60)
+    rows = list(pp.pack_sentences(docs, 30, SEP_ID, cross_documents=True))
+    longest = max(len(s) for doc in docs for s in doc)
+    for i, (d, content) in enumerate(rows):
+        assert len(content) <= 30 and content[0] != SEP_ID != content[-1]
+        if i < len(rows) - 1:
+            assert len(content) > 30 - longest - 1  # the next sentence (+ [SEP]) did not fit
+        # a [SEP] exactly where one document ends and the next begins
+        for a, b in zip(content, content[1:], strict=False):
+            if SEP_ID not in (a, b):
+                assert _doc_of(a) == _doc_of(b)
+        for k in np.flatnonzero(np.array(content) == SEP_ID):
+            assert _doc_of(content[k + 1]) == _doc_of(content[k - 1]) + 1
+        assert _doc_of(content[0]) == d
+    tokens = [t for _, c in rows for t in c if t != SEP_ID]
+    assert tokens == [t for doc in docs for s in doc for t in s]
+    assert sum(c.count(SEP_ID) for _, c in rows) > 0
+    fill = sum(len(c) for _, c in rows) / (30 * len(rows))
+    assert fill > 0.8
+    assert len(rows) < len(list(pp.pack_sentences(docs, 30, SEP_ID, cross_documents=False)))
+
+
+@pytest.mark.parametrize("packing", ["full_sentences", "doc_sentences"])
+def test_sentence_packing_shards(packing: str, tiny_tokenizer: Path, tmp_path: Path, write_corpus) -> None:
+    tok = Tokenizer.load(tiny_tokenizer)
+    words = [t for t in tok.vocab_tokens() if t.isalpha() and len(t) >= 4][:12]
+    rng = random.Random(0)
+    docs = []  # each document repeats one word (one token), so rows show which documents they mix
+    for i in range(150):
+        w = words[i % len(words)]
+        docs.append([" ".join([w] * rng.randint(1, 20)) for _ in range(rng.randint(1, 8))])
+    corpus = write_corpus(tmp_path / "c.txt", docs)
+    m = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "data",
+                      PreprocessConfig(seq_len=32, workers=1, valid_fraction=0.2, packing=packing))
+    assert m.packing == packing and m.splits["valid"].rows > 0
+    assert m.splits["train"].documents + m.splits["valid"].documents == 150
+    valid_words = {w for d, w in zip(docs, (words[i % 12] for i in range(150)), strict=True)
+                   if pp.is_valid_document(d, 0.2)}
+    body_tokens = 0
+    for split in ("train", "valid"):
+        for row in _rows(tmp_path / "data", split):
+            n = int(np.count_nonzero(row != PAD))
+            assert row[0] == CLS and row[n - 1] == SEP and (row[n:] == PAD).all()
+            inner = row[1:n - 1]
+            seps = int(np.count_nonzero(inner == SEP))
+            assert seps == 0 if packing == "doc_sentences" else seps >= 0
+            body_tokens += len(inner) - seps
+            words_in_row = set(tok.convert_ids_to_tokens(inner[inner != SEP]))
+            assert (words_in_row <= valid_words) if split == "valid" else True
+            if packing == "doc_sentences":
+                assert len(words_in_row) == 1
+    assert body_tokens == sum(len(line.split()) for doc in docs for line in doc)  # nothing dropped
+    if packing == "full_sentences":
+        rows = _rows(tmp_path / "data")
+        assert np.count_nonzero(rows[:-1] != PAD) / rows[:-1].size > 0.7  # sentences up to 20 of 30
+        assert (np.count_nonzero(rows == SEP, axis=1) > 1).any()
+
+
+def test_one_segment_rows_have_token_type_zero() -> None:
+    from electra.data.loader import batch_from_rows
+    rows = np.array([[CLS, 7, 8, SEP, 9, SEP, PAD]])
+    assert batch_from_rows(rows, PAD, SEP).token_type_ids.tolist() == [[0, 0, 0, 0, 1, 1, 0]]
+    assert batch_from_rows(rows, PAD, SEP, one_segment=True).token_type_ids.tolist() == [[0] * 7]

@@ -167,3 +167,131 @@ def test_vocabulary_ids_do_not_depend_on_the_trainers_hash_order():
     assert orders[0] == orders[1] == orders[2]
     assert list(orders[0])[:len(SPECIAL_TOKENS)] == list(SPECIAL_TOKENS)
     assert list(orders[0])[len(SPECIAL_TOKENS):] == ["a", "b", "##a", "##b", "##ab", "##ing", "ab", "the"]
+
+
+# ----------------------------------------------------------------------------------------------
+# byte-level BPE and Unigram (tokenizer.kind), CJK characters
+
+CHINESE = Path("/work/shared/seeds/000_27dee03336e5f5a3.txt")  # a Chinese article (Google AI blog)
+
+
+def _is_cjk(c: str) -> bool:
+    return 0x4E00 <= ord(c) <= 0x9FFF or 0x3400 <= ord(c) <= 0x4DBF or 0xF900 <= ord(c) <= 0xFAFF
+
+
+def _train(tmp_path: Path, kind: str, docs: list[list[str]], name: str = "tok", **kw) -> Tokenizer:
+    cfg = TokenizerConfig(kind=kind, vocab_size=kw.pop("vocab_size", 400), min_frequency=1, **kw)
+    return train_tokenizer(iter(docs), tmp_path / name, cfg)
+
+
+@pytest.fixture(scope="module")
+def corpus_docs(tiny_corpus: Path) -> list[list[str]]:
+    return list(iter_documents([tiny_corpus]))
+
+
+@pytest.mark.parametrize("kind, specials", [("bpe", ["<pad>", "<unk>", "<s>", "</s>", "<mask>"]),
+                                            ("unigram", list(SPECIAL_TOKENS))])
+def test_bpe_and_unigram_keep_the_special_roles_at_ids_0_to_4_and_load_in_transformers(
+        kind: str, specials: list[str], corpus_docs, tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    tok = _train(tmp_path, kind, corpus_docs, lowercase=False)
+    loaded = Tokenizer.load(tmp_path / "tok")
+    assert loaded.kind == kind and loaded.fingerprint == tok.fingerprint
+    assert (loaded.pad_id, loaded.unk_id, loaded.cls_id, loaded.sep_id, loaded.mask_id) == (0, 1, 2, 3, 4)
+    assert loaded.convert_ids_to_tokens(range(5)) == specials
+    assert not (tmp_path / "tok" / "vocab.txt").exists()  # it would load as a WordPiece vocabulary
+    hf = transformers.AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert (hf.cls_token_id, hf.sep_token_id, hf.mask_token_id, hf.pad_token_id) == (2, 3, 4, 0)
+    for text in TEXTS:
+        ours, theirs = loaded.encode(text, "a pair"), hf(text, "a pair")
+        assert ours["input_ids"] == theirs["input_ids"], text
+        assert ours["token_type_ids"] == theirs["token_type_ids"]
+        ids = ours["input_ids"]
+        assert ids[0] == 2 and ids[-1] == 3 and ids.count(3) == 2
+    # raw pre-training text never yields special ids, even if it spells one out
+    lines = loaded.encode_lines([f"the river {specials[3]} {specials[4]}"])
+    assert not set(lines[0]) & {loaded.pad_id, loaded.cls_id, loaded.sep_id, loaded.mask_id}
+
+
+def test_byte_level_bpe_encodes_any_text_without_unknown_tokens(corpus_docs, tmp_path: Path) -> None:
+    tok = _train(tmp_path, "bpe", corpus_docs, lowercase=False)
+    texts = ["The café owner visited Zoë", "中文 and emoji 🙂\tcontrol\x01", "  two  spaces ", "Ωmega"]
+    for ids, text in zip(tok.encode_lines(texts), texts, strict=True):
+        assert tok.unk_id not in ids
+        assert tok.decode(ids) == text  # byte for byte
+
+
+@pytest.mark.parametrize("kind", ["bpe", "unigram"])
+def test_bpe_and_unigram_ids_do_not_depend_on_the_trainers_hash_order(kind: str, corpus_docs,
+                                                                       tmp_path: Path) -> None:
+    """Unigram's pieces come out in hash order with scores that differ in the last bits; the saved
+    tokenizer must be the same file every time."""
+    texts = [(tmp_path / f"t{i}" / "tokenizer.json") for i in range(3)]
+    for i in range(3):
+        _train(tmp_path, kind, corpus_docs, name=f"t{i}")
+    assert texts[0].read_text() == texts[1].read_text() == texts[2].read_text()
+
+
+def test_canonical_bpe_orders_ids_by_merge_and_keeps_the_merges() -> None:
+    from electra.data.tokenizer_models import canonical_bpe
+    merges = [("t", "h"), ("th", "e"), ("a", "b")]
+    vocab = {t: i for i, t in enumerate(["<pad>", "<unk>", "<s>", "</s>", "<mask>", "the", "b", "th",
+                                         "t", "ab", "e", "h", "a"])}
+    canon, kept = canonical_bpe(vocab, merges)
+    assert kept == merges
+    assert list(canon) == ["<pad>", "<unk>", "<s>", "</s>", "<mask>", "a", "b", "e", "h", "t", "th",
+                           "the", "ab"]
+    assert sorted(canon.values()) == list(range(len(vocab)))
+
+
+def test_fingerprint_differs_between_kinds(corpus_docs, tmp_path: Path) -> None:
+    prints = {_train(tmp_path, kind, corpus_docs, name=kind).fingerprint
+              for kind in ("wordpiece", "bpe", "unigram")}
+    assert len(prints) == 3
+
+
+@pytest.mark.parametrize("kind", ["wordpiece", "unigram", "bpe"])
+def test_chinese_characters_become_single_tokens_and_round_trip(kind: str, tmp_path: Path) -> None:
+    if not CHINESE.is_file():
+        pytest.skip("the Chinese seed article is not available")
+    lines = [line for line in CHINESE.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tok = _train(tmp_path, kind, [lines], vocab_size=3000, lowercase=False, strip_accents=False)
+    hanzi = [c for c in "".join(lines) if _is_cjk(c)]
+    assert len(hanzi) > 1000
+    for line, ids in zip(lines, tok.encode_lines(lines), strict=True):
+        pieces = tok.convert_ids_to_tokens(ids)
+        if kind != "bpe":  # byte-level pieces spell bytes, not characters
+            assert tok.unk_id not in ids
+            for p in pieces:
+                if any(_is_cjk(c) for c in p):
+                    assert len(p.removeprefix("▁").removeprefix("##")) == 1, (p, line)
+        # each ideograph is one token: as many tokens hold ideographs as the line has ideographs
+        per_piece = [tok.decode([i]) for i in ids]
+        assert sum(any(_is_cjk(c) for c in p) for p in per_piece) == sum(map(_is_cjk, line))
+        decoded = tok.decode(ids)
+        assert [c for c in decoded if _is_cjk(c)] == [c for c in line if _is_cjk(c)]
+        if kind == "bpe":
+            assert decoded == line
+
+
+def test_cjk_none_leaves_chinese_words_to_the_model(tmp_path: Path) -> None:
+    docs = [["中文分词很有意思。", "中文分词"] * 20]
+    whole = _train(tmp_path, "unigram", docs, name="none", cjk="none", vocab_size=100)
+    chars = _train(tmp_path, "unigram", docs, name="chars", vocab_size=100)
+    pieces = {t: t.convert_ids_to_tokens(t.encode_lines(["中文分词"])[0]) for t in (whole, chars)}
+    assert sum(any(map(_is_cjk, p)) for p in pieces[chars]) == 4  # one token per character
+    assert len(pieces[whole]) < len(pieces[chars])  # words learned across characters
+    assert whole.fingerprint != chars.fingerprint
+
+
+def test_cli_trains_each_kind(tiny_corpus: Path, tmp_path: Path, capsys) -> None:
+    from electra.cli import main
+    for kind in ("bpe", "unigram"):
+        out = tmp_path / kind
+        assert main(["tokenizer", "train", "--corpus", str(tiny_corpus), "--kind", kind,
+                     "--vocab-size", "400", "--min-frequency", "1", "--out", str(out)]) == 0
+        assert Tokenizer.load(out).kind == kind
+        assert f"({kind}, " in capsys.readouterr().out
+    assert main(["tokenizer", "train", "--corpus", str(tiny_corpus), "--kind", "bpe",
+                 "--vocab-size", "200", "--out", str(tmp_path / "small")]) == 2
+    assert "byte-level BPE" in capsys.readouterr().err

@@ -3,7 +3,8 @@
 Each epoch visits every training row once in an order fixed by (seed, epoch); rank r of W takes
 every W-th row of that order. The loader's whole state is (epoch, cursor), so a checkpoint can
 resume the data stream exactly, and token types / attention masks are derived from the row
-itself ([CLS] A [SEP] B [SEP] PAD...) instead of being stored."""
+itself ([CLS] A [SEP] B [SEP] PAD...) instead of being stored. Rows packed RoBERTa-style
+(`full_sentences`, `doc_sentences`) are one segment: a [SEP] between documents starts no B."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from electra.errors import DataError
 @dataclass(frozen=True)
 class Batch:
     input_ids: torch.Tensor  # [B, T] long
-    token_type_ids: torch.Tensor  # [B, T] long: 0 up to the first [SEP], then 1
+    token_type_ids: torch.Tensor  # [B, T] long: 0 up to the first [SEP], then 1 (one-segment rows: 0)
     attention_mask: torch.Tensor  # [B, T] bool: not [PAD]
 
     def to(self, device: torch.device) -> Batch:
@@ -28,14 +29,25 @@ class Batch:
                        (self.input_ids, self.token_type_ids, self.attention_mask)))
 
 
-def batch_from_rows(rows: np.ndarray, pad_id: int, sep_id: int) -> Batch:
+ONE_SEGMENT_PACKINGS = ("full_sentences", "doc_sentences")
+
+
+def batch_from_rows(rows: np.ndarray, pad_id: int, sep_id: int, *, one_segment: bool = False) -> Batch:
     # rows: [B, T] integer token ids
     ids = torch.from_numpy(rows.astype(np.int64, copy=False))
+    mask = ids != pad_id
+    if one_segment:
+        return Batch(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=mask)
     is_sep = ids == sep_id
     seps_before = torch.cumsum(is_sep, 1) - is_sep.long()  # [SEP]s strictly before each position
-    mask = ids != pad_id
     types = ((seps_before >= 1) & mask).long()
     return Batch(input_ids=ids, token_type_ids=types, attention_mask=mask)
+
+
+def is_one_segment(reader: Any) -> bool:
+    """Whether the rows of a `ShardReader` were packed as one segment (by their manifest)."""
+    manifest = getattr(reader, "manifest", None)
+    return getattr(manifest, "packing", "electra") in ONE_SEGMENT_PACKINGS
 
 
 class PretrainLoader:
@@ -46,6 +58,7 @@ class PretrainLoader:
         self.reader, self.batch_size = reader, batch_size
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.pad_id, self.sep_id, self.vocab_size = pad_id, sep_id, vocab_size
+        self.one_segment = is_one_segment(reader)
         self.per_rank = len(reader) // world_size
         if self.per_rank < batch_size:
             raise DataError(f"the training split has {len(reader)} rows, fewer than one batch of "
@@ -69,7 +82,7 @@ class PretrainLoader:
         if rows.max(initial=0) >= self.vocab_size:
             raise DataError(f"the shards hold token id {int(rows.max())} >= vocab size {self.vocab_size}; "
                             "they are corrupt or were made with another tokenizer: re-run electra preprocess")
-        return batch_from_rows(rows, self.pad_id, self.sep_id)
+        return batch_from_rows(rows, self.pad_id, self.sep_id, one_segment=self.one_segment)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed,

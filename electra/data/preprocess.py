@@ -1,7 +1,9 @@
 """`electra preprocess`: corpus -> token ids -> packed rows -> shards + manifest.json.
 
-Packing follows google-research/electra's `build_pretraining_dataset.py` (ExampleBuilder) rule
-for rule. The main process streams documents and cuts them into chunks; a process pool tokenizes
+Packing (`preprocess.packing`): `electra` follows google-research/electra's
+`build_pretraining_dataset.py` (ExampleBuilder) rule for rule; `full_sentences` and
+`doc_sentences` are RoBERTa's one-segment rows of whole sentences, across documents (with a [SEP]
+where they meet) or within one. The main process streams documents and cuts them into chunks; a process pool tokenizes
 and packs chunks (each with its own seeded RNG, so the output does not depend on the worker
 count); results are written in order with a bounded number of chunks in flight.
 """
@@ -102,6 +104,39 @@ def build_examples(
                 yield d, first, second
 
 
+# ----------------------------------------------------------------------------------------------
+# packing: RoBERTa FULL-SENTENCES / DOC-SENTENCES
+
+
+def pack_sentences(docs: Sequence[Sequence[list[int]]], capacity: int, sep_id: int, *,
+                   cross_documents: bool) -> Iterator[tuple[int, list[int]]]:
+    """Yield `(doc_index, content)`: consecutive whole sentences filling up to `capacity` tokens
+    (each sentence at most `capacity` long: see `split_long`). `doc_index` is the document the
+    content starts in. With `cross_documents` (FULL-SENTENCES) a row runs on into the next
+    document after a `sep_id`; without (DOC-SENTENCES) a document's last row ends with it.
+    Nothing is dropped: a sentence that does not fit starts the next row."""
+    row: list[int] = []
+    first = 0
+    for d, doc in enumerate(docs):
+        if row and not cross_documents:
+            yield first, row
+            row = []
+        new_doc = True
+        for sentence in doc:
+            if not sentence:
+                continue
+            sep = [sep_id] if new_doc and row else []
+            if len(row) + len(sep) + len(sentence) > capacity:
+                yield first, row
+                row, sep = [], []
+            if not row:
+                first = d
+            row += sep + sentence
+            new_doc = False
+    if row:
+        yield first, row
+
+
 @dataclasses.dataclass
 class ChunkResult:
     train: np.ndarray  # [rows, seq_len]
@@ -139,11 +174,14 @@ class Packer:
         if cfg.split_sentences:
             docs = [split_sentences(doc) for doc in docs]
         ids = self.tok.encode_lines([line for doc in docs for line in doc])
+        fits = seq_len if cfg.packing == "electra" else seq_len - 2  # room for [CLS] and [SEP]
         tokenized: list[list[list[int]]] = []
         pos = 0
         for doc in docs:
-            tokenized.append(split_long(ids[pos:pos + len(doc)], seq_len))
+            tokenized.append(split_long(ids[pos:pos + len(doc)], fits))
             pos += len(doc)
+        if cfg.packing != "electra":
+            return self._pack_sentences(tokenized, in_valid, sum(len(x) for x in ids))
         pieces = sum(len(doc) for doc in tokenized)
         rows = np.full((max(1, pieces), seq_len), self.pad_id, dtype=self.dtype)  # rows <= pieces
         row_valid = np.zeros(len(rows), dtype=bool)
@@ -164,6 +202,28 @@ class Packer:
         return ChunkResult(train=rows[~row_valid], valid=rows[row_valid],
                            train_docs=len(docs_with_rows) - n_valid_docs, valid_docs=n_valid_docs,
                            tail_rows=tail, input_tokens=sum(len(x) for x in ids))
+
+
+    def _pack_sentences(self, tokenized: list[list[list[int]]], in_valid: list[bool],
+                        input_tokens: int) -> ChunkResult:
+        """`[CLS] sentences [SEP]` rows, one segment. Training and validation documents are packed
+        apart, so the split stays by document even when rows cross documents."""
+        seq_len = self.cfg.seq_len
+        out: dict[bool, tuple[np.ndarray, list[int], int]] = {}
+        for valid in (False, True):
+            docs = [d for d in range(len(tokenized)) if in_valid[d] == valid]
+            packed = list(pack_sentences([tokenized[d] for d in docs], seq_len - 2, self.sep_id,
+                                         cross_documents=self.cfg.packing == "full_sentences"))
+            rows = np.full((len(packed), seq_len), self.pad_id, dtype=self.dtype)
+            for n, (_, content) in enumerate(packed):
+                rows[n, :len(content) + 2] = [self.cls_id, *content, self.sep_id]
+            with_tokens = sum(1 for d in docs if any(tokenized[d]))
+            out[valid] = rows, [docs[first] for first, _ in packed], with_tokens
+        (train, train_doc, train_docs), (valid, _, valid_docs) = out[False], out[True]
+        # rows that start in the last document hold nothing else: the hold-out fallback's unit
+        tail = train_doc.count(train_doc[-1]) if train_doc else 0
+        return ChunkResult(train=train, valid=valid, train_docs=train_docs, valid_docs=valid_docs,
+                           tail_rows=tail, input_tokens=input_tokens)
 
 
 def is_valid_document(doc: list[str], valid_fraction: float) -> bool:

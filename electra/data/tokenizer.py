@@ -1,9 +1,10 @@
-"""WordPiece tokenizer: training (`electra tokenizer train`) and the `Tokenizer` wrapper.
+"""Tokenizer training (`electra tokenizer train --kind wordpiece|bpe|unigram`) and the wrapper.
 
 The wrapper sits over a Hugging Face `tokenizers.Tokenizer` and is the one place that knows the
 special tokens, the casing and the `fingerprint` used to check that shards, checkpoints and a
 tokenizer belong together. Saved directories load unchanged with `transformers`
-(`ElectraTokenizerFast.from_pretrained`), and BERT/ELECTRA model dirs with only `vocab.txt` load too.
+(`AutoTokenizer.from_pretrained`), and BERT/ELECTRA model dirs with only `vocab.txt` load too. The
+three pipelines themselves are in `tokenizer_models.py`.
 """
 
 from __future__ import annotations
@@ -17,30 +18,51 @@ from pathlib import Path
 from typing import Any
 
 from tokenizers import Tokenizer as HFTokenizer
-from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import models, processors
 
 from electra.config import TokenizerConfig
 from electra.data.fast_wordpiece import FastWordPiece, encode_rust
+from electra.data.tokenizer_models import (
+    MODEL_KINDS,
+    ROLES,
+    SPECIALS,
+    build_pipeline,
+    canonical_model,
+    canonical_wordpiece_vocab,
+    new_model,
+    new_trainer,
+)
 from electra.errors import DataError, TokenizerError
 from electra.files import atomic_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
-PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
+PAD, UNK, CLS, SEP, MASK = SPECIALS["wordpiece"]
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # training puts them at ids 0..4 in this order
+_canonical_vocab = canonical_wordpiece_vocab  # the name tests and notes use
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 MODEL_MAX_LENGTH = 512
 _BATCH_LINES = 1000  # lines per batch handed to the trainer; batches are faster than single lines
 
 
 class Tokenizer:
-    """A BERT-style WordPiece tokenizer with ELECTRA's special tokens."""
+    """A WordPiece, byte-level BPE or Unigram tokenizer with ELECTRA's special tokens (pad, unk,
+    cls, sep, mask; spelled [CLS] or <s> etc. as the kind has them)."""
 
     def __init__(self, tok: HFTokenizer, *, lowercase: bool, strip_accents: bool | None) -> None:
         self.tok = tok
         self.lowercase = lowercase
         self.strip_accents = strip_accents  # None: follow `lowercase`, as BERT
         self._vocab = tok.get_vocab(with_added_tokens=True)
+        spec = json.loads(tok.to_str())
+        self.kind = MODEL_KINDS.get((spec.get("model") or {}).get("type"), "wordpiece")
+        norm, pre = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
+        self.cjk_chars = (bool(norm.get("handle_chinese_chars")) if self.kind == "wordpiece"
+                          else '"Split"' in json.dumps(pre))
+        # role -> spelling: the kind's own first, then any other kind's (a BPE vocabulary with [CLS])
+        self.specials = {role: next((s[i] for s in (SPECIALS[self.kind], *SPECIALS.values())
+                                     if s[i] in self._vocab), SPECIALS[self.kind][i])
+                         for i, role in enumerate(ROLES)}
         self._fast: FastWordPiece | None | bool = False  # built on first encode_lines
 
     # -- loading and saving ---------------------------------------------------------------------
@@ -75,7 +97,7 @@ class Tokenizer:
         if norm.get("type") == "BertNormalizer":
             lowercase, strip = bool(norm.get("lowercase")), norm.get("strip_accents")
         else:
-            lowercase, strip = "Lowercase" in json.dumps(norm), None
+            lowercase, strip = "Lowercase" in json.dumps(norm), "StripAccents" in json.dumps(norm)
         return cls(tok, lowercase=lowercase, strip_accents=strip)
 
     @classmethod
@@ -90,11 +112,12 @@ class Tokenizer:
                                  "vocab.txt (one token per line)") from e
         if UNK not in vocab:
             raise TokenizerError(f"{file} has no {UNK} token; pass a BERT-style vocab.txt")
-        tok = _build(models.WordPiece(vocab, unk_token=UNK, continuing_subword_prefix="##"),
-                     lowercase, strip)
+        tok = build_pipeline("wordpiece", models.WordPiece(vocab, unk_token=UNK, continuing_subword_prefix="##"),
+                             lowercase=lowercase, strip_accents=strip,
+                             cjk_chars=bool(cfg.get("tokenize_chinese_chars", True)))
         tok.add_special_tokens([t for t in SPECIAL_TOKENS if t in vocab])
         out = cls(tok, lowercase=lowercase, strip_accents=strip)
-        _set_post_processor(tok, out.cls_id, out.sep_id)
+        _set_post_processor(out)
         return out
 
     def save(self, out_dir: str | Path) -> Path:
@@ -107,35 +130,36 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return max(self._vocab.values(), default=-1) + 1
 
-    def _special(self, token: str) -> int:
+    def _special(self, role: str) -> int:
+        token = self.specials[role]
         if token not in self._vocab:
             raise TokenizerError(f"the tokenizer has no {token} token; ELECTRA needs "
-                                 f"{', '.join(SPECIAL_TOKENS)} in the vocabulary")
+                                 f"{', '.join(self.specials.values())} in the vocabulary")
         return self._vocab[token]
 
     @property
     def pad_id(self) -> int:
-        return self._special(PAD)
+        return self._special("pad")
 
     @property
     def unk_id(self) -> int:
-        return self._special(UNK)
+        return self._special("unk")
 
     @property
     def cls_id(self) -> int:
-        return self._special(CLS)
+        return self._special("cls")
 
     @property
     def sep_id(self) -> int:
-        return self._special(SEP)
+        return self._special("sep")
 
     @property
     def mask_id(self) -> int:
-        return self._special(MASK)
+        return self._special("mask")
 
     @property
     def special_ids(self) -> frozenset[int]:
-        return frozenset(self._special(t) for t in SPECIAL_TOKENS)
+        return frozenset(self._special(r) for r in ROLES)
 
     def vocab_tokens(self) -> list[str]:
         """All tokens in id order (what vocab.txt holds)."""
@@ -147,11 +171,19 @@ class Tokenizer:
     @property
     def fingerprint(self) -> str:
         """sha256 of the vocabulary (id order) and the normalizer settings: equal exactly when two
-        tokenizers map text to the same ids, however they were stored."""
-        strip = self.lowercase if self.strip_accents is None else self.strip_accents
+        tokenizers map text to the same ids, however they were stored. BPE and Unigram hash their
+        whole pipeline (merges and scores decide the ids too)."""
         h = hashlib.sha256()
-        h.update(json.dumps({"model": "wordpiece", "lowercase": self.lowercase,
-                             "strip_accents": bool(strip)}, sort_keys=True).encode())
+        if self.kind != "wordpiece":
+            spec = json.loads(self.tok.to_str())
+            h.update(json.dumps({k: spec.get(k) for k in ("normalizer", "pre_tokenizer", "model")},
+                                sort_keys=True).encode())
+            return h.hexdigest()
+        strip = self.lowercase if self.strip_accents is None else self.strip_accents
+        settings = {"model": "wordpiece", "lowercase": self.lowercase, "strip_accents": bool(strip)}
+        if not self.cjk_chars:
+            settings["cjk"] = "none"  # only when set: fingerprints of earlier tokenizers stand
+        h.update(json.dumps(settings, sort_keys=True).encode())
         for t in self.vocab_tokens():
             h.update(b"\n" + t.encode())
         return h.hexdigest()
@@ -164,7 +196,8 @@ class Tokenizer:
         A literal "[SEP]" or "[MASK]" in raw text is tokenized as text, as G-EL's BERT tokenizer
         does, so corpus text can never inject special ids into the rows."""
         if self._fast is False:
-            self._fast = FastWordPiece.for_tokenizer(self.tok, self.lowercase)
+            self._fast = (FastWordPiece.for_tokenizer(self.tok, self.lowercase)
+                          if self.kind == "wordpiece" else None)
         if self._fast is None:
             return encode_rust(self.tok, lines)
         return self._fast.encode_lines(lines)  # same ids, ~3x faster
@@ -178,32 +211,28 @@ class Tokenizer:
         return self.tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
 
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
-        return [self.tok.id_to_token(int(i)) or UNK for i in ids]
+        return [self.tok.id_to_token(int(i)) or self.specials["unk"] for i in ids]
 
     def __repr__(self) -> str:
-        return (f"Tokenizer(vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
+        return (f"Tokenizer(kind={self.kind}, vocab_size={self.vocab_size}, lowercase={self.lowercase}, "
                 f"fingerprint={self.fingerprint[:12]})")
 
 
 def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: TokenizerConfig, *,
                     overwrite: bool = False) -> Tokenizer:
-    """Train a WordPiece vocabulary on `documents` (lists of lines, e.g. from
-    `data.corpus.iter_documents`) and save it to `out_dir` (atomically). Documents stream in
-    batches, so memory stays bounded whatever the corpus size. A tokenizer already in `out_dir`
-    is replaced only with `overwrite` (shards and models made with it would no longer match)."""
+    """Train a `cfg.kind` vocabulary (WordPiece, byte-level BPE or Unigram) on `documents` (lists
+    of lines, e.g. from `data.corpus.iter_documents`) and save it to `out_dir` (atomically).
+    Documents stream in batches, so memory stays bounded whatever the corpus size. A tokenizer
+    already in `out_dir` is replaced only with `overwrite` (shards and models made with it would
+    no longer match)."""
     out = Path(out_dir)
     _check_target(out)
     if _is_tokenizer_dir(out) and not overwrite:
         raise TokenizerError(f"{out} already holds a tokenizer; pass --force to replace it or "
                              "choose another --out")
     start = time.perf_counter()
-    tok = _build(models.WordPiece(unk_token=UNK, continuing_subword_prefix="##"),
-                 cfg.lowercase, cfg.strip_accents)
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency,
-        limit_alphabet=cfg.limit_alphabet, special_tokens=list(SPECIAL_TOKENS),
-        continuing_subword_prefix="##", show_progress=True,
-    )
+    options = {"lowercase": cfg.lowercase, "strip_accents": cfg.strip_accents, "cjk_chars": cfg.cjk == "chars"}
+    tok = build_pipeline(cfg.kind, new_model(cfg.kind), **options)
 
     lines = 0
 
@@ -220,52 +249,31 @@ def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: To
             lines += len(batch)
             yield batch
 
-    tok.train_from_iterator(batches(), trainer=trainer)
+    tok.train_from_iterator(batches(), trainer=new_trainer(cfg.kind, cfg))
     if lines == 0:
         raise DataError("the corpus has no text; check --corpus and --text-field")
-    tok.model = models.WordPiece(_canonical_vocab(tok.get_vocab()), unk_token=UNK,
-                                 continuing_subword_prefix="##")
+    # a fresh pipeline around the canonical model: replacing the model keeps trainer state behind
+    tok = build_pipeline(cfg.kind, canonical_model(cfg.kind, json.loads(tok.to_str())["model"]), **options)
+    tok.add_special_tokens(list(SPECIALS[cfg.kind]))
     out_tok = Tokenizer(tok, lowercase=cfg.lowercase, strip_accents=cfg.strip_accents)
-    _set_post_processor(tok, out_tok.cls_id, out_tok.sep_id)
+    _set_post_processor(out_tok)
     out_tok.save(out)
-    log.info("trained WordPiece tokenizer: vocab %d (asked %d), lowercase=%s, %.1fs -> %s",
+    log.info("trained %s tokenizer: vocab %d (asked %d), lowercase=%s, %.1fs -> %s", cfg.kind,
              out_tok.vocab_size, cfg.vocab_size, cfg.lowercase, time.perf_counter() - start, out)
     return out_tok
-
-
-def _canonical_vocab(vocab: dict[str, int]) -> dict[str, int]:
-    """The trainer's vocabulary with ids that do not depend on the process: `tokenizers` adds the
-    alphabet (and its ## forms) in hash-map order and breaks ties between equally frequent merges
-    the same way, so the same text gave different ids from run to run. Special tokens keep their
-    ids; then the alphabet, then the learned pieces, each sorted. Lookup is by string, so
-    tokenization itself is unchanged. (Which pieces are learned can still differ when two tie
-    exactly at the vocabulary's cut; seen only with vocabularies of a few hundred tokens.)"""
-    by_id = sorted(vocab, key=vocab.__getitem__)
-    special = [t for t in by_id if t in SPECIAL_TOKENS]
-    chars = sorted(t for t in by_id if t not in SPECIAL_TOKENS and len(t.removeprefix("##")) == 1)
-    chars.sort(key=lambda t: t.startswith("##"))  # stable: plain characters first, then ## forms
-    taken = set(special) | set(chars)
-    ordered = special + chars + sorted(t for t in by_id if t not in taken)
-    return {t: i for i, t in enumerate(ordered)}
 
 
 # ----------------------------------------------------------------------------------------------
 # construction and files
 
 
-def _build(model: models.Model, lowercase: bool, strip_accents: bool | None) -> HFTokenizer:
-    tok = HFTokenizer(model)
-    tok.normalizer = normalizers.BertNormalizer(
-        clean_text=True, handle_chinese_chars=True, strip_accents=strip_accents, lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece(prefix="##")
-    return tok
-
-
-def _set_post_processor(tok: HFTokenizer, cls_id: int, sep_id: int) -> None:
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{CLS} $A {SEP}", pair=f"{CLS} $A {SEP} $B:1 {SEP}:1",
-        special_tokens=[(CLS, cls_id), (SEP, sep_id)])
+def _set_post_processor(tok: Tokenizer) -> None:
+    """BERT's layout for every kind (`cls A sep B sep`, token types 0/1): the packer, the loader's
+    token types and fine-tuning all read rows so."""
+    cls, sep = tok.specials["cls"], tok.specials["sep"]
+    tok.tok.post_processor = processors.TemplateProcessing(
+        single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B:1 {sep}:1",
+        special_tokens=[(cls, tok.cls_id), (sep, tok.sep_id)])
 
 
 def _read_vocab(file: Path) -> dict[str, int]:
@@ -301,22 +309,22 @@ def _check_target(out: Path) -> None:
 
 
 def _hf_files(tok: Tokenizer) -> dict[str, str]:
-    specials = {"unk_token": UNK, "sep_token": SEP, "pad_token": PAD, "cls_token": CLS,
-                "mask_token": MASK}
-    config = {
-        "tokenizer_class": "ElectraTokenizer",
-        "do_lower_case": tok.lowercase,
-        "strip_accents": tok.strip_accents,
-        "tokenize_chinese_chars": True,
-        "model_max_length": MODEL_MAX_LENGTH,
-        **specials,
-    }
-    return {
+    specials = {f"{role}_token": tok.specials[role] for role in ("unk", "sep", "pad", "cls", "mask")}
+    if tok.kind == "wordpiece":
+        config = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": tok.lowercase,
+                  "strip_accents": tok.strip_accents, "tokenize_chinese_chars": tok.cjk_chars}
+    else:  # tokenizer.json is the whole definition; the generic fast class loads it as it is
+        config = {"tokenizer_class": "PreTrainedTokenizerFast",
+                  "model_input_names": ["input_ids", "token_type_ids", "attention_mask"]}
+    config |= {"model_max_length": MODEL_MAX_LENGTH, **specials}
+    files = {
         "tokenizer.json": tok.tok.to_str(pretty=True),
-        "vocab.txt": "".join(t + "\n" for t in tok.vocab_tokens()),
         "tokenizer_config.json": json.dumps(config, indent=2) + "\n",
         "special_tokens_map.json": json.dumps(specials, indent=2) + "\n",
     }
+    if tok.kind == "wordpiece":  # a BPE or Unigram vocabulary alone would load as WordPiece
+        files["vocab.txt"] = "".join(t + "\n" for t in tok.vocab_tokens())
+    return files
 
 
 def _write_dir(out: Path, tok: Tokenizer) -> Path:

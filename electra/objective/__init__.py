@@ -5,11 +5,25 @@
 from __future__ import annotations
 
 from electra.config import PretrainConfig
+from electra.objective.all_tokens_mlm import AllTokensMLMModel
 from electra.objective.base import ObjectiveOutput, PretrainingObjective, TokenIds
 from electra.objective.electra import ElectraModel
+from electra.objective.electra15 import Electra15Model
+from electra.objective.mlm import MaskedLMModel
+from electra.objective.replace_mlm import ReplaceMLMModel
 
-__all__ = ["ElectraModel", "ObjectiveOutput", "PretrainingObjective", "TokenIds", "build_objective"]
+__all__ = ["AllTokensMLMModel", "Electra15Model", "ElectraModel", "MaskedLMModel", "ObjectiveOutput",
+           "PretrainingObjective", "ReplaceMLMModel", "TokenIds", "build_objective"]
+
+# objective.kind -> module; each is an ElectraModel (same parts, so export and checkpoints agree)
+OBJECTIVES: dict[str, type[ElectraModel]] = {
+    "electra": ElectraModel,
+    "electra15": Electra15Model,
+    "mlm": MaskedLMModel,
+    "replace_mlm": ReplaceMLMModel,
+    "all_tokens_mlm": AllTokensMLMModel,
+}
 
 
 def build_objective(cfg: PretrainConfig, ids: TokenIds) -> ElectraModel:
-    return ElectraModel.from_config(cfg, ids)
+    return OBJECTIVES[cfg.objective.kind].from_config(cfg, ids)

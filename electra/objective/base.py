@@ -46,6 +46,11 @@ class PretrainingObjective(nn.Module, abc.ABC):
     def encoder(self) -> Encoder:
         """The encoder that fine-tuning and export take (ELECTRA: the discriminator)."""
 
+    @property
+    def has_idle_parameters(self) -> bool:
+        """Some parameters get no gradient in some steps (DDP must be told)."""
+        return False
+
     def set_step(self, step: int) -> None:
         """Called by the loop before each update: objectives with schedules (a temperature
         anneal, training phases) read the step here; a function of the step keeps resume exact."""

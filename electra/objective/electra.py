@@ -39,6 +39,7 @@ class PretrainOutput(ObjectiveOutput):
 class ElectraModel(PretrainingObjective):
     STAT_NAMES = ("mlm_loss", "rtd_loss", "gen_correct", "gen_count", "disc_correct", "disc_count",
                   "replaced")
+    DISC_VOCAB_HEAD = False  # subclasses whose discriminator-sized model predicts tokens
 
     def __init__(self, disc: ModelConfig, gen: ModelConfig, objective: ObjectiveConfig,
                  ids: TokenIds) -> None:
@@ -58,9 +59,9 @@ class ElectraModel(PretrainingObjective):
         self.generator_head = GeneratorHead(gen.hidden_size, gen.embedding_size, gen.vocab_size,
                                             gen.layer_norm_eps)
         self.discriminator_head = DiscriminatorHead(disc.hidden_size)
-        self.discriminator_mlm_head = (  # only for the MLM warm start; not exported
+        self.discriminator_mlm_head = (  # the MLM warm start's, or a subclass's; not exported
             GeneratorHead(disc.hidden_size, disc.embedding_size, disc.vocab_size, disc.layer_norm_eps)
-            if objective.disc_mlm_steps else None)
+            if objective.disc_mlm_steps or self.DISC_VOCAB_HEAD else None)
         self.disc_mlm_phase = objective.disc_mlm_steps > 0
         init_weights(self, disc.initializer_range)
         for emb in self.all_embeddings():
@@ -74,6 +75,10 @@ class ElectraModel(PretrainingObjective):
     @property
     def encoder(self) -> Encoder:
         return self.discriminator
+
+    @property
+    def has_idle_parameters(self) -> bool:
+        return self.objective.disc_mlm_steps > 0 or self.objective.disc_weight == 0
 
     def set_step(self, step: int) -> None:
         self.temperature = self.objective.temperature_at(step)
@@ -110,12 +115,26 @@ class ElectraModel(PretrainingObjective):
         h = self.discriminator(input_ids, token_type_ids, attention_mask)  # [B, T, H]
         return self.discriminator_head(h)  # [B, T]
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                attention_mask: torch.Tensor, masked: MaskedBatch | None = None,
-                generator: torch.Generator | None = None) -> PretrainOutput:
-        # input_ids (original), token_type_ids, attention_mask: [B, T]; `masked` (tests, fixed
-        # masks) or None: drawn here from `generator` (None: the global RNG)
-        obj = self.objective
+    def corrupt(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, masked: MaskedBatch,
+                g_logits: torch.Tensor, generator: torch.Generator | None = None,
+                no_special: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generator samples written at the picked positions -> (corrupted [B, T], replaced [B, T]
+        bool); a sample equal to the original counts as original. `no_special`: never sample a
+        special token ([MASK], [CLS], ...), for objectives whose point is that no [MASK] is seen."""
+        logits = g_logits.detach()  # [B, P, V]
+        if no_special:
+            logits = logits.index_fill(-1, self.special_ids, float("-inf"))
+        sampled = gumbel_sample(logits, self.temperature, generator)  # [B, P]
+        picked = masked.weights > 0
+        corrupted = input_ids.scatter(1, masked.positions,
+                                      torch.where(picked, sampled, masked.targets))  # [B, T]
+        return corrupted, (corrupted != input_ids) & attention_mask
+
+    def generator_loss(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                       attention_mask: torch.Tensor, masked: MaskedBatch | None,
+                       generator: torch.Generator | None) -> tuple[MaskedBatch, torch.Tensor, torch.Tensor]:
+        """Mask (unless given), run the generator at the picked positions -> (masked, logits
+        [B, P, V], MLM loss)."""
         if masked is None:
             masked = self.mask(input_ids, attention_mask, generator)
         if self.disc_mlm_phase:  # warm start: the discriminator predicts the masked tokens
@@ -125,34 +144,50 @@ class ElectraModel(PretrainingObjective):
         else:
             g_logits = self.generator_logits(masked.input_ids, token_type_ids, attention_mask,
                                              masked.positions)  # [B, P, V]
-        mlm = mlm_loss(g_logits, masked.targets, masked.weights)
+        return masked, g_logits, mlm_loss(g_logits, masked.targets, masked.weights)
 
+    def rtd_positions(self, masked: MaskedBatch, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, T] bool, where the RTD loss applies: every non-pad token (ELECTRA)."""
+        return attention_mask
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+                attention_mask: torch.Tensor, masked: MaskedBatch | None = None,
+                generator: torch.Generator | None = None) -> PretrainOutput:
+        # input_ids (original), token_type_ids, attention_mask: [B, T]; `masked` (tests, fixed
+        # masks) or None: drawn here from `generator` (None: the global RNG)
+        obj = self.objective
+        masked, g_logits, mlm = self.generator_loss(input_ids, token_type_ids, attention_mask,
+                                                    masked, generator)
+        scored = self.rtd_positions(masked, attention_mask)  # [B, T] bool
         if obj.disc_weight == 0 or self.disc_mlm_phase:  # masked LM alone: no RTD pass
             corrupted, replaced = input_ids, torch.zeros_like(attention_mask)
             d_logits = torch.zeros(input_ids.shape, device=input_ids.device)
             rtd = d_logits.sum()
         else:
-            sampled = gumbel_sample(g_logits.detach(), self.temperature, generator)  # [B, P]
-            picked = masked.weights > 0
-            corrupted = input_ids.scatter(1, masked.positions,
-                                          torch.where(picked, sampled, masked.targets))  # [B, T]
-            replaced = (corrupted != input_ids) & attention_mask  # a correct sample is original
+            corrupted, replaced = self.corrupt(input_ids, attention_mask, masked, g_logits, generator)
             d_logits = self.discriminator_logits(corrupted, token_type_ids, attention_mask)  # [B, T]
-            rtd = rtd_loss(d_logits, replaced, attention_mask)
+            rtd = rtd_loss(d_logits, replaced, scored)
         loss = obj.mlm_weight * mlm + obj.disc_weight * rtd
+        return self.output(loss, mlm, rtd, g_logits, masked, d_logits, replaced, scored, corrupted)
 
+    def output(self, loss: torch.Tensor, mlm: torch.Tensor, rtd: torch.Tensor,
+               g_logits: torch.Tensor, masked: MaskedBatch, d_logits: torch.Tensor,
+               replaced: torch.Tensor, scored: torch.Tensor, corrupted: torch.Tensor,
+               extra: tuple[torch.Tensor, ...] = ()) -> PretrainOutput:
+        """The typed output and its additive statistics; `scored` [B, T] bool: the tokens the
+        discriminator's statistics count; `extra`: a subclass's further scalar statistics."""
         with torch.no_grad():
             gen_hit = ((g_logits.argmax(-1) == masked.targets).float() * masked.weights).sum()
-            disc_hit = (((d_logits > 0) == replaced) & attention_mask).sum().float()
-            gen_n, disc_n = masked.weights.sum(), attention_mask.sum().float()
-            n_replaced = replaced.sum().float()
+            disc_hit = (((d_logits > 0) == replaced) & scored).sum().float()
+            gen_n, disc_n = masked.weights.sum(), scored.sum().float()
+            n_replaced = (replaced & scored).sum().float()
             stats = torch.stack([mlm.detach(), rtd.detach(), gen_hit, gen_n, disc_hit, disc_n,
-                                 n_replaced])
+                                 n_replaced, *extra])
         return PretrainOutput(
             loss=loss, stats=stats, mlm_loss=mlm.detach(), rtd_loss=rtd.detach(),
             gen_correct=gen_hit, gen_count=gen_n, disc_correct=disc_hit, disc_count=disc_n,
             replaced_count=n_replaced, disc_logits=d_logits.detach(), replaced=replaced,
-            token_mask=attention_mask, masked=masked, corrupted=corrupted)
+            token_mask=scored, masked=masked, corrupted=corrupted)
 
     def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
         return {

@@ -21,3 +21,30 @@ def rtd_loss(logits: torch.Tensor, replaced: torch.Tensor, mask: torch.Tensor) -
     bce = F.binary_cross_entropy_with_logits(logits.float(), replaced.float(), reduction="none")
     m = mask.float()
     return (bce * m).sum() / (m.sum() + 1e-6)
+
+
+def copy_log_probs(vocab_logits: torch.Tensor, gate_logits: torch.Tensor, inputs: torch.Tensor,
+                   targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) under the paper's copy mechanism, p = D*onehot(input) + (1-D)*softmax(vocab)
+    with D = sigmoid(gate): computed in log space, so neither term underflows."""
+    # vocab_logits: [B, T, V]; gate_logits, inputs, targets: [B, T] -> [B, T]
+    log_soft = F.log_softmax(vocab_logits.float(), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    gate = gate_logits.float()
+    generate = F.logsigmoid(-gate) + log_soft  # log (1 - D) softmax[target]
+    return torch.where(inputs == targets, torch.logaddexp(F.logsigmoid(gate), generate), generate)
+
+
+def copy_distribution(vocab_logits: torch.Tensor, gate_logits: torch.Tensor,
+                      inputs: torch.Tensor) -> torch.Tensor:
+    """The full distribution over the vocabulary at every position (tests, inspection)."""
+    # vocab_logits: [B, T, V]; gate_logits, inputs: [B, T] -> [B, T, V], sums to 1 over V
+    d = torch.sigmoid(gate_logits.float()).unsqueeze(-1)
+    onehot = F.one_hot(inputs, vocab_logits.shape[-1]).float()
+    return d * onehot + (1 - d) * torch.softmax(vocab_logits.float(), -1)
+
+
+def copy_mlm_loss(vocab_logits: torch.Tensor, gate_logits: torch.Tensor, inputs: torch.Tensor,
+                  targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """All-Tokens MLM: mean -log p(original) over the tokens in `mask` (every non-pad token)."""
+    m = mask.float()
+    return -(copy_log_probs(vocab_logits, gate_logits, inputs, targets) * m).sum() / (m.sum() + 1e-6)

@@ -29,9 +29,10 @@ class MaskSpec:
 
     @classmethod
     def from_config(cls, cfg: ObjectiveConfig, mask_id: int, vocab_size: int) -> MaskSpec:
+        mask_token_prob, random_token_prob = cfg.corruption()
         return cls(mask_id=mask_id, vocab_size=vocab_size, mask_prob=cfg.mask_prob,
-                   max_predictions=cfg.max_predictions, mask_token_prob=cfg.mask_token_prob,
-                   random_token_prob=cfg.random_token_prob)
+                   max_predictions=cfg.max_predictions, mask_token_prob=mask_token_prob,
+                   random_token_prob=random_token_prob)
 
     def predictions_for(self, seq_len: int) -> int:
         """P, the fixed number of prediction slots per row of `seq_len` tokens."""
@@ -76,3 +77,9 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_i
     masked = input_ids.scatter(1, positions, replacement)
     return MaskedBatch(input_ids=masked, positions=positions, targets=targets,
                        weights=weights.to(torch.float32))
+
+
+def picked_tokens(masked: MaskedBatch, shape: torch.Size) -> torch.Tensor:
+    """[B, T] bool: the positions actually picked (filler slots excluded)."""
+    picked = torch.zeros(shape, dtype=torch.bool, device=masked.positions.device)
+    return picked.scatter(1, masked.positions, masked.weights > 0)

@@ -22,13 +22,30 @@ def encoder_train_flops(cfg: ModelConfig, seq_len: int) -> float:
     return 6.0 * encoder_matmul_params(cfg) + 12.0 * cfg.num_layers * cfg.hidden_size * seq_len
 
 
+def mlm_head_flops(cfg: ModelConfig, positions_frac: float) -> float:
+    """Forward + backward FLOPs per token of an MLM head (dense H->E, tied E->V) applied at a
+    fraction `positions_frac` of the tokens."""
+    return 6.0 * (cfg.hidden_size * cfg.embedding_size + cfg.embedding_size * cfg.vocab_size) * positions_frac
+
+
+def rtd_head_flops(cfg: ModelConfig) -> float:
+    """The per-token sigmoid head (dense H->H, H->1): RTD, and All-Tokens MLM's copy gate."""
+    return 6.0 * (cfg.hidden_size * cfg.hidden_size + cfg.hidden_size)
+
+
 def electra_train_flops(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -> float:
-    """FLOPs per token of one ELECTRA training step (generator + discriminator + heads)."""
-    d, g = cfg.model, cfg.generator_model()
+    """FLOPs per token of one training step of `cfg.objective.kind` (every model and head)."""
+    d, g, kind = cfg.model, cfg.generator_model(), cfg.objective.kind
     spec = MaskSpec.from_config(cfg.objective, 0, d.vocab_size)
     frac = spec.predictions_for(seq_len) / seq_len if gathered else 1.0
-    gen_head = 6.0 * (g.hidden_size * g.embedding_size + g.embedding_size * g.vocab_size) * frac
-    if cfg.objective.disc_weight == 0:  # masked LM alone: no sampling, no discriminator pass
-        return encoder_train_flops(g, seq_len) + gen_head
-    disc_head = 6.0 * (d.hidden_size * d.hidden_size + d.hidden_size)
-    return encoder_train_flops(g, seq_len) + gen_head + encoder_train_flops(d, seq_len) + disc_head
+    if kind == "mlm":  # one encoder and its MLM head: no generator, no discriminator pass
+        return encoder_train_flops(d, seq_len) + mlm_head_flops(d, frac)
+    generator = encoder_train_flops(g, seq_len) + mlm_head_flops(g, frac)
+    if kind in ("electra", "electra15") and cfg.objective.disc_weight == 0:  # masked LM alone
+        return generator
+    disc = encoder_train_flops(d, seq_len)
+    if kind == "replace_mlm":  # the discriminator-sized MLM head at the picked positions
+        return generator + disc + mlm_head_flops(d, frac)
+    if kind == "all_tokens_mlm":  # a vocabulary head and the copy gate at every token
+        return generator + disc + mlm_head_flops(d, 1.0) + rtd_head_flops(d)
+    return generator + disc + rtd_head_flops(d)

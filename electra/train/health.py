@@ -92,7 +92,7 @@ class HealthMonitor:
                 "generator_strong", f"the generator guesses {100 * gen_acc:.0f}% of masked tokens: "
                 "few replacements are left for the discriminator", "use a smaller generator "
                 "(objective.generator_size=0.25) or a higher objective.temperature"
-            ) if gen_acc > GENERATOR_STRONG_ACC else None
+            ) if gen_acc > GENERATOR_STRONG_ACC and self.cfg.objective.detects_replacements else None
             found["generator_weak"] = Alarm(
                 "generator_weak", f"generator accuracy {gen_acc:.3f} at step {step}, after warm-up: "
                 "it has not learned even token frequencies", "check optim.lr and objective.mlm_weight"
@@ -112,7 +112,7 @@ class HealthMonitor:
     def on_valid(self, step: int, m: dict[str, float]) -> list[Alarm]:
         steps, found = self.cfg.train.steps, {}
         after_warmup = step > max(self.cfg.optim.warmup_steps, 1)
-        if "disc_auc" in m and self.cfg.objective.disc_weight > 0 and after_warmup:
+        if "disc_auc" in m and self.cfg.objective.detects_replacements and after_warmup:
             collapsed = (m["disc_acc"] - m["baseline_acc"] < COLLAPSE_ACC_MARGIN
                          and m["disc_auc"] - 0.5 < COLLAPSE_AUC_MARGIN)
             found["disc_collapse"] = Alarm(
@@ -123,7 +123,7 @@ class HealthMonitor:
             ) if collapsed else None
         if "gain_mlm_loss" in m and step >= LATE_FRACTION * steps:
             gen_ok, disc_ok = learned_context(m)
-            needs_disc = "gain_disc_auc" in m and self.cfg.objective.disc_weight > 0
+            needs_disc = "gain_disc_auc" in m and self.cfg.objective.detects_replacements
             found["no_context"] = Alarm(
                 "no_context", f"at step {step} of {steps} the models still score like context-free "
                 f"baselines (generator gain {m['gain_mlm_loss']:+.3f} nats"

@@ -9,6 +9,7 @@ the same on 1 CPU and N GPUs; `api.pretrain` prepares the data and the process c
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,12 +58,12 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     state = build_state(cfg, data, ctx, init=None if resume else init)
     if resume:
         restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr)
-    last_step = end_step(tc, state.step)
-    model, precision = state.model, state.precision
-    idle = cfg.objective.disc_mlm_steps > 0 or cfg.objective.disc_weight == 0
-    step_fn = dist.wrap_model(model, ctx.info, ctx.device, some_parameters_idle=idle)
-    step_fn = torch.compile(step_fn) if tc.compile else step_fn
     flops_per_token = electra_train_flops(cfg, data.seq_len)
+    last_step = end_step(tc, state.step, flops_per_token * tc.batch_size * data.seq_len)
+    model, precision = state.model, state.precision
+    step_fn = dist.wrap_model(model, ctx.info, ctx.device,
+                              some_parameters_idle=model.has_idle_parameters)
+    step_fn = torch.compile(step_fn) if tc.compile else step_fn
     logger = MetricsLogger(run_dir, enabled=ctx.is_main, resume_step=state.step if resume else None)
     validator = make_validator(tc, data, state, ctx) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
@@ -71,7 +72,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     valid_metrics: dict[str, float] = {}
     path: Path | None = None
     first_step, t_start = state.step, time.perf_counter()
-    control = StopControl(tc.save_every_minutes, ctx.device)
+    control = StopControl(tc.save_every_minutes, ctx.device, tc.budget_minutes)
     stop = False
 
     model.train()
@@ -89,7 +90,9 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
                               cfg.optim.clip_norm, skip_nonfinite=ctx.device.type == "cpu")
         meter.add_step(norm, count_nonfinite_grads=not precision.scaler.is_enabled())
         state.step += 1
-        step, at_end = state.step, state.step == last_step
+        step = state.step
+        at_end = step == last_step or control.budget_spent(step, tc.log_every, ctx.info.world_size,
+                                                           dist.all_reduce_max)
 
         # ---- log (the only host sync of a normal step) --------------------------------------
         if step % tc.log_every == 0 or step % tc.save_every == 0 or at_end:
@@ -129,6 +132,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         if stop:
             log.warning("SIGTERM: stopped after step %d with a checkpoint (%s)", step, path)
             break
+        if at_end:  # train.steps, train.stop_at or a budget reached
+            break
 
     control.close()
     logger.close()
@@ -147,12 +152,19 @@ def make_validator(tc: TrainConfig, data: RunData, state: TrainState, ctx: Conte
                      device=ctx.device, precision=state.precision, seed=tc.seed + 999)
 
 
-def end_step(tc: TrainConfig, step: int) -> int:
-    """Where this invocation stops: `train.stop_at` (a slice of a longer run) or `train.steps`."""
+def end_step(tc: TrainConfig, step: int, flops_per_step: float) -> int:
+    """Where this invocation stops: `train.stop_at` (a slice of a longer run), `train.steps`, or
+    the step that spends `train.budget_flops` (`flops_per_step`: batch x seq_len x FLOPs/token)."""
     if step >= tc.steps:
         raise ConfigError(f"the run is already at step {step} of train.steps={tc.steps}; raise "
                           "train.steps to continue it")
     last = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
+    if tc.budget_flops:
+        spent_at = math.ceil(tc.budget_flops / flops_per_step - 1e-9)
+        if spent_at <= step:
+            raise ConfigError(f"train.budget_flops={tc.budget_flops:g} is spent by step {spent_at}; "
+                              f"the run is at step {step}: raise the budget to continue it")
+        last = min(last, spent_at)
     if last <= step:
         raise ConfigError(f"train.stop_at={tc.stop_at} is not after the checkpoint's step {step}")
     return last

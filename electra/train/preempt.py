@@ -15,8 +15,10 @@ import torch
 
 
 class StopControl:
-    def __init__(self, save_every_minutes: float, device: torch.device) -> None:
+    def __init__(self, save_every_minutes: float, device: torch.device,
+                 budget_minutes: float = 0.0) -> None:
         self.signalled = False
+        self.deadline = time.monotonic() + budget_minutes * 60.0 if budget_minutes else None
         self.save_every = save_every_minutes * 60.0
         self.last_save = time.monotonic()
         self.device = device
@@ -38,6 +40,19 @@ class StopControl:
         flags = all_reduce_max(torch.tensor([float(self.signalled), float(time_due)], device=self.device))
         stop, due = (bool(x) for x in flags.tolist())
         return stop, stop or due
+
+    def budget_spent(self, step: int, log_every: int, world_size: int,
+                     all_reduce_max: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+        """`train.budget_minutes` has passed (checked after `step`; across processes only at
+        log steps, so every rank ends at the same step)."""
+        if self.deadline is None:
+            return False
+        over = time.monotonic() >= self.deadline
+        if world_size == 1:
+            return over
+        if step % log_every:
+            return False
+        return bool(all_reduce_max(torch.tensor([float(over)], device=self.device)).item())
 
     def saved(self) -> None:
         self.last_save = time.monotonic()

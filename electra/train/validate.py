@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from electra.data.loader import batch_from_rows
+from electra.data.loader import batch_from_rows, is_one_segment
 from electra.data.shards import ShardReader
 from electra.objective import ElectraModel
 from electra.objective import baselines as ref
@@ -40,6 +40,7 @@ class Validator:
         self.valid_rows = valid.take(np.arange(min(rows, len(valid))))
         self.train_rows = evenly_spaced(train, reference_rows or 4 * rows)
         self.batch_size, self.pad_id, self.sep_id = batch_size, pad_id, sep_id
+        self.one_segment = is_one_segment(valid)  # RoBERTa-style rows: token types all 0
         self.device, self.precision, self.seed = device, precision, seed
         vocab = int(train.manifest.vocab_size)
         self.unigram = ref.unigram_log_probs(evenly_spaced(train, unigram_rows), vocab, special_ids)
@@ -55,7 +56,8 @@ class Validator:
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("score", "replaced", "corrupted",
                                                                 "target", "shown")}
         for start in range(0, len(rows), self.batch_size):
-            b = batch_from_rows(rows[start:start + self.batch_size], self.pad_id, self.sep_id).to(self.device)
+            b = batch_from_rows(rows[start:start + self.batch_size], self.pad_id, self.sep_id,
+                                one_segment=self.one_segment).to(self.device)
             with self.precision.autocast():
                 out = model(b.input_ids, b.token_type_ids, b.attention_mask, generator=gen)
             sums += torch.stack([out.mlm_loss * out.gen_count, out.rtd_loss * out.disc_count,
@@ -103,6 +105,8 @@ class Validator:
         m["gain_gen_acc"] = m["gen_acc"] - m["nocontext_gen_acc"]
         m["gain_disc_auc"] = m["disc_auc"] - m["nocontext_disc_auc"]  # > 0: so does the discriminator
         m["gain_disc_acc"] = m["disc_acc"] - m["nocontext_disc_acc"]
+        if not model.objective.detects_replacements:  # MLM alone, Replace/All-Tokens MLM: no RTD
+            m.update({k: float("nan") for k in m if "disc" in k or k in ("rtd_loss", "baseline_acc")})
         return m
 
 
