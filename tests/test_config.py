@@ -65,3 +65,12 @@ def test_json_round_trip_and_unknown_keys():
 def test_unknown_preset_suggests():
     with pytest.raises(ConfigError, match="did you mean 'small'"):
         preset("smal")
+
+
+def test_mini_preset_is_the_cpu_study_recipe():
+    from electra.config import preset
+    mini, tiny = preset("mini"), preset("tiny")
+    assert mini.model == tiny.model  # same architecture: only the recipe differs
+    o = mini.objective
+    assert (o.sharing, o.generator_size, o.disc_weight, o.temperature) == ("all", 1.0, 1.0, 1.0)
+    assert (mini.preprocess.seq_len, mini.train.batch_size, mini.train.steps) == (64, 16, 8000)
