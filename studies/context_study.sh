@@ -69,4 +69,14 @@ case $BATCH in
       objective.disc_weight=1
     run b4_shareall_l5 d64 $T64B16 train.stop_at=1280 objective.sharing=all objective.generator_size=1.0 \
       objective.disc_weight=5 ;;
+  # batch 5: the lambda-1 shared encoder for 8,000 steps (8.2M tokens; = --preset mini), and the
+  # same at lr 2e-3 (diverges near step 1,300: `electra doctor` names it)
+  5a)
+    run long_l1 d64 objective.sharing=all objective.generator_size=1.0 objective.disc_weight=1 \
+      optim.lr=1e-3 optim.warmup_steps=400 train.batch_size=16 train.steps=8000 train.eval_every=1000 \
+      train.save_every=2000 train.save_every_minutes=15 train.keep_last=12 train.log_every=200 ;;
+  5b)
+    run long_l1_lr2e3 d64 objective.sharing=all objective.generator_size=1.0 objective.disc_weight=1 \
+      optim.lr=2e-3 optim.warmup_steps=400 train.batch_size=16 train.steps=8000 train.eval_every=1000 \
+      train.save_every=2000 train.save_every_minutes=15 train.keep_last=12 train.log_every=200 ;;
 esac
