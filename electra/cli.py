@@ -11,6 +11,8 @@
     electra predict FINETUNED_DIR --input test.tsv --out predictions.tsv
     electra doctor RUN_DIR                          # health, checkpoints, data, next command
     electra inspect CHECKPOINT
+    electra experiment run ablations --data DIR --glue-dir DIR --out DIR   # or a TOML spec
+    electra experiment report DIR                   # report.md, report.json, PNGs
 
 User errors print one line (`electra: error: ...`) and exit with status 2."""
 
@@ -268,6 +270,34 @@ def _inspect(args: argparse.Namespace) -> None:
     print("\n".join(inspect(Path(args.checkpoint))))
 
 
+def _experiment_run(args: argparse.Namespace) -> None:
+    from electra import experiment
+
+    try:
+        budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else None
+        seeds = None if args.seeds is None else (
+            [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds))))
+    except ValueError:
+        raise ElectraError(f"--budgets {args.budgets!r} / --seeds {args.seeds!r}: give numbers, e.g. "
+                           "--budgets 1e15,1e16 --seeds 3") from None
+    spec = experiment.with_options(
+        experiment.load_spec(args.spec, budgets=budgets), data=args.data, preset_name=args.preset,
+        tasks=args.tasks, seeds=seeds, glue_dir=args.glue_dir, conll=args.conll, squad=args.squad,
+        overrides=args.overrides)
+    done = experiment.run(spec, args.out)
+    print(f"{len(done)} cell(s) in {Path(args.out) / 'cells'}; "
+          f"{sum(c.evaluate == 'ran' for c in done)} evaluated in this invocation")
+    _experiment_report(argparse.Namespace(dir=args.out))
+
+
+def _experiment_report(args: argparse.Namespace) -> None:
+    from electra import experiment
+
+    rep = experiment.report(args.dir)
+    print("\n" + (Path(args.dir) / "report.md").read_text())
+    print(f"wrote {Path(args.dir) / 'report.json'}" + "".join(f", {f}" for f in rep["figures"]))
+
+
 def _add_config_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--config", metavar="FILE",
                    help=f"start from this {what} config (JSON, e.g. saved from --print-config)")
@@ -452,6 +482,28 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="print what a checkpoint holds and whether it is intact")
     ins.add_argument("checkpoint", help="a checkpoint directory, or a run directory (its newest)")
     ins.set_defaults(fn=_inspect)
+
+    exp = sub.add_parser("experiment", help="the paper's experiments: grids of pre-training + evaluation"
+                         ).add_subparsers(dest="action", required=True)
+    er = exp.add_parser("run", help="pre-train and evaluate every cell of a grid (resumes)",
+                        description="SPEC: a TOML file or a built-in grid (electra_vs_bert, ablations, "
+                                    "sharing, generator_size). Overrides apply to every cell; "
+                                    "finetune.section.field=value ones to fine-tuning.")
+    er.add_argument("spec", help="TOML file or built-in grid name")
+    er.add_argument("--out", required=True, help="experiment directory (cells/NAME per cell)")
+    er.add_argument("--data", help="shards written by electra preprocess (overrides the spec's)")
+    er.add_argument("--preset", help="base preset (overrides the spec's)")
+    er.add_argument("--budgets", help="built-in grids: FLOP budgets, e.g. 1e14,1e15,1e16")
+    er.add_argument("--tasks", help="fine-tuning tasks (overrides the spec's), e.g. glue or sst2,rte")
+    er.add_argument("--seeds", help="fine-tuning seeds: a count (3) or a list (0,1,2)")
+    er.add_argument("--glue-dir", help="GLUE root holding CoLA/, SST-2/, ...")
+    er.add_argument("--conll", help="CoNLL-2003 directory")
+    er.add_argument("--squad", help="SQuAD directory")
+    er.add_argument("overrides", nargs="*", help="section.field=value (pre-training) or finetune.section.field=value")
+    er.set_defaults(fn=_experiment_run)
+    rp = exp.add_parser("report", help="table (report.md, report.json) and plots of an experiment")
+    rp.add_argument("dir", help="the --out of electra experiment run")
+    rp.set_defaults(fn=_experiment_report)
     return p
 
 

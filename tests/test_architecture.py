@@ -18,7 +18,7 @@ FLOORS = [
     ("electra.hf",),
     ("electra.train",),
     ("electra.finetuning", "electra.plan", "electra.diagnose"),
-    ("electra.api",),
+    ("electra.api", "electra.experiment"),
     ("electra.cli", "electra"),
 ]
 

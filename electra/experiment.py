@@ -1,0 +1,424 @@
+"""The paper's experiments as grids of pre-training runs: a spec (base preset, shared overrides,
+data, cells, fine-tuning tasks), a resumable runner over the Python API, and a report.
+
+    electra experiment run ablations --data DATA --glue-dir GLUE --out runs/ablations
+    electra experiment report runs/ablations     # report.md, report.json, PNGs (plot extra)
+
+Every cell pre-trains into OUT/cells/NAME and is evaluated into OUT/cells/NAME/eval; a rerun
+skips finished cells, re-evaluates cells whose pre-training finished and resumes the others."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import math
+import re
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from electra.api import evaluate as api_evaluate
+from electra.api import pretrain as api_pretrain
+from electra.config import apply_overrides, preset
+from electra.errors import ConfigError
+from electra.files import write_text_atomic
+from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.tasks import resolve_tasks
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cell:
+    """One pre-training run of the grid: its directory name and its own overrides."""
+
+    name: str
+    overrides: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ConfigError(f"cell name {self.name!r} must be letters, digits, '.', '_' or '-' "
+                              "(it names a directory)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneSpec:
+    """What every cell is evaluated on: tasks x seeds, their data, fine-tuning overrides."""
+
+    tasks: str = "glue"  # as `electra evaluate --tasks`
+    seeds: tuple[int, ...] = (0, 1, 2)
+    glue_dir: str | None = None
+    conll: str | None = None
+    squad: str | None = None
+    overrides: tuple[str, ...] = ()  # FinetuneConfig fields, e.g. train.train_examples=2000
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"finetune.seeds={list(self.seeds)} must be distinct and not empty")
+        resolve_tasks(self.tasks)
+        apply_overrides(FinetuneConfig(), list(self.overrides))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExperimentSpec:
+    """A grid: base preset + shared overrides + data + cells + fine-tuning."""
+
+    name: str
+    preset: str = "small"
+    data: str | None = None  # shards written by `electra preprocess` (relative: to the working dir)
+    overrides: tuple[str, ...] = ()
+    cells: tuple[Cell, ...]
+    finetune: FinetuneSpec = FinetuneSpec()
+
+    def __post_init__(self) -> None:
+        preset(self.preset)  # an unknown preset fails here, with a suggestion
+        if not self.cells:
+            raise ConfigError(f"experiment {self.name!r} has no cells; add [[cells]] tables")
+        names = [c.name for c in self.cells]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise ConfigError(f"experiment {self.name!r}: cell names must be unique ({', '.join(dup)} repeated)")
+        for c in self.cells:  # unknown keys and bad values fail before any run starts
+            try:
+                apply_overrides(preset(self.preset), [*self.overrides, *c.overrides])
+            except ConfigError as e:
+                raise ConfigError(f"cell {c.name}: {e}") from None
+
+    def cell_overrides(self, cell: Cell) -> list[str]:
+        return [*self.overrides, *cell.overrides]
+
+
+# ---- built-in grids (the paper's Figure 1, Table 2 ablations, Figure 3 sharing and sizes) ----
+
+BUDGETS = (1e16, 1e17, 1e18)  # ELECTRA-Small's full run is ~1.4e18 FLOPs (paper Table 1)
+
+
+def _electra_vs_bert(budgets: Sequence[float]) -> list[Cell]:
+    return [Cell(name=f"{kind}-{b:.0e}".replace("+", ""), overrides=(f"objective.kind={kind}",
+                                                                     f"train.budget_flops={b:g}"))
+            for b in budgets for kind in ("electra", "mlm")]
+
+
+def _one_budget(budgets: Sequence[float], variants: dict[str, list[str]]) -> list[Cell]:
+    if len(budgets) != 1:
+        raise ConfigError(f"this built-in grid runs at one budget; pass one value to --budgets (got {len(budgets)})")
+    return [Cell(name=n, overrides=(*o, f"train.budget_flops={budgets[0]:g}")) for n, o in variants.items()]
+
+
+BUILTINS: dict[str, Callable[[Sequence[float] | None], list[Cell]]] = {
+    "electra_vs_bert": lambda b: _electra_vs_bert(b or BUDGETS),
+    "ablations": lambda b: _one_budget(b or BUDGETS[1:2], {
+        k: [f"objective.kind={k}"] for k in ("electra", "electra15", "replace_mlm", "all_tokens_mlm", "mlm")}),
+    "sharing": lambda b: _one_budget(b or BUDGETS[1:2], {
+        f"sharing-{s}": ["objective.sharing=" + s, "objective.generator_size=1.0"]
+        for s in ("none", "embeddings", "all")}),
+    "generator_size": lambda b: _one_budget(b or BUDGETS[1:2], {
+        f"generator-{g}": [f"objective.generator_size={g}"] for g in ("0.25", "0.5", "1.0")}),
+}
+
+_TOP_KEYS = {"name", "preset", "data", "overrides", "cells", "finetune"}
+_CELL_KEYS = {"name", "overrides"}
+_FINETUNE_KEYS = {f.name for f in dataclasses.fields(FinetuneSpec)}
+
+
+def load_spec(spec: str | Path, *, budgets: Sequence[float] | None = None) -> ExperimentSpec:
+    """A built-in grid by name (`budgets` rescales its FLOP budgets) or a TOML file."""
+    text = str(spec)
+    if text in BUILTINS:
+        return ExperimentSpec(name=text, cells=tuple(BUILTINS[text](budgets)))
+    path = Path(spec)
+    if not path.is_file():
+        hint = difflib.get_close_matches(text, BUILTINS, n=1)
+        raise ConfigError(f"experiment spec {text!r} is neither a TOML file nor a built-in grid" +
+                          (f"; did you mean {hint[0]!r}?" if hint else f" ({', '.join(BUILTINS)})"))
+    if budgets:
+        raise ConfigError("--budgets rescales a built-in grid; a TOML spec sets train.budget_flops per cell")
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the same parser as a package
+        try:
+            import tomli as tomllib
+        except ModuleNotFoundError:
+            raise ConfigError("TOML experiment specs need Python >= 3.11 or `pip install tomli`") from None
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    try:
+        return spec_from_dict(raw, default_name=path.stem)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def spec_from_dict(raw: dict[str, Any], *, default_name: str = "experiment") -> ExperimentSpec:
+    _check_keys(raw, _TOP_KEYS, "")
+    cells = raw.get("cells", [])
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise ConfigError("cells must be an array of tables ([[cells]] with name and overrides)")
+    for c in cells:
+        _check_keys(c, _CELL_KEYS, "cells.")
+        if "name" not in c:
+            raise ConfigError("every [[cells]] table needs a name")
+    ft = raw.get("finetune", {})
+    if not isinstance(ft, dict):
+        raise ConfigError("finetune must be a table ([finetune] with tasks, seeds, glue_dir, ...)")
+    _check_keys(ft, _FINETUNE_KEYS, "finetune.")
+    seeds = ft.get("seeds", 3)
+    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
+    tasks = ft.get("tasks", "glue")
+    return ExperimentSpec(
+        name=_str(raw, "name", default_name), preset=_str(raw, "preset", "small"), data=raw.get("data"),
+        overrides=_strings(raw, "overrides", ""),
+        cells=tuple(Cell(name=_str(c, "name", ""), overrides=_strings(c, "overrides", "cells."))
+                    for c in cells),
+        finetune=FinetuneSpec(tasks=",".join(tasks) if isinstance(tasks, list) else str(tasks),
+                              seeds=tuple(int(s) for s in seeds), glue_dir=ft.get("glue_dir"),
+                              conll=ft.get("conll"), squad=ft.get("squad"),
+                              overrides=_strings(ft, "overrides", "finetune.")))
+
+
+def _check_keys(table: dict, allowed: set[str], prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            raise ConfigError(f"unknown key {prefix}{key}" + (f"; did you mean {prefix}{hint[0]}?" if hint
+                                                              else f" (expected {', '.join(sorted(allowed))})"))
+
+
+def _str(table: dict, key: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, got {value!r}")
+    return value
+
+
+def _strings(table: dict, key: str, prefix: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and "=" in v for v in value):
+        raise ConfigError(f"{prefix}{key} must be a list of \"section.field=value\" strings")
+    return tuple(value)
+
+
+def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: str | None = None,
+                 tasks: str | None = None, seeds: Sequence[int] | None = None,
+                 glue_dir: str | None = None, conll: str | None = None, squad: str | None = None,
+                 overrides: Sequence[str] = ()) -> ExperimentSpec:
+    """The spec with command-line choices on top; `finetune.`-prefixed overrides go to
+    fine-tuning, the others are shared by every pre-training cell."""
+    ft_over = [o.removeprefix("finetune.") for o in overrides if o.startswith("finetune.")]
+    pre_over = [o for o in overrides if not o.startswith("finetune.")]
+    ft = spec.finetune
+    ft = dataclasses.replace(ft, tasks=tasks or ft.tasks, seeds=tuple(seeds) if seeds else ft.seeds,
+                             glue_dir=glue_dir or ft.glue_dir, conll=conll or ft.conll,
+                             squad=squad or ft.squad, overrides=(*ft.overrides, *ft_over))
+    return dataclasses.replace(spec, data=data or spec.data, preset=preset_name or spec.preset,
+                               overrides=(*spec.overrides, *pre_over), finetune=ft)
+
+
+# ---- the runner ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CellOutcome:
+    name: str
+    pretrain: str  # "ran", "resumed" or "done" (found finished)
+    evaluate: str  # "ran" or "done"
+
+
+def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
+    """Pre-train and evaluate every unfinished cell of `spec` into `out`/cells/NAME."""
+    out = Path(out)
+    if not spec.data:
+        raise ConfigError(f"experiment {spec.name!r} names no data; pass --data DIR (shards written by "
+                          "electra preprocess) or set data = \"DIR\" in the spec")
+    if not Path(spec.data).is_dir():
+        raise ConfigError(f"data {spec.data} does not exist; pass the directory written by electra preprocess")
+    tasks = [t.name for t in resolve_tasks(spec.finetune.tasks)]
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "experiment.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
+    outcomes = []
+    for i, cell in enumerate(spec.cells, 1):
+        cell_dir = out / "cells" / cell.name
+        _check_cell(cell_dir, spec, cell)
+        tag = f"[{i}/{len(spec.cells)}] cell {cell.name}"
+        if _evaluated(cell_dir / "eval", tasks, spec.finetune.seeds):
+            log.info("%s: done (%s)", tag, cell_dir / "eval" / "results.json")
+            outcomes.append(CellOutcome(cell.name, "done", "done"))
+            continue
+        pretrain = _pretrain_cell(tag, cell_dir, spec, cell)
+        log.info("%s: evaluating %s x %d seed(s) ...", tag, ",".join(tasks), len(spec.finetune.seeds))
+        ft = spec.finetune
+        api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
+                     squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides))
+        outcomes.append(CellOutcome(cell.name, pretrain, "ran"))
+    return outcomes
+
+
+def _check_cell(cell_dir: Path, spec: ExperimentSpec, cell: Cell) -> None:
+    """A cell directory is reused only for the same pre-training settings."""
+    setup = {"preset": spec.preset, "shared": list(spec.overrides), "cell": list(cell.overrides)}
+    f = _cell_file(cell_dir)  # beside the run directory, which api.pretrain wants empty
+    if f.is_file() and json.loads(f.read_text()) != setup:
+        raise ConfigError(f"{cell_dir} holds cell {cell.name} with other settings; rename the cell or "
+                          "delete the directory to start it over")
+    f.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(f, json.dumps(setup, indent=2) + "\n")
+
+
+def _cell_file(cell_dir: Path) -> Path:
+    return cell_dir.parent / f"{cell_dir.name}.json"
+
+
+def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -> str:
+    if (cell_dir / "export" / "discriminator" / "config.json").is_file():
+        log.info("%s: pre-training done, re-evaluating", tag)
+        return "done"
+    if any((cell_dir / "checkpoints").glob("*")):
+        log.info("%s: resuming pre-training from %s ...", tag, cell_dir / "checkpoints")
+        api_pretrain(out=cell_dir, resume=True)
+        return "resumed"
+    log.info("%s: pretraining (%s) ...", tag, " ".join(cell.overrides) or "base settings")
+    api_pretrain(spec.preset, out=cell_dir, data=spec.data, overrides=spec.cell_overrides(cell))
+    return "ran"
+
+
+def _evaluated(eval_dir: Path, tasks: list[str], seeds: Sequence[int]) -> bool:
+    f = eval_dir / "results.json"
+    if not f.is_file():
+        return False
+    done = json.loads(f.read_text())
+    return (done.get("seeds") == list(seeds) and
+            all(len(done["tasks"].get(t, {}).get("runs", [])) == len(seeds) for t in tasks))
+
+
+# ---- the report ----------------------------------------------------------------------------
+
+
+def read_cell(cell_dir: Path) -> dict[str, Any]:
+    """One report row: objective, compute spent, final context gains, task medians x100."""
+    cfg = json.loads((cell_dir / "config.json").read_text()) if (cell_dir / "config.json").is_file() else {}
+    setup = json.loads(_cell_file(cell_dir).read_text()) if _cell_file(cell_dir).is_file() else {}
+    train, valid = _metrics(cell_dir)
+    last = train[-1] if train else {}
+    row = {"cell": cell_dir.name, "kind": cfg.get("objective", {}).get("kind"),
+           "overrides": setup.get("cell", []), "flops": last.get("flops"), "tokens": last.get("tokens"),
+           "step": last.get("step"), "gain_mlm_loss": valid[-1].get("gain_mlm_loss") if valid else None,
+           "gain_disc_auc": valid[-1].get("gain_disc_auc") if valid else None,
+           "curve": [_at_flops(v, train) for v in valid], "tasks": {}, "score": None}
+    f = cell_dir / "eval" / "results.json"
+    if f.is_file():
+        results = json.loads(f.read_text())
+        for name, t in results["tasks"].items():
+            s = t["summary"].get(t["main_metric"])
+            if s:
+                row["tasks"][name] = {"median": 100 * s["median"], "n": s["n"], "metric": t["main_metric"]}
+        glue = (results.get("glue_average") or {}).get("score")
+        meds = [t["median"] for t in row["tasks"].values()]
+        row["score"] = 100 * glue if glue is not None else (statistics.mean(meds) if meds else None)
+    return row
+
+
+def _metrics(cell_dir: Path) -> tuple[list[dict], list[dict]]:
+    f = cell_dir / "metrics.jsonl"
+    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()] if f.is_file() else []
+    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "valid"]
+
+
+def _at_flops(v: dict, train: list[dict]) -> dict:
+    """A validation record's gains with the FLOPs spent by its step (the run's rate so far)."""
+    seen = [t for t in train if t["step"] <= v["step"]] or train[:1]
+    flops = seen[-1]["flops"] * v["step"] / seen[-1]["step"] if seen else None
+    return {"step": v["step"], "flops": flops, "gain_mlm_loss": v.get("gain_mlm_loss"),
+            "gain_disc_auc": v.get("gain_disc_auc")}
+
+
+def report(out: str | Path) -> dict[str, Any]:
+    """report.md, report.json and (with matplotlib) PNGs in `out`; returns the report."""
+    out = Path(out)
+    if not (out / "cells").is_dir():
+        raise ConfigError(f"{out} holds no experiment (no cells/); pass the --out of electra experiment run")
+    order = [c["name"] for c in json.loads((out / "experiment.json").read_text())["cells"]] \
+        if (out / "experiment.json").is_file() else []
+    dirs = sorted((d for d in (out / "cells").iterdir() if d.is_dir()),
+                  key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name))
+    rows = [read_cell(d) for d in dirs]
+    rep = {"dir": str(out), "cells": rows, "figures": []}
+    write_text_atomic(out / "report.md", markdown(rows))
+    try:
+        import matplotlib  # noqa: F401 - the optional `plot` extra
+    except ImportError:
+        log.info("matplotlib is not installed (pip install 'electra[plot]'): no figures")
+    else:
+        rep["figures"] = [str(p) for p in plot(rows, out)]
+    write_text_atomic(out / "report.json", json.dumps(rep, indent=2) + "\n")
+    return rep
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+
+
+def markdown(rows: list[dict]) -> str:
+    tasks = sorted({t for r in rows for t in r["tasks"]})
+    lines = ["# Experiment report", "",
+             "Pre-training FLOPs and tokens at the run's end; context gains from its last validation "
+             "(G: context-free MLM loss − model's, D: AUC − context-free AUC); task scores ×100 are "
+             "medians over fine-tuning seeds; score: GLUE average of medians (or mean of tasks).", "",
+             "| cell | kind / overrides | FLOPs | tokens | G gain | D gain | " + "".join(f"{t} | " for t in tasks)
+             + "score |", "|---|---|---:|---:|---:|---:|" + "---:|" * (len(tasks) + 1)]
+    for r in rows:
+        over = " ".join(o for o in r["overrides"] if not o.startswith("objective.kind="))
+        scores = "".join(f"{r['tasks'][t]['median']:.2f} | " if t in r["tasks"] else "– | " for t in tasks)
+        lines.append(f"| {r['cell']} | {r['kind'] or '–'}{' · ' + over if over else ''} | {_fmt(r['flops'], '.3g')} | "
+                     f"{_fmt(r['tokens'], ',')} | {_fmt(r['gain_mlm_loss'], '+.3f')} | "
+                     f"{_fmt(r['gain_disc_auc'], '+.3f')} | {scores}{_fmt(r['score'], '.2f')} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], out: Path) -> list[Path]:
+    """score_vs_flops.png (the shape of the paper's Figure 1: one line per objective kind) and
+    context_gains.png (both context gains against FLOPs, one line per cell)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind in sorted({r["kind"] for r in rows if r["kind"]}):
+        pts = sorted((r["flops"], r["score"]) for r in rows
+                     if r["kind"] == kind and r["flops"] and r["score"] is not None)
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=kind)
+    ax.set_xscale("log")
+    ax.set_xlabel("pre-training FLOPs")
+    ax.set_ylabel("downstream score ×100 (median over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths = [out / "score_vs_flops.png"]
+    fig.savefig(paths[0], dpi=110)
+    plt.close(fig)
+
+    fig, (ax_g, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
+    for r in rows:
+        c = [p for p in r["curve"] if p["flops"]]
+        for ax, key in ((ax_g, "gain_mlm_loss"), (ax_d, "gain_disc_auc")):
+            pts = [(p["flops"], p[key]) for p in c if p[key] is not None and not math.isnan(p[key])]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=r["cell"])
+    for ax, title in ((ax_g, "generator: context-free MLM loss − model's"),
+                      (ax_d, "discriminator: AUC − context-free AUC")):
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xlabel("pre-training FLOPs")
+        ax.set_title(title, fontsize=10)
+    ax_d.legend(fontsize=7)
+    fig.tight_layout()
+    paths.append(out / "context_gains.png")
+    fig.savefig(paths[1], dpi=110)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,140 @@
+"""`electra experiment run / report`: a 2-cell grid on the tiny settings runs both cells and
+writes the report; a rerun redoes nothing; a deleted eval re-evaluates only its cell; bad specs
+fail in one line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from electra import experiment
+from electra.cli import main
+from electra.errors import ConfigError
+from tests.conftest import TINY_RUN
+from tests.finetune_fixtures import write_glue
+
+FINETUNE = ["train.threads=1", "train.batch_size=8", "train.eval_batch_size=16", "train.max_seq_len=48",
+            "train.epochs=1", "train.train_examples=16", "train.eval_examples=8"]
+
+
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
+def toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def write_spec(path, data, glue) -> str:
+    shared = [o for o in TINY_RUN if not o.startswith(("train.steps", "train.eval_every", "train.save_every"))]
+    path.write_text(f"""
+name = "tiny-grid"
+preset = "tiny"
+data = {json.dumps(str(data))}
+overrides = {toml_list([*shared, "train.steps=4", "train.eval_every=2", "train.save_every=2", "train.threads=1"])}
+
+[[cells]]
+name = "electra"
+overrides = ["objective.kind=electra"]
+
+[[cells]]
+name = "mlm"
+overrides = ["objective.kind=mlm", "train.budget_flops=1"]
+
+[finetune]
+tasks = ["sst2"]
+seeds = 1
+glue_dir = {json.dumps(str(glue))}
+overrides = {toml_list(FINETUNE)}
+""")
+    return str(path)
+
+
+def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path, capsys):
+    spec = write_spec(tmp_path / "grid.toml", tiny_data, write_glue(tmp_path / "glue"))
+    out = tmp_path / "exp"
+    first = experiment.run(experiment.load_spec(spec), out)
+    assert [(c.name, c.pretrain, c.evaluate) for c in first] == [("electra", "ran", "ran"), ("mlm", "ran", "ran")]
+    rep = experiment.report(out)
+    rows = {r["cell"]: r for r in rep["cells"]}
+    assert rows["electra"]["kind"] == "electra" and rows["mlm"]["kind"] == "mlm"
+    assert rows["electra"]["step"] == 4 and rows["mlm"]["step"] == 1  # the FLOP budget stops mlm at once
+    assert rows["electra"]["flops"] > rows["mlm"]["flops"] > 0 and rows["electra"]["tokens"] > 0
+    assert rows["electra"]["gain_disc_auc"] is not None and "sst2" in rows["electra"]["tasks"]
+    table = (out / "report.md").read_text()
+    assert "| electra | electra |" in table and "| mlm | mlm · train.budget_flops=1 |" in table
+    assert json.loads((out / "report.json").read_text())["cells"][0]["cell"] == "electra"
+    assert {p.split("/")[-1] for p in rep["figures"]} == {"score_vs_flops.png", "context_gains.png"}
+
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()}
+    again = experiment.run(experiment.load_spec(spec), out)
+    assert [(c.pretrain, c.evaluate) for c in again] == [("done", "done")] * 2
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.suffix != ".json" or p.parent.name != "cells")
+
+    (out / "cells" / "mlm" / "eval" / "results.json").unlink()
+    assert main(["experiment", "run", spec, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "1 evaluated in this invocation" in printed and "| electra |" in printed
+    ckpt = out / "cells" / "mlm" / "checkpoints"
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if ckpt in p.parents)
+    assert (out / "cells" / "mlm" / "eval" / "results.json").is_file()
+
+
+def test_interrupted_pretraining_resumes(tiny_data, tmp_path):
+    spec = experiment.with_options(experiment.load_spec(write_spec(tmp_path / "g.toml", tiny_data,
+                                                                   write_glue(tmp_path / "glue"))))
+    spec = experiment.dataclasses.replace(spec, cells=spec.cells[:1])
+    cell = tmp_path / "exp" / "cells" / "electra"
+    from electra import api
+    api.pretrain("tiny", out=cell, data=tiny_data, overrides=[*spec.cell_overrides(spec.cells[0]), "train.stop_at=2"])
+    import shutil
+    shutil.rmtree(cell / "export")  # as if stopped before the end
+    done = experiment.run(spec, tmp_path / "exp")
+    assert [(c.pretrain, c.evaluate) for c in done] == [("resumed", "ran")]
+    assert experiment.read_cell(cell)["step"] == 4
+
+
+def cli_error(capsys, *argv) -> str:
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("electra: error:") and "\n" not in err and "Traceback" not in err
+    return err
+
+
+def test_bad_specs_fail_in_one_line(tiny_data, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('preset = "tiny"\ncelss = []\n')
+    assert "unknown key celss; did you mean cells?" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
+    bad.write_text('[[cells]]\nname = "a"\noverrides = ["objective.knid=mlm"]\n')
+    assert "cell a:" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path, "--data", tiny_data)
+    bad.write_text('[[cells]]\nname = "a"\n[finetune]\ntasks = "sst2"\nseed = 2\n')
+    assert "finetune.seed; did you mean finetune.seeds?" in cli_error(capsys, "experiment", "run", bad,
+                                                                       "--out", tmp_path)
+    bad.write_text('[[cells]]\nname = "a"\n[[cells]]\nname = "a"\n')
+    assert "unique" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
+    bad.write_text('[[cells]]\nname = "a"\n')
+    assert "names no data; pass --data" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
+    assert "did you mean 'ablations'" in cli_error(capsys, "experiment", "run", "ablation", "--out", tmp_path)
+    assert "one budget" in cli_error(capsys, "experiment", "run", "ablations", "--budgets", "1e15,1e16",
+                                     "--out", tmp_path)
+    assert "no cells/" in cli_error(capsys, "experiment", "report", tmp_path / "nothing")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        bad.write_text("name = \n")
+        experiment.load_spec(bad)
+
+
+def test_builtin_grids_match_the_paper():
+    vs = experiment.load_spec("electra_vs_bert", budgets=[1e14, 1e15, 1e16])
+    assert [c.name for c in vs.cells] == ["electra-1e14", "mlm-1e14", "electra-1e15", "mlm-1e15",
+                                          "electra-1e16", "mlm-1e16"]
+    kinds = [o for c in experiment.load_spec("ablations").cells for o in c.overrides if "kind" in o]
+    assert [k.split("=")[1] for k in kinds] == ["electra", "electra15", "replace_mlm", "all_tokens_mlm", "mlm"]
+    sharing = experiment.load_spec("sharing").cells
+    assert all("objective.generator_size=1.0" in c.overrides for c in sharing)
+    assert [c.name for c in experiment.load_spec("generator_size").cells] == [
+        "generator-0.25", "generator-0.5", "generator-1.0"]
