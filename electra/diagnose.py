@@ -126,8 +126,11 @@ def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
         has_disc = v.get("disc_auc") == v.get("disc_auc") and cfg.objective.detects_replacements
         rep.lines.append(f"  learned context: generator {'yes' if gen_ok else 'no'}"
                          + (f", discriminator {'yes' if disc_ok else 'no'}" if has_disc else ""))
-    for step, line in sorted(alarms.values()):
-        rep.problems.append(f"step {step}: {line}")
+    for name, (step, line) in sorted(alarms.items(), key=lambda kv: kv[1][0]):
+        if name in monitor.active:
+            rep.problems.append(f"step {step}: {line}")
+        else:  # the condition cleared later in the run
+            rep.lines.append(f"  cleared since: step {step}: {line}")
 
 
 def inspect(path: Path) -> list[str]:

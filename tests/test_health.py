@@ -98,3 +98,12 @@ def test_a_run_that_falls_back_to_the_plateau_is_called_diverged():
         for a in mon.on_train(200 * (i + 1), {"loss": loss, "grad_norm": 1.0, "lr": 1e-3, "gen_acc": acc}):
             fired.setdefault(a.name, 200 * (i + 1))
     assert fired == {"loss_spike": 1800, "diverged": 1800}
+
+
+def test_active_alarms_are_those_still_holding():
+    mon = HealthMonitor(cfg("train.steps=1000", "optim.warmup_steps=10"))
+    valid = {"disc_acc": 0.8517, "baseline_acc": 0.8517, "disc_auc": 0.51}
+    mon.on_valid(200, valid)
+    assert mon.active == {"disc_collapse"}
+    mon.on_valid(300, {**valid, "disc_acc": 0.87, "disc_auc": 0.7})
+    assert mon.active == frozenset()  # electra doctor lists it as "cleared since", not a problem

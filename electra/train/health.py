@@ -124,13 +124,19 @@ class HealthMonitor:
         if "gain_mlm_loss" in m and step >= LATE_FRACTION * steps:
             gen_ok, disc_ok = learned_context(m)
             needs_disc = "gain_disc_auc" in m and self.cfg.objective.detects_replacements
+            behind = [f"the generator (gain {m['gain_mlm_loss']:+.3f} nats over unigram+copy)"] * (not gen_ok)
+            if needs_disc and not disc_ok:
+                behind.append(f"the discriminator (AUC gain {m['gain_disc_auc']:+.3f} over token identity)")
             found["no_context"] = Alarm(
-                "no_context", f"at step {step} of {steps} the models still score like context-free "
-                f"baselines (generator gain {m['gain_mlm_loss']:+.3f} nats"
-                + (f", discriminator AUC gain {m['gain_disc_auc']:+.3f})" if needs_disc else ")"),
-                "train longer (train.steps), or see RESULTS.md for CPU-scale recipes"
-            ) if not gen_ok or (needs_disc and not disc_ok) else None
+                "no_context", f"at step {step} of {steps} {' and '.join(behind)} still scores like "
+                "a context-free baseline", "train longer (train.steps), or see RESULTS.md for "
+                "CPU-scale recipes") if behind else None
         return self._fire(found)
+
+    @property
+    def active(self) -> frozenset[str]:
+        """Alarms whose condition held at the last check (e.g. for `electra doctor`)."""
+        return frozenset(self._active)
 
     def _fire(self, found: dict[str, Alarm | None]) -> list[Alarm]:
         fired = []
