@@ -4,7 +4,8 @@ results, as a Markdown table and (with the `plot` extra) a PNG.
     python studies/transfer_curve.py --point 0:ft/random --point 15:ft/ckpt15 --point 51:ft/final \
         --plot transfer_curve.png
 
-Each `--point MINUTES:DIR` is one `electra evaluate --out DIR` (0 = the `--random-init` control).
+Each `--point MINUTES:DIR` is one `electra evaluate --out DIR` (0 = the `--random-init` control);
+several evaluations of the same checkpoint (one per task) may share a MINUTES value.
 Every task found in the results becomes a column (median over seeds, with the seed count, since
 a one-seed point is weaker evidence than a three-seed one) and a line in the plot."""
 
@@ -48,7 +49,7 @@ def plot(points: list[tuple[float, dict[str, tuple[float, int]]]], out: Path) ->
     for task in sorted({t for _, s in points for t in s}):
         xs = [m for m, s in points if task in s]
         ax.plot(xs, [s[task][0] for _, s in points if task in s], marker="o", label=task)
-    ax.set_xlabel("pre-training minutes (2-core CPU; 0 = random init)")
+    ax.set_xlabel("pre-training minutes (CPU, as measured; 0 = random init)")
     ax.set_ylabel("dev score x100 (median over seeds)")
     ax.grid(alpha=0.3)
     ax.legend()
@@ -61,7 +62,10 @@ def main() -> None:
     p.add_argument("--point", action="append", required=True, help="MINUTES:EVALUATE_OUT_DIR")
     p.add_argument("--plot", help="write a PNG here")
     args = p.parse_args()
-    points = sorted(load(x) for x in args.point)
+    merged: dict[float, dict[str, tuple[float, int]]] = {}
+    for minutes, scores in map(load, args.point):  # one point may come from several evaluations
+        merged.setdefault(minutes, {}).update(scores)
+    points = sorted(merged.items())
     print(table(points))
     if args.plot:
         plot(points, Path(args.plot))
