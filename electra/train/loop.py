@@ -99,7 +99,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
             metrics = read_train_metrics(meter, state, cfg, flops_per_token, ctx.info.world_size)
             if step % tc.log_every == 0 or at_end:
                 eta = (tc.steps - step) * (time.perf_counter() - t_start) / (step - first_step)
-                log_train(step, tc.steps, metrics, eta, ctx)
+                log_train(step, tc.steps, metrics, eta, ctx, cfg.objective.detects_replacements)
             logger.write("train", step, metrics)
             report_health(health.on_train(step, metrics), step, logger, run_dir, cfg)
 
@@ -211,9 +211,14 @@ def log_setup(cfg: PretrainConfig, state: TrainState, ctx: Context, flops_per_to
              state.micro_batch, cfg.train.grad_accum, ctx.info.world_size, flops_per_token / 1e6)
 
 
-def log_train(step: int, total: int, m: dict[str, float], eta: float, ctx: Context) -> None:
-    if ctx.is_main:
-        log.info("step %d/%d | loss %.4f | mlm %.3f | rtd %.4f | gen_acc %.3f | disc_acc %.3f | "
-                 "lr %.2e | %s tok/s | ETA %s", step, total, m["loss"], m["mlm_loss"],
-                 m["rtd_loss"], m["gen_acc"], m["disc_acc"], m["lr"],
-                 format_count(m["tokens_per_s"]), format_duration(eta))
+def log_train(step: int, total: int, m: dict[str, float], eta: float, ctx: Context,
+              rtd: bool = True) -> None:
+    """One console line; the RTD figures only for objectives that detect replacements (for
+    MLM-style kinds they would be zeros)."""
+    if not ctx.is_main:
+        return
+    disc = f" | rtd {m['rtd_loss']:.4f} | disc_acc {m['disc_acc']:.3f}" if rtd else ""
+    extra = f" | model mlm {m['disc_mlm_loss']:.3f}" if "disc_mlm_loss" in m else ""
+    log.info("step %d/%d | loss %.4f | mlm %.3f | gen_acc %.3f%s%s | lr %.2e | %s tok/s | ETA %s",
+             step, total, m["loss"], m["mlm_loss"], m["gen_acc"], disc, extra, m["lr"],
+             format_count(m["tokens_per_s"]), format_duration(eta))
