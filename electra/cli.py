@@ -127,48 +127,9 @@ def _pretrain(args: argparse.Namespace) -> None:
         return
     if not res.exports:
         return  # not the main process
-    _print_summary(res)
+    from electra.summaries import print_pretrain_summary
 
-
-def _print_summary(res) -> None:
-    from electra.train.log import format_count, format_duration
-
-    t, run_dir = res.train, res.train.run_dir
-    print(f"\ndone in {format_duration(res.seconds)}: {t.step} steps, {format_count(t.tokens)} tokens")
-    v = t.valid
-    if v:
-        from electra.train.validate import learned_context
-
-        print(f"  generator     MLM loss {v['mlm_loss']:.3f} vs {v['nocontext_mlm_loss']:.3f} without "
-              f"context ({v['gain_mlm_loss']:+.3f}); accuracy {v['gen_acc']:.3f} vs "
-              f"{v['nocontext_gen_acc']:.3f}")
-        has_rtd = v["disc_auc"] == v["disc_auc"]  # NaN: an objective without RTD (mlm, ...)
-        if has_rtd:
-            print(f"  discriminator AUC {v['disc_auc']:.3f} vs {v['nocontext_disc_auc']:.3f} without context "
-                  f"({v['gain_disc_auc']:+.3f}); accuracy {v['disc_acc']:.4f} vs {v['nocontext_disc_acc']:.4f} "
-                  f"(all-original {v['baseline_acc']:.4f})")
-        gen_ok, disc_ok = learned_context(v)
-        verdict = {(True, True): "yes: both models use context beyond token frequencies",
-                   (True, False): "the generator does; the discriminator does not yet (it scores "
-                                  "tokens by identity only): train longer",
-                   (False, True): "the discriminator does; the generator not yet",
-                   (False, False): "no: both models score like context-free baselines; train "
-                                   "longer or see RESULTS.md for CPU-scale recipes"}[(gen_ok, disc_ok)]
-        if not has_rtd:
-            verdict = ("yes: the masked LM uses context beyond token frequencies" if gen_ok else
-                       "no: it scores like a context-free baseline; train longer")
-        print(f"  learned context? {verdict}")
-    print(f"  checkpoint    {t.checkpoint}")
-    print(f"  HF model      {res.exports['discriminator']}  (generator: {res.exports['generator']})")
-    print(f"  metrics       {run_dir / 'metrics.jsonl'}" +
-          (f"  (tensorboard --logdir {run_dir / 'tensorboard'})" if (run_dir / "tensorboard").exists() else ""))
-    print("next: fine-tune and evaluate it (GLUE TSV directories, median over seeds):\n"
-          f"  electra evaluate {run_dir} --tasks cola,sst2,mrpc,stsb,rte --glue-dir PATH/TO/glue --seeds 3 "
-          f"--out {run_dir / 'eval'}\n"
-          "or load it in transformers:\n"
-          f"  python -c \"from transformers import ElectraForPreTraining as M; "
-          f"print(M.from_pretrained('{res.exports['discriminator']}'))\"\n"
-          f"or train it longer: electra pretrain --resume --out {run_dir} train.steps={2 * t.step}")
+    print_pretrain_summary(res)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -320,7 +281,6 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
 
 def _plan(args: argparse.Namespace) -> None:
     from electra import plan
-    from electra.train.log import format_count, format_duration
 
     given = [x is not None for x in (args.tokens, args.steps, args.budget)]
     if sum(given) > 1:
@@ -339,24 +299,10 @@ def _plan(args: argparse.Namespace) -> None:
         tput = plan.measure(cfg, seq, args.micro_batch or min(cfg.train.batch_size, 8), args.measure_steps)
     budget = plan.parse_duration(args.budget) if args.budget else None
     p = plan.make_plan(cfg, tput, tokens=args.tokens, steps=args.steps, seconds=budget)
-    gib = 2**30
-    print(f"preset {p.preset}: {format_count(p.params)} parameters (generator + discriminator), "
-          f"seq {p.seq_len}, batch {p.batch_size}")
-    print(f"  FLOPs           {p.flops_per_token / 1e6:.1f} M per token (training), {p.total_flops:.3g} in total")
-    print(f"  throughput      {format_count(tput.tokens_per_s)} tokens/s = {tput.flops_per_s / 1e12:.3g} TFLOP/s "
-          f"({tput.source})")
-    print(f"  run             {p.steps:,} steps = {format_count(p.tokens)} tokens -> {format_duration(p.seconds)}"
-          + (f" (budget {args.budget})" if budget else ""))
-    print(f"  memory          {p.state_bytes / gib:.2f} GiB weights + grads + Adam state (fp32)" +
-          (f"; measured peak {tput.peak_memory_bytes / gib:.2f} GiB at micro-batch {tput.micro_batch}"
-           if tput.peak_memory_bytes else ""))
-    print(f"  checkpoints     {p.checkpoint_bytes / gib:.2f} GiB each x keep_last {p.keep_last} = "
-          f"{p.checkpoint_bytes * p.keep_last / gib:.2f} GiB")
-    if budget:
-        print(f"  in {args.budget} at the same FLOP rate:")
-        for name, steps, recipe, frac in plan.budget_table(tput, budget, args.vocab_size):
-            note = "full recipe fits" if frac >= 1 else f"{100 * frac:.2g}% of its {recipe:,}-step recipe"
-            print(f"    {name:6s} {steps:>12,} steps  ({note})")
+    from electra.summaries import print_plan
+
+    rows = plan.budget_table(tput, budget, args.vocab_size) if budget else []
+    print_plan(p, tput, args.budget, rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
