@@ -48,10 +48,9 @@ class AllTokensMLMModel(ElectraModel):
             best, best_id = soft.max(-1)
             pred = torch.where(keep >= (1 - d) * best, corrupted, best_id)  # [B, T]
             d_hit = ((pred == input_ids) & attention_mask).sum().float()
-        no_rtd = torch.zeros(input_ids.shape, device=input_ids.device)  # [B, T]
-        return self.output(self.objective.mlm_weight * mlm + d_mlm, mlm, no_rtd.sum(), g_logits,
-                           masked, no_rtd, replaced, attention_mask, corrupted,
-                           extra=(d_mlm.detach(), d_hit, attention_mask.sum().float()))
+        return self.output_without_rtd(self.objective.mlm_weight * mlm + d_mlm, mlm, g_logits,
+                                       masked, replaced, attention_mask, corrupted,
+                                       extra=(d_mlm.detach(), d_hit, attention_mask.sum().float()))
 
     def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
         return {**super().summarize(sums, micro_batches),

@@ -189,6 +189,16 @@ class ElectraModel(PretrainingObjective):
             replaced_count=n_replaced, disc_logits=d_logits.detach(), replaced=replaced,
             token_mask=scored, masked=masked, corrupted=corrupted)
 
+    def output_without_rtd(self, loss: torch.Tensor, mlm: torch.Tensor, g_logits: torch.Tensor,
+                           masked: MaskedBatch, replaced: torch.Tensor, scored: torch.Tensor,
+                           corrupted: torch.Tensor, extra: tuple[torch.Tensor, ...] = ()
+                           ) -> PretrainOutput:
+        """`output` for the kinds that train no RTD head (mlm, replace_mlm, all_tokens_mlm): zero
+        RTD loss and logits, so the statistics keep one layout across kinds."""
+        no_rtd = torch.zeros(corrupted.shape, device=corrupted.device)  # [B, T]
+        return self.output(loss, mlm, no_rtd.sum(), g_logits, masked, no_rtd, replaced, scored,
+                           corrupted, extra=extra)
+
     def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
         return {
             "mlm_loss": sums["mlm_loss"] / max(micro_batches, 1),

@@ -32,6 +32,5 @@ class MaskedLMModel(ElectraModel):
         # input_ids, token_type_ids, attention_mask: [B, T]
         masked, logits, mlm = self.generator_loss(input_ids, token_type_ids, attention_mask,
                                                   masked, generator)  # logits [B, P, V]
-        no_rtd = torch.zeros(input_ids.shape, device=input_ids.device)  # [B, T]
-        return self.output(self.objective.mlm_weight * mlm, mlm, no_rtd.sum(), logits, masked,
-                           no_rtd, torch.zeros_like(attention_mask), attention_mask, input_ids)
+        return self.output_without_rtd(self.objective.mlm_weight * mlm, mlm, logits, masked,
+                                       torch.zeros_like(attention_mask), attention_mask, input_ids)

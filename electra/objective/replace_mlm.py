@@ -38,10 +38,9 @@ class ReplaceMLMModel(ElectraModel):
         d_mlm = mlm_loss(d_logits, masked.targets, masked.weights)  # picked positions only
         with torch.no_grad():
             d_hit = ((d_logits.argmax(-1) == masked.targets).float() * masked.weights).sum()
-        no_rtd = torch.zeros(input_ids.shape, device=input_ids.device)  # [B, T]
-        return self.output(self.objective.mlm_weight * mlm + d_mlm, mlm, no_rtd.sum(), g_logits,
-                           masked, no_rtd, replaced, attention_mask, corrupted,
-                           extra=(d_mlm.detach(), d_hit))
+        return self.output_without_rtd(self.objective.mlm_weight * mlm + d_mlm, mlm, g_logits,
+                                       masked, replaced, attention_mask, corrupted,
+                                       extra=(d_mlm.detach(), d_hit))
 
     def summarize(self, sums: dict[str, float], micro_batches: int) -> dict[str, float]:
         return {**super().summarize(sums, micro_batches),
