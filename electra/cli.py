@@ -65,14 +65,12 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
     from electra.data.corpus import iter_documents
     from electra.data.tokenizer import train_tokenizer
 
-    if args.strip_accents is not None:
-        args.strip_accents = {"auto": None, "yes": True, "no": False}[args.strip_accents]
-        args.strip_accents_given = True
     cfg = _from_flags(TokenizerConfig, args, {"kind": "kind", "vocab_size": "vocab_size", "lowercase": "lowercase",
                                               "min_frequency": "min_frequency", "text_field": "text_field",
                                               "cjk": "cjk"})
-    if getattr(args, "strip_accents_given", False):
-        cfg = dataclasses.replace(cfg, strip_accents=args.strip_accents)
+    if args.strip_accents is not None:  # "auto" means None, so it cannot go through _from_flags
+        strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
+        cfg = dataclasses.replace(cfg, strip_accents=strip)
     if args.print_config:
         return _print_config(cfg)
     tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg,

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from electra.files import write_text_atomic
+
 log = logging.getLogger("electra")
 
 
@@ -85,9 +87,7 @@ def _truncate_after(path: Path, step: int) -> None:
             continue
         if isinstance(record, dict) and record.get("step", 0) <= step:
             kept.append(line)
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(f"{line}\n" for line in kept))
-    tmp.replace(path)
+    write_text_atomic(path, "".join(f"{line}\n" for line in kept))
 
 
 class Meter:
