@@ -69,7 +69,12 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     table = (out / "report.md").read_text()
     assert "| electra | electra |" in table and "| mlm | mlm · train.budget_flops=1 |" in table
     assert json.loads((out / "report.json").read_text())["cells"][0]["cell"] == "electra"
-    assert {p.split("/")[-1] for p in rep["figures"]} == {"score_vs_flops.png", "context_gains.png"}
+    try:  # figures need the optional `plot` extra (part of `dev`); without it the report says so and has none
+        import matplotlib  # noqa: F401
+        expected = {"score_vs_flops.png", "context_gains.png"}
+    except ImportError:
+        expected = set()
+    assert {p.split("/")[-1] for p in rep["figures"]} == expected
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()}
     again = experiment.run(experiment.load_spec(spec), out)
