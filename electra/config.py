@@ -29,6 +29,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
 CJK_MODES = ("chars", "none")
 PACKING_MODES = ("electra", "full_sentences", "doc_sentences")
+MODEL_FAMILIES = ("electra",)
 
 
 def check(cond: bool, msg: str) -> None:
@@ -115,6 +116,8 @@ class ModelConfig:
     # "normal" (BERT/HF) or "sinusoidal" (Transformer-style table scaled to initializer_range,
     # so nearby positions start similar and local attention is easier to find early)
     position_init: str = "normal"
+    # which layers: "electra" (BERT/ELECTRA post-LN, learned absolute positions)
+    family: str = "electra"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
@@ -127,6 +130,7 @@ class ModelConfig:
         check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
         check(self.position_init in ("normal", "sinusoidal"),
               f"model.position_init={self.position_init!r} must be 'normal' or 'sinusoidal'")
+        check_choice("model.family", self.family, MODEL_FAMILIES)
 
 
 

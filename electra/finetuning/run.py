@@ -25,8 +25,9 @@ from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.features import Encoded, batches
 from electra.finetuning.tasks import TaskData, TaskSpec, get_task
 from electra.hf import HFCheckpoint
+from electra.model.build import build_encoder
 from electra.model.finetuning import FinetuneModel
-from electra.model.layers import Encoder, init_weights, zero_pad_row
+from electra.model.layers import init_weights, zero_pad_row
 from electra.train import checkpoint as ckpt
 from electra.train.distributed import resolve_device
 from electra.train.log import format_duration
@@ -59,7 +60,7 @@ def load_backbone(path: str | Path, *, random_init: bool = False) -> Backbone:
         return backbone
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        enc = Encoder(backbone.model_cfg)
+        enc = build_encoder(backbone.model_cfg)
         init_weights(enc, backbone.model_cfg.initializer_range)
         zero_pad_row(enc.embeddings, backbone.model_cfg.pad_token_id)
     return dataclasses.replace(backbone, encoder_state=enc.state_dict(),
@@ -121,7 +122,7 @@ def build_model(backbone: Backbone, spec: TaskSpec, labels: tuple[str, ...], cfg
     if backbone.tokenizer.vocab_size > mcfg.vocab_size:
         raise CheckpointError(f"the tokenizer has {backbone.tokenizer.vocab_size} tokens but the model "
                               f"only {mcfg.vocab_size}; they do not belong together")
-    encoder = Encoder(mcfg)
+    encoder = build_encoder(mcfg)
     encoder.load_state_dict(backbone.encoder_state)
     head = spec.family.head(spec, mcfg.hidden_size, labels, cfg)
     init_weights(head, mcfg.initializer_range)
@@ -313,7 +314,7 @@ def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneC
         raise CheckpointError(f"{p} has no tokenizer/ directory; fine-tune again or copy it back")
     tokenizer = Tokenizer.load(p / "tokenizer")
     labels = tuple(info["labels"])
-    model = FinetuneModel(Encoder(mcfg), spec.family.head(spec, mcfg.hidden_size, labels, cfg))
+    model = FinetuneModel(build_encoder(mcfg), spec.family.head(spec, mcfg.hidden_size, labels, cfg))
     try:
         tensors = load_file(str(p / "model.safetensors"))
     except FileNotFoundError:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from electra.config import ModelConfig, ObjectiveConfig, PretrainConfig
+from electra.model.build import build_encoder
 from electra.model.heads import DiscriminatorHead, GeneratorHead, gather_positions
 from electra.model.layers import Embeddings, Encoder, init_positions, init_weights, zero_pad_row
 from electra.objective.base import ObjectiveOutput, PretrainingObjective, TokenIds
@@ -52,10 +53,10 @@ class ElectraModel(PretrainingObjective):
         self.mask_spec = MaskSpec.from_config(objective, ids.mask_id, disc.vocab_size)
         self.register_buffer("special_ids", torch.tensor(ids.special_ids), persistent=False)
         # the discriminator is built first so shared parameters are named discriminator.*
-        self.discriminator = Encoder(disc)
+        self.discriminator = build_encoder(disc)
         shared = self.discriminator.embeddings if objective.sharing == "embeddings" else None
         self.generator: Encoder | None = (
-            None if objective.sharing == "all" else Encoder(gen, embeddings=shared))
+            None if objective.sharing == "all" else build_encoder(gen, embeddings=shared))
         self.generator_head = GeneratorHead(gen.hidden_size, gen.embedding_size, gen.vocab_size,
                                             gen.layer_norm_eps)
         self.discriminator_head = DiscriminatorHead(disc.hidden_size)
