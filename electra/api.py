@@ -32,8 +32,10 @@ from electra.data.tokenizer import Tokenizer, train_tokenizer
 from electra.errors import CheckpointError, ConfigError, ElectraError
 from electra.finetuning.config import FinetuneConfig
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
+from electra.hf.bert import auto_format, with_tokenizer
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
+from electra.train.flops import resolve_two_stage
 from electra.train.loop import PretrainResult
 from electra.train.loop import pretrain as train_loop
 from electra.train.pretrained import Pretrained, load_pretrained
@@ -89,6 +91,9 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
         trained = load_pretrained(result.checkpoint)
         for part in ("discriminator", "generator"):
             exports[part] = export(trained, run_dir / "export" / part, part, overwrite=True)
+        fmt = auto_format(trained.config, trained.tokenizer)  # a masked-LM run: BERT's model
+        if fmt is not None:
+            exports[fmt] = export(trained, run_dir / "export" / fmt, fmt=fmt, overwrite=True)
     dist.barrier()
     return PipelineResult(train=result, exports=exports, seconds=time.perf_counter() - t0)
 
@@ -184,10 +189,11 @@ def apply_init_config(cfg: PretrainConfig, init: InitFrom) -> PretrainConfig:
 
 def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) -> PretrainConfig:
     """The config with vocabulary and pad id from the tokenizer; `preprocess.seq_len` records the
-    rows' length (the run itself reads it from the manifest)."""
+    rows' length (the run itself reads it from the manifest); two-stage's switch, if left to the run
+    (`objective.two_stage_steps=0`), is fixed here for these rows."""
     model = dataclasses.replace(cfg.model, vocab_size=tokenizer.vocab_size, pad_token_id=tokenizer.pad_id)
     pre = dataclasses.replace(cfg.preprocess, seq_len=manifest_seq_len)
-    return dataclasses.replace(cfg, model=model, preprocess=pre)
+    return resolve_two_stage(dataclasses.replace(cfg, model=model, preprocess=pre))
 
 
 def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
@@ -253,24 +259,27 @@ def _pretraining_dir(p: Path) -> Path:
 
 
 def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str | None = None, *,
-           overwrite: bool = False) -> Path:
+           overwrite: bool = False, fmt: str = "electra") -> Path:
     """A Hugging Face directory (config.json, model.safetensors, tokenizer files): for a run or
     checkpoint, `ElectraForPreTraining` (part="discriminator", the default) or
-    `ElectraForMaskedLM` ("generator"); for a directory written by `finetune`, its task model
-    (see `export_finetuned`). An existing export in `out` is replaced only with `overwrite`."""
+    `ElectraForMaskedLM` ("generator"), or with `fmt` "bert"/"roberta" the part's encoder (+ MLM
+    head where it has one) as `BertForMaskedLM`/`RobertaForMaskedLM`; for a directory written by
+    `finetune`, its task model (see `export_finetuned`). An existing export in `out` is replaced
+    only with `overwrite`."""
     from electra.finetuning.export import is_finetuned  # the fine-tuning stack, only if asked
 
     if not isinstance(checkpoint, Pretrained) and is_finetuned(checkpoint):
-        if part is not None:
+        if part is not None or fmt != "electra":
             raise ConfigError(f"{checkpoint} is a fine-tuned model; it exports as its task model, without "
-                              "a part (part is for pre-training runs)")
+                              "a part or format (they are for pre-training runs)")
         res = export_finetuned(checkpoint, out, overwrite=overwrite)
         for note in res.notes:
             log.warning("%s: %s", res.path, note)
         return res.path
     trained = checkpoint if isinstance(checkpoint, Pretrained) else load(checkpoint)
-    config, tensors = pretrained_to_hf(trained.model, part or "discriminator")
-    return save_hf(out, config, tensors, trained.tokenizer, overwrite=overwrite)
+    config, tensors = pretrained_to_hf(trained.model, part or "discriminator", fmt)
+    config, tokenizer = with_tokenizer(config, trained.tokenizer)
+    return save_hf(out, config, tensors, tokenizer, overwrite=overwrite)
 
 
 def export_finetuned(model_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> FinetunedExport:

@@ -4,7 +4,7 @@
     electra tokenizer train --corpus PATHS --vocab-size N --out DIR [--kind wordpiece|bpe|unigram]
     electra preprocess --corpus PATHS --tokenizer DIR --seq-len 128 --out DIR
     electra pretrain --data DIR --preset small [section.field=value ...]
-    electra export RUN_OR_CHECKPOINT --out DIR [--part discriminator|generator]
+    electra export RUN_OR_CHECKPOINT --out DIR [--part discriminator|generator] [--format bert|roberta]
     electra export FINETUNED_DIR --out DIR          # AutoModelForSequenceClassification etc.
     electra finetune CHECKPOINT --task sst2 --data GLUE_DIR [--out DIR] [--seed N] [optim.lr=...]
     electra evaluate CHECKPOINT --tasks glue --seeds 5 --glue-dir DIR --out DIR
@@ -135,9 +135,9 @@ def _export(args: argparse.Namespace) -> None:
     from electra.finetuning.export import is_finetuned
 
     if is_finetuned(args.checkpoint):
-        if args.part:
+        if args.part or args.format != "electra":
             raise ElectraError(f"{args.checkpoint} is a fine-tuned model; it exports as its task model, "
-                               "drop --part (it is for pre-training runs)")
+                               "drop --part/--format (they are for pre-training runs)")
         res = api.export_finetuned(args.checkpoint, args.out, overwrite=args.force)
         for note in res.notes:
             print(f"note: {note}")
@@ -146,8 +146,8 @@ def _export(args: argparse.Namespace) -> None:
         return
     part = args.part or "discriminator"
     trained = api.load(args.checkpoint)
-    out = api.export(trained, args.out, part, overwrite=args.force)
-    cls = "ElectraForPreTraining" if part == "discriminator" else "ElectraForMaskedLM"
+    out = api.export(trained, args.out, part, overwrite=args.force, fmt=args.format)
+    cls = json.loads((out / "config.json").read_text())["architectures"][0]
     print(f"wrote {out} ({part}, step {trained.meta['step']}); load with "
           f"transformers.{cls}.from_pretrained('{out}')")
 
@@ -365,6 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True)
     ex.add_argument("--part", choices=("discriminator", "generator"),
                     help="pre-training runs: which model (default discriminator)")
+    ex.add_argument("--format", choices=("electra", "bert", "roberta"), default="electra",
+                    help="pre-training runs: ELECTRA classes (default), or the part's encoder (+ its MLM "
+                         "head, objective.kind=mlm) as BertForMaskedLM / RobertaForMaskedLM")
     ex.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace an existing export in --out")
     ex.set_defaults(fn=_export)
 
@@ -431,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
                          ).add_subparsers(dest="action", required=True)
     er = exp.add_parser("run", help="pre-train and evaluate every cell of a grid (resumes)",
                         description="SPEC: a TOML file or a built-in grid (electra_vs_bert, ablations, "
-                                    "sharing, generator_size). Overrides apply to every cell; "
+                                    "sharing, generator_size, algorithms, loss_weighting, gdes). Overrides apply to every cell; "
                                     "finetune.section.field=value ones to fine-tuning.")
     er.add_argument("spec", help="TOML file or built-in grid name")
     er.add_argument("--out", required=True, help="experiment directory (cells/NAME per cell)")

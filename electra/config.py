@@ -12,6 +12,7 @@ import difflib
 import typing
 from dataclasses import dataclass, field
 
+from electra.config_algorithm import AlgorithmConfig, check_algorithm, check_algorithm_sizes
 from electra.config_io import (  # noqa: F401 - re-exported: callers import them from here
     apply_overrides,
     from_dict,
@@ -19,123 +20,30 @@ from electra.config_io import (  # noqa: F401 - re-exported: callers import them
     save_json,
     to_dict,
 )
+from electra.config_sections import (  # noqa: F401 - re-exported: callers import them from here
+    CJK_MODES,
+    MASKING_UNITS,
+    MODEL_FAMILIES,
+    OBJECTIVE_KINDS,
+    PACKING_MODES,
+    PRECISIONS,
+    SCHEDULES,
+    SHARE_LAYERS,
+    SHARING_MODES,
+    TOKENIZER_KINDS,
+    WORD_SEGMENTATIONS,
+    ModelConfig,
+    PreprocessConfig,
+    TokenizerConfig,
+    check,
+    check_choice,
+    check_prob,
+)
 from electra.errors import ConfigError
 
-SHARING_MODES = ("none", "embeddings", "all")
-# the paper's objectives (REFERENCE.md, "The paper's ablations"); each a module in objective/
-OBJECTIVE_KINDS = ("electra", "electra15", "mlm", "replace_mlm", "all_tokens_mlm")
-SCHEDULES = ("original", "linear", "cosine", "constant")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
-CJK_MODES = ("chars", "none")
-PACKING_MODES = ("electra", "full_sentences", "doc_sentences")
-MODEL_FAMILIES = ("electra",)
-
-
-def check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ConfigError(msg)
-
-
-def check_prob(name: str, value: float, *, open_right: bool = False) -> None:
-    ok = 0.0 <= value < 1.0 if open_right else 0.0 <= value <= 1.0
-    check(ok, f"{name}={value} is not a probability; use a value in [0, 1{')' if open_right else ']'}")
-
-
-def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    check(value in choices, f"{name}={value!r} is not one of {', '.join(choices)}")
-
 
 @dataclass(kw_only=True)
-class TokenizerConfig:
-    """How `electra tokenizer train` builds a vocabulary."""
-
-    kind: str = "wordpiece"
-    vocab_size: int = 30522
-    lowercase: bool = True
-    strip_accents: bool | None = None  # None: strip when lower-casing, as BERT uncased does
-    min_frequency: int = 2
-    limit_alphabet: int = 1000
-    # "chars": every CJK ideograph is a token boundary, as BERT-Chinese; "none": Chinese text
-    # without spaces is one word for the model to split
-    cjk: str = "chars"
-    text_field: str = "text"  # JSONL field holding the document text
-
-    def __post_init__(self) -> None:
-        check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
-        check_choice("tokenizer.cjk", self.cjk, CJK_MODES)
-        check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
-        check(self.kind != "bpe" or self.vocab_size > 261, f"tokenizer.vocab_size={self.vocab_size} "
-              "leaves byte-level BPE no merges (256 bytes + 5 special tokens); use at least 300")
-        check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")
-
-
-@dataclass(kw_only=True)
-class PreprocessConfig:
-    """How `electra preprocess` turns documents into packed rows (google-research/electra style)."""
-
-    seq_len: int = 128
-    packing: str = "electra"
-    split_sentences: bool = True  # split paragraph lines into sentences before packing
-    valid_fraction: float = 0.01  # share of documents held out for validation, chosen by hash
-    single_segment_prob: float = 0.1  # rows with only segment A, as in classification inputs
-    short_seq_prob: float = 0.05  # rows with a random shorter target length
-    rows_per_shard: int = 65536
-    workers: int = 0  # 0: all cores
-    seed: int = 12345
-    text_field: str = "text"
-
-    def __post_init__(self) -> None:
-        check(8 <= self.seq_len <= 8192, f"preprocess.seq_len={self.seq_len} must be in [8, 8192]")
-        check_choice("preprocess.packing", self.packing, PACKING_MODES)
-        check_prob("preprocess.valid_fraction", self.valid_fraction, open_right=True)
-        check_prob("preprocess.single_segment_prob", self.single_segment_prob)
-        check_prob("preprocess.short_seq_prob", self.short_seq_prob)
-        check(self.rows_per_shard >= 1, "preprocess.rows_per_shard must be >= 1")
-        check(self.workers >= 0, "preprocess.workers must be >= 0 (0 = all cores)")
-
-
-@dataclass(kw_only=True)
-class ModelConfig:
-    """One post-LN transformer encoder, numerically the same as HF `ElectraModel`."""
-
-    vocab_size: int = 30522
-    embedding_size: int = 128
-    hidden_size: int = 256
-    num_layers: int = 12
-    num_heads: int = 4
-    intermediate_size: int = 1024
-    max_position_embeddings: int = 512
-    type_vocab_size: int = 2
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
-    initializer_range: float = 0.02
-    pad_token_id: int = 0
-    # how fresh position embeddings start (they stay learned, so exports are unchanged):
-    # "normal" (BERT/HF) or "sinusoidal" (Transformer-style table scaled to initializer_range,
-    # so nearby positions start similar and local attention is easier to find early)
-    position_init: str = "normal"
-    # which layers: "electra" (BERT/ELECTRA post-LN, learned absolute positions)
-    family: str = "electra"
-
-    def __post_init__(self) -> None:
-        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
-            check(getattr(self, name) >= 1, f"model.{name}={getattr(self, name)} must be >= 1")
-        check(self.hidden_size % self.num_heads == 0,
-               f"model.hidden_size={self.hidden_size} is not divisible by model.num_heads={self.num_heads}")
-        check_prob("model.dropout", self.dropout, open_right=True)
-        check_prob("model.attention_dropout", self.attention_dropout, open_right=True)
-        check(0 <= self.pad_token_id < self.vocab_size, "model.pad_token_id must be a valid token id")
-        check(self.position_init in ("normal", "sinusoidal"),
-              f"model.position_init={self.position_init!r} must be 'normal' or 'sinusoidal'")
-        check_choice("model.family", self.family, MODEL_FAMILIES)
-
-
-
-@dataclass(kw_only=True)
-class ObjectiveConfig:
+class ObjectiveConfig(AlgorithmConfig):  # + algorithm and loss_weighting (config_algorithm.py)
     """The pre-training objective: its kind, generator size, sharing, masking and loss weights.
 
     kind: `electra` (replaced token detection on every token), `electra15` (RTD only on the masked
@@ -150,7 +58,7 @@ class ObjectiveConfig:
     generator_hidden_size: int | None = None
     generator_heads: int | None = None
     generator_intermediate_size: int | None = None
-    sharing: str = "embeddings"  # none | embeddings | all
+    sharing: str = "embeddings"  # none | embeddings | all | gdes (DeBERTaV3: E_D = sg(E_G) + E_delta)
     mask_prob: float = 0.15
     # of the picked positions: the share replaced by [MASK] and by a random token; the rest keep
     # the original. None: the kind's default, BERT's 80/10/10 for mlm, G-EL's 85/0/15 otherwise
@@ -168,8 +76,19 @@ class ObjectiveConfig:
     # masked LM (its own MLM head over the shared embeddings; no generator, no RTD), then the
     # generator and replaced-token detection start; 0: off (the paper)
     disc_mlm_steps: int = 0
+    # ALBERT's sentence-order prediction: each two-segment row has its segments swapped with
+    # probability 0.5 and the discriminator's [CLS] predicts the order; loss += sop_weight * SOP
+    # (kind=mlm: the one encoder's). 0: off
+    sop_weight: float = 0.0
+    # what is masked as one unit: `token` (G-EL), `whole_word` (all pieces of a picked word;
+    # Google/Chinese-BERT-wwm), `ngram` (ALBERT: spans of n whole words, p(n) ~ 1/n, n <= max_ngram);
+    # the mask_prob budget is counted in tokens either way
+    masking: str = "token"
+    max_ngram: int = 3
 
     def __post_init__(self) -> None:
+        check_choice("objective.masking", self.masking, MASKING_UNITS)
+        check(1 <= self.max_ngram <= 8, f"objective.max_ngram={self.max_ngram} must be in [1, 8]")
         check(0.0 < self.generator_size <= 1.0,
                f"objective.generator_size={self.generator_size} must be in (0, 1]")
         for name in ("generator_layers", "generator_hidden_size", "generator_heads",
@@ -195,13 +114,24 @@ class ObjectiveConfig:
         check(self.disc_mlm_steps == 0 or self.kind in ("electra", "electra15"),
               f"objective.disc_mlm_steps warm-starts replaced token detection; objective.kind="
               f"{self.kind} has none: set objective.disc_mlm_steps=0")
+        check(self.sop_weight >= 0, "objective.sop_weight must be >= 0 (0: off)")
+        check(self.sop_weight == 0 or self.kind in ("electra", "electra15", "mlm"),
+              f"objective.sop_weight reads the [CLS] vector of the discriminator's RTD pass or the "
+              f"masked LM's; objective.kind={self.kind} has neither: use electra, electra15 or mlm")
+        check(self.sop_weight == 0 or self.kind == "mlm" or (self.disc_weight > 0 and self.disc_mlm_steps == 0),
+              "objective.sop_weight needs the discriminator's pass on every step: set "
+              "objective.disc_weight > 0 and objective.disc_mlm_steps=0")
+        check(self.sop_weight == 0 or self.algorithm == "joint",
+              f"objective.sop_weight is implemented for joint training; objective.algorithm="
+              f"{self.algorithm} has steps without the discriminator's pass: set objective.sop_weight=0")
         if self.kind == "mlm":  # one encoder predicts its own masked tokens: no generator at all
-            check(self.sharing != "none", "objective.kind=mlm has no generator, so nothing to keep "
-                  "apart: leave objective.sharing at embeddings (or all)")
+            check(self.sharing not in ("none", "gdes"), "objective.kind=mlm has no generator, so "
+                  "nothing to keep apart: leave objective.sharing at embeddings (or all)")
             for name in ("generator_layers", "generator_hidden_size", "generator_heads",
                          "generator_intermediate_size", "temperature_start"):
                 check(getattr(self, name) is None, f"objective.kind=mlm has no generator to shape or "
                       f"sample from: remove objective.{name}")
+        check_algorithm(self)
 
     def corruption(self) -> tuple[float, float]:
         """(mask_token_prob, random_token_prob), the kind's default where a field is None."""
@@ -343,7 +273,11 @@ class PretrainConfig:
                    "objective.sharing=all ties every generator weight to the discriminator, so the "
                    "generator must be the same size: set objective.generator_size=1.0 (and no "
                    "generator_layers) or use objective.sharing=embeddings")
+        check(self.objective.sop_weight == 0 or self.preprocess.packing == "electra",
+              f"objective.sop_weight needs two-segment rows; preprocess.packing={self.preprocess.packing} "
+              "makes one-segment rows: use preprocess.packing=electra")
         g = self.generator_model()
+        check_algorithm_sizes(self.objective, g == self.model, self.train.steps)
         check(g.hidden_size % g.num_heads == 0,
                f"the generator's hidden size {g.hidden_size} is not divisible by its {g.num_heads} heads")
         # preprocess.seq_len vs max_position_embeddings is checked where rows are made or read
@@ -441,12 +375,67 @@ def _large() -> PretrainConfig:
                   lr=2e-4, steps=400_000, batch=2048, seq_len=512, mask_prob=0.25)
 
 
+def _roberta() -> PretrainConfig:
+    """RoBERTa's recipe at the tiny size (REFERENCE.md): byte-level BPE (cased, no unknown
+    tokens), FULL-SENTENCES one-segment rows and so one token type, BERT's masked LM with a new
+    80/10/10 mask every step (dynamic masking) and no NSP, Adam beta2 0.98, linear warm-up and
+    decay. E = H, so the run also exports as `RobertaForMaskedLM` (RUN/export/roberta); scale it
+    with model.* overrides, keeping model.embedding_size = model.hidden_size."""
+    base = _tiny()
+    return dataclasses.replace(
+        base, preset="roberta",
+        model=dataclasses.replace(base.model, type_vocab_size=1),
+        objective=ObjectiveConfig(kind="mlm"),
+        optim=OptimConfig(lr=1e-3, warmup_steps=100, schedule="linear", beta2=0.98),
+        tokenizer=TokenizerConfig(kind="bpe", vocab_size=8192, lowercase=False),
+        preprocess=PreprocessConfig(seq_len=128, packing="full_sentences"),
+    )
+
+
+def _albert() -> PretrainConfig:
+    """ALBERT's recipe at the tiny size (REFERENCE.md): factorised embeddings (E = 64 under
+    H = 128), one layer's weights used at all 4 depths (model.share_layers=all; attention / ffn
+    share one sublayer), BERT's masked LM with sentence-order prediction on the two-segment rows
+    (objective.sop_weight=1; with objective.kind=electra it trains RTD + SOP instead), n-gram
+    whole-word masking (spans of n <= 3 words, p(n) proportional to 1/n). Exports
+    `AlbertForPreTraining` (RUN/export/discriminator)."""
+    base = _tiny()
+    return dataclasses.replace(
+        base, preset="albert",
+        model=dataclasses.replace(base.model, family="albert", share_layers="all", embedding_size=64),
+        objective=ObjectiveConfig(kind="mlm", sop_weight=1.0, masking="ngram", max_ngram=3),
+    )
+
+
+def _debertav3() -> PretrainConfig:
+    """DeBERTaV3's recipe at the tiny size (REFERENCE.md): the DeBERTa backbone (disentangled
+    attention over log-bucketed relative positions, no absolute position in the input, the
+    enhanced mask decoder in the generator) trained with replaced token detection and
+    gradient-disentangled embedding sharing (objective.sharing=gdes), a generator as wide as the
+    discriminator and half as deep, RTD weight 10. Exports `DebertaV2Model` (discriminator) and
+    `DebertaV2ForMaskedLM` (generator). Scale with model.* overrides, keeping
+    objective.generator_layers at half of model.num_layers."""
+    base = _tiny()
+    return dataclasses.replace(
+        base, preset="debertav3",
+        # 64 buckets: exact distances up to 32, log-spaced up to the 128-token rows (v3: 256 for 512)
+        model=dataclasses.replace(base.model, family="deberta", embedding_size=base.model.hidden_size,
+                                  relative_buckets=64),
+        objective=ObjectiveConfig(sharing="gdes", generator_size=1.0,
+                                  generator_layers=base.model.num_layers // 2, disc_weight=10.0,
+                                  temperature=base.objective.temperature),
+    )
+
+
 PRESETS: dict[str, typing.Callable[[], PretrainConfig]] = {
     "tiny": _tiny,
     "mini": _mini,
     "small": _small,
     "base": _base,
     "large": _large,
+    "roberta": _roberta,
+    "albert": _albert,
+    "debertav3": _debertav3,
 }
 
 

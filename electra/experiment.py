@@ -93,7 +93,8 @@ class ExperimentSpec:
         return [*self.overrides, *cell.overrides]
 
 
-# ---- built-in grids (the paper's Figure 1, Table 2 ablations, Figure 3 sharing and sizes) ----
+# ---- built-in grids (the paper's Figure 1, Table 2 ablations, Figure 3 sharing, sizes and ----
+# ---- training algorithms; our loss weightings) ----------------------------------------------
 
 BUDGETS = (1e16, 1e17, 1e18)  # ELECTRA-Small's full run is ~1.4e18 FLOPs (paper Table 1)
 
@@ -119,7 +120,32 @@ BUILTINS: dict[str, Callable[[Sequence[float] | None], list[Cell]]] = {
         for s in ("none", "embeddings", "all")}),
     "generator_size": lambda b: _one_budget(b or BUDGETS[1:2], {
         f"generator-{g}": [f"objective.generator_size={g}"] for g in ("0.25", "0.5", "1.0")}),
+    # DeBERTaV3's comparison: no sharing (NES), shared embeddings (ES), gradient-disentangled (GDES)
+    "gdes": lambda b: _one_budget(b or BUDGETS[1:2], {
+        name: [f"objective.sharing={mode}"] for name, mode in
+        (("nes", "none"), ("es", "embeddings"), ("gdes", "gdes"))}),
+    "algorithms": lambda b: _algorithms(b or BUDGETS),
+    "loss_weighting": lambda b: _one_budget(b or BUDGETS[1:2], {
+        "lambda-50": ["objective.loss_weighting=fixed", "objective.disc_weight=50"],
+        "uncertainty": ["objective.loss_weighting=uncertainty", "objective.disc_weight=50"],
+        # lambda 1 -> 50 over the first 2,000 updates (then fixed at 50)
+        "schedule": ["objective.loss_weighting=schedule", "objective.disc_weight=50",
+                     "objective.disc_weight_start=1", "objective.disc_weight_steps=2000"]}),
 }
+
+
+def _algorithms(budgets: Sequence[float]) -> list[Cell]:
+    """The paper's Figure 3 (right): joint ELECTRA, two-stage (same-size generator, its switch at
+    half of each budget) and adversarial ELECTRA, at each budget."""
+    variants = {"joint": ["objective.algorithm=joint"],
+                "two_stage": ["objective.algorithm=two_stage", "objective.generator_size=1.0",
+                              "objective.sharing=none"],
+                "adversarial": ["objective.algorithm=adversarial"]}
+    return [Cell(name=f"{name}-{b:.0e}".replace("+", ""), overrides=(*o, f"train.budget_flops={b:g}"))
+            for b in budgets for name, o in variants.items()]
+
+# built-in grids that run on a recipe preset instead of `small` (--preset still replaces it)
+BUILTIN_PRESETS = {"gdes": "debertav3"}
 
 _TOP_KEYS = {"name", "preset", "data", "overrides", "cells", "finetune"}
 _CELL_KEYS = {"name", "overrides"}
@@ -130,7 +156,8 @@ def load_spec(spec: str | Path, *, budgets: Sequence[float] | None = None) -> Ex
     """A built-in grid by name (`budgets` rescales its FLOP budgets) or a TOML file."""
     text = str(spec)
     if text in BUILTINS:
-        return ExperimentSpec(name=text, cells=tuple(BUILTINS[text](budgets)))
+        return ExperimentSpec(name=text, preset=BUILTIN_PRESETS.get(text, "small"),
+                              cells=tuple(BUILTINS[text](budgets)))
     path = Path(spec)
     if not path.is_file():
         hint = difflib.get_close_matches(text, BUILTINS, n=1)
@@ -305,7 +332,8 @@ def read_cell(cell_dir: Path) -> dict[str, Any]:
     setup = json.loads(_cell_file(cell_dir).read_text()) if _cell_file(cell_dir).is_file() else {}
     train, valid = _metrics(cell_dir)
     last = train[-1] if train else {}
-    row = {"cell": cell_dir.name, "kind": cfg.get("objective", {}).get("kind"),
+    obj = cfg.get("objective", {})
+    row = {"cell": cell_dir.name, "kind": obj.get("kind"), "variant": _variant(obj),
            "overrides": setup.get("cell", []), "flops": last.get("flops"), "tokens": last.get("tokens"),
            "step": last.get("step"), "gain_mlm_loss": valid[-1].get("gain_mlm_loss") if valid else None,
            "gain_disc_auc": valid[-1].get("gain_disc_auc") if valid else None,
@@ -321,6 +349,13 @@ def read_cell(cell_dir: Path) -> dict[str, Any]:
         meds = [t["median"] for t in row["tasks"].values()]
         row["score"] = 100 * glue if glue is not None else (statistics.mean(meds) if meds else None)
     return row
+
+
+def _variant(obj: dict[str, Any]) -> str | None:
+    """The objective kind, with its training algorithm and loss weighting where not the default
+    (the report's plot draws one line per variant)."""
+    parts = [obj.get("kind"), obj.get("algorithm", "joint"), obj.get("loss_weighting", "fixed")]
+    return "/".join(p for p in parts if p not in ("joint", "fixed")) if parts[0] else None
 
 
 def _metrics(cell_dir: Path) -> tuple[list[dict], list[dict]]:
@@ -381,7 +416,8 @@ def markdown(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], out: Path) -> list[Path]:
-    """score_vs_flops.png (the shape of the paper's Figure 1: one line per objective kind) and
+    """score_vs_flops.png (the shape of the paper's Figure 1: one line per objective variant, i.e.
+    kind with algorithm / loss weighting where not the default) and
     context_gains.png (both context gains against FLOPs, one line per cell)."""
     import matplotlib
 
@@ -389,9 +425,9 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for kind in sorted({r["kind"] for r in rows if r["kind"]}):
+    for kind in sorted({r["variant"] for r in rows if r["variant"]}):
         pts = sorted((r["flops"], r["score"]) for r in rows
-                     if r["kind"] == kind and r["flops"] and r["score"] is not None)
+                     if r["variant"] == kind and r["flops"] and r["score"] is not None)
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=kind)
     ax.set_xscale("log")

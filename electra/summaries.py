@@ -3,6 +3,8 @@ out of the argument handling in `cli.py` so each reads on its own."""
 
 from __future__ import annotations
 
+import json
+
 from electra.api import PipelineResult
 from electra.plan import Plan, Throughput
 from electra.train.log import format_count, format_duration
@@ -36,15 +38,24 @@ def print_pretrain_summary(res: PipelineResult) -> None:
         print(f"  learned context? {verdict}")
     print(f"  checkpoint    {t.checkpoint}")
     print(f"  HF model      {res.exports['discriminator']}  (generator: {res.exports['generator']})")
+    for fmt, cls in (("bert", "BertForMaskedLM"), ("roberta", "RobertaForMaskedLM")):
+        if fmt in res.exports:  # a masked-LM run (hf/bert.py)
+            print(f"  {fmt:<13} {res.exports[fmt]}  (transformers.{cls})")
     print(f"  metrics       {run_dir / 'metrics.jsonl'}" +
           (f"  (tensorboard --logdir {run_dir / 'tensorboard'})" if (run_dir / "tensorboard").exists() else ""))
     print("next: fine-tune and evaluate it (GLUE TSV directories, median over seeds):\n"
           f"  electra evaluate {run_dir} --tasks cola,sst2,mrpc,stsb,rte --glue-dir PATH/TO/glue --seeds 3 "
           f"--out {run_dir / 'eval'}\n"
           "or load it in transformers:\n"
-          f"  python -c \"from transformers import ElectraForPreTraining as M; "
+          f"  python -c \"from transformers import {_architecture(res)} as M; "
           f"print(M.from_pretrained('{res.exports['discriminator']}'))\"\n"
           f"or train it longer: electra pretrain --resume --out {run_dir} train.steps={2 * t.step}")
+
+
+def _architecture(res: PipelineResult) -> str:
+    """The transformers class of the exported discriminator (ELECTRA, ALBERT, DeBERTa...)."""
+    config = json.loads((res.exports["discriminator"] / "config.json").read_text())
+    return config.get("architectures", ["ElectraForPreTraining"])[0]
 
 
 def print_plan(p: Plan, tput: Throughput, budget: str | None,

@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1] / "electra"
 # bottom to top; a module may import its own floor and the floors below it
 FLOORS = [
-    ("electra.errors", "electra.config", "electra.config_io", "electra.files", "electra.resources"),
+    ("electra.errors", "electra.config", "electra.config_io", "electra.config_algorithm",
+     "electra.config_sections", "electra.files",
+     "electra.resources"),
     ("electra.data",),
     ("electra.model",),
     ("electra.objective",),

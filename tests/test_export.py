@@ -75,7 +75,7 @@ def test_bad_hf_dirs_give_clear_errors(tmp_path):
         HFCheckpoint(d)
     (tmp_path / "gpt").mkdir()
     (tmp_path / "gpt" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(CheckpointError, match="only ELECTRA and BERT"):
+    with pytest.raises(CheckpointError, match="only ELECTRA, BERT, RoBERTa"):
         HFCheckpoint(tmp_path / "gpt")
 
 

@@ -22,26 +22,31 @@ class Batch:
     input_ids: torch.Tensor  # [B, T] long
     token_type_ids: torch.Tensor  # [B, T] long: 0 up to the first [SEP], then 1 (one-segment rows: 0)
     attention_mask: torch.Tensor  # [B, T] bool: not [PAD]
+    # [B, T] bool, the token continues the previous word (shards with a word segmentation)
+    continues_word: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
         nb = device.type == "cuda"
-        return Batch(*(t.to(device, non_blocking=nb) for t in
-                       (self.input_ids, self.token_type_ids, self.attention_mask)))
+        return Batch(*(None if t is None else t.to(device, non_blocking=nb) for t in
+                       (self.input_ids, self.token_type_ids, self.attention_mask, self.continues_word)))
 
 
 ONE_SEGMENT_PACKINGS = ("full_sentences", "doc_sentences")
 
 
-def batch_from_rows(rows: np.ndarray, pad_id: int, sep_id: int, *, one_segment: bool = False) -> Batch:
-    # rows: [B, T] integer token ids
+def batch_from_rows(rows: np.ndarray, pad_id: int, sep_id: int, *, one_segment: bool = False,
+                    words: np.ndarray | None = None) -> Batch:
+    # rows: [B, T] integer token ids; words: [B, T] bool word bits or None
     ids = torch.from_numpy(rows.astype(np.int64, copy=False))
     mask = ids != pad_id
+    cont = None if words is None else torch.from_numpy(np.ascontiguousarray(words, dtype=bool))
     if one_segment:
-        return Batch(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=mask)
+        return Batch(input_ids=ids, token_type_ids=torch.zeros_like(ids), attention_mask=mask,
+                     continues_word=cont)
     is_sep = ids == sep_id
     seps_before = torch.cumsum(is_sep, 1) - is_sep.long()  # [SEP]s strictly before each position
     types = ((seps_before >= 1) & mask).long()
-    return Batch(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    return Batch(input_ids=ids, token_type_ids=types, attention_mask=mask, continues_word=cont)
 
 
 def is_one_segment(reader: Any) -> bool:
@@ -82,7 +87,9 @@ class PretrainLoader:
         if rows.max(initial=0) >= self.vocab_size:
             raise DataError(f"the shards hold token id {int(rows.max())} >= vocab size {self.vocab_size}; "
                             "they are corrupt or were made with another tokenizer: re-run electra preprocess")
-        return batch_from_rows(rows, self.pad_id, self.sep_id, one_segment=self.one_segment)
+        words = self.reader.take_words(idx) if getattr(self.reader, "has_words", False) else None
+        return batch_from_rows(rows, self.pad_id, self.sep_id, one_segment=self.one_segment,
+                               words=words)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "cursor": self.cursor, "seed": self.seed,

@@ -5,7 +5,9 @@ Packing (`preprocess.packing`): `electra` follows google-research/electra's
 `doc_sentences` are RoBERTa's one-segment rows of whole sentences, across documents (with a [SEP]
 where they meet) or within one. The main process streams documents and cuts them into chunks; a process pool tokenizes
 and packs chunks (each with its own seeded RNG, so the output does not depend on the worker
-count); results are written in order with a bounded number of chunks in flight.
+count); results are written in order with a bounded number of chunks in flight. With
+`preprocess.word_segmentation` (jieba, or a reference file) each token's "continues the previous
+word" bit is packed along with it and written beside the shards, for whole-word masking.
 """
 
 from __future__ import annotations
@@ -41,11 +43,19 @@ from electra.data.shards import (
     write_manifest,
 )
 from electra.data.tokenizer import Tokenizer
+from electra.data.words import (
+    jieba_segmenter,
+    split_marks,
+    token_continuation,
+    with_reference_words,
+    word_marks,
+)
 from electra.errors import DataError
 from electra.files import atomic_dir
 
 log = logging.getLogger(__name__)
 
+WORD_BIT = 1 << 32  # while packing, a token's "continues the previous word" bit rides on its id
 CHUNK_LINES = 2048  # lines per work unit; part of the output's definition (RNG seeded per chunk)
 SMALL_CORPUS_BYTES = 8 << 20  # below this (on disk), workers=0 (auto) packs in-process
 # a sentence ends at . ! ? followed by space and an upper-case letter, digit or opening quote
@@ -145,6 +155,8 @@ class ChunkResult:
     valid_docs: int
     tail_rows: int  # rows of the last document with rows (all in `train` when valid is empty)
     input_tokens: int  # before packing; G-EL's trimming drops what overflows a row
+    train_words: np.ndarray | None = None  # [rows, seq_len] bool: continues the previous word
+    valid_words: np.ndarray | None = None
 
 
 def split_long(sentences: list[list[int]], fits: int) -> list[list[int]]:
@@ -167,13 +179,18 @@ class Packer:
         self.cfg = cfg
         self.dtype = dtype_for_vocab(tokenizer.vocab_size)
         self.cls_id, self.sep_id, self.pad_id = tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id
+        self.words = cfg.word_segmentation != "none"
+        self.row_dtype = np.dtype(np.int64) if self.words else self.dtype  # ids + WORD_BIT
+        self.segment = jieba_segmenter() if cfg.word_segmentation == "jieba" else None
 
-    def pack(self, index: int, docs: list[list[str]]) -> ChunkResult:
+    def pack(self, index: int, docs: list[list[str]], refs: list[list[list[str]]] | None = None
+             ) -> ChunkResult:
+        """`refs`: per document, per line, the words of a reference segmentation (file mode)."""
         cfg, seq_len = self.cfg, self.cfg.seq_len
         in_valid = [is_valid_document(doc, cfg.valid_fraction) for doc in docs]
-        if cfg.split_sentences:
-            docs = [split_sentences(doc) for doc in docs]
-        ids = self.tok.encode_lines([line for doc in docs for line in doc])
+        docs, marks = self._sentences(docs, refs)
+        lines = [line for doc in docs for line in doc]
+        ids = self.tok.encode_lines(lines) if marks is None else self._with_word_bits(lines, marks)
         fits = seq_len if cfg.packing == "electra" else seq_len - 2  # room for [CLS] and [SEP]
         tokenized: list[list[list[int]]] = []
         pos = 0
@@ -183,7 +200,7 @@ class Packer:
         if cfg.packing != "electra":
             return self._pack_sentences(tokenized, in_valid, sum(len(x) for x in ids))
         pieces = sum(len(doc) for doc in tokenized)
-        rows = np.full((max(1, pieces), seq_len), self.pad_id, dtype=self.dtype)  # rows <= pieces
+        rows = np.full((max(1, pieces), seq_len), self.pad_id, dtype=self.row_dtype)  # rows <= pieces
         row_valid = np.zeros(len(rows), dtype=bool)
         row_doc = np.zeros(len(rows), dtype=np.int64)
         rng = random.Random(f"{cfg.seed}:{index}")  # a str seed is hashed stably (not PYTHONHASHSEED)
@@ -199,9 +216,44 @@ class Packer:
         docs_with_rows = np.unique(row_doc)
         n_valid_docs = int(sum(in_valid[d] for d in docs_with_rows))
         tail = int(np.count_nonzero(row_doc == row_doc[-1])) if n else 0
-        return ChunkResult(train=rows[~row_valid], valid=rows[row_valid],
-                           train_docs=len(docs_with_rows) - n_valid_docs, valid_docs=n_valid_docs,
-                           tail_rows=tail, input_tokens=sum(len(x) for x in ids))
+        return self._unfold(ChunkResult(
+            train=rows[~row_valid], valid=rows[row_valid], train_docs=len(docs_with_rows) - n_valid_docs,
+            valid_docs=n_valid_docs, tail_rows=tail, input_tokens=sum(len(x) for x in ids)))
+
+    def _sentences(self, docs: list[list[str]], refs: list[list[list[str]]] | None
+                   ) -> tuple[list[list[str]], list[list[bool]] | None]:
+        """Documents as sentence lines, and with a word segmentation each sentence's word marks
+        (`words.word_marks`: per non-space character, a word begins here)."""
+        split = self.cfg.split_sentences
+        if not self.words:
+            return ([split_sentences(doc) for doc in docs] if split else docs), None
+        out: list[list[str]] = []
+        marks: list[list[bool]] = []
+        for d, doc in enumerate(docs):
+            out.append([])
+            for j, line in enumerate(doc):
+                words = refs[d][j] if refs is not None else self.segment(line)
+                parts = split_sentences([line]) if split else [line]
+                out[-1] += parts
+                marks += split_marks(parts, word_marks(line, words))
+        return out, marks
+
+    def _with_word_bits(self, lines: list[str], marks: list[list[bool]]) -> list[list[int]]:
+        """Token ids with WORD_BIT set where a token continues the previous word; packing moves
+        ids around as they are, so the bits travel with them into the rows."""
+        out = []
+        for line, m, (ids, offsets) in zip(lines, marks, self.tok.encode_with_offsets(lines), strict=True):
+            bits = token_continuation(line, offsets, m)
+            out.append([i + WORD_BIT * b for i, b in zip(ids, bits, strict=True)])
+        return out
+
+    def _unfold(self, res: ChunkResult) -> ChunkResult:
+        """Rows with WORD_BIT -> token-id rows plus their word bits."""
+        if not self.words:
+            return res
+        return dataclasses.replace(
+            res, train=(res.train % WORD_BIT).astype(self.dtype), valid=(res.valid % WORD_BIT).astype(self.dtype),
+            train_words=res.train >= WORD_BIT, valid_words=res.valid >= WORD_BIT)
 
 
     def _pack_sentences(self, tokenized: list[list[list[int]]], in_valid: list[bool],
@@ -214,7 +266,7 @@ class Packer:
             docs = [d for d in range(len(tokenized)) if in_valid[d] == valid]
             packed = list(pack_sentences([tokenized[d] for d in docs], seq_len - 2, self.sep_id,
                                          cross_documents=self.cfg.packing == "full_sentences"))
-            rows = np.full((len(packed), seq_len), self.pad_id, dtype=self.dtype)
+            rows = np.full((len(packed), seq_len), self.pad_id, dtype=self.row_dtype)
             for n, (_, content) in enumerate(packed):
                 rows[n, :len(content) + 2] = [self.cls_id, *content, self.sep_id]
             with_tokens = sum(1 for d in docs if any(tokenized[d]))
@@ -222,8 +274,8 @@ class Packer:
         (train, train_doc, train_docs), (valid, _, valid_docs) = out[False], out[True]
         # rows that start in the last document hold nothing else: the hold-out fallback's unit
         tail = train_doc.count(train_doc[-1]) if train_doc else 0
-        return ChunkResult(train=train, valid=valid, train_docs=train_docs, valid_docs=valid_docs,
-                           tail_rows=tail, input_tokens=input_tokens)
+        return self._unfold(ChunkResult(train=train, valid=valid, train_docs=train_docs,
+                                        valid_docs=valid_docs, tail_rows=tail, input_tokens=input_tokens))
 
 
 def is_valid_document(doc: list[str], valid_fraction: float) -> bool:
@@ -245,9 +297,10 @@ def _init_worker(tokenizer_dir: str, cfg: PreprocessConfig) -> None:
     _PACKER = Packer(Tokenizer.load(tokenizer_dir), cfg)
 
 
-def _pack_in_worker(index: int, docs: list[list[str]]) -> ChunkResult:
+def _pack_in_worker(index: int, docs: list[list[str]], refs: list[list[list[str]]] | None
+                    ) -> ChunkResult:
     assert _PACKER is not None
-    return _PACKER.pack(index, docs)
+    return _PACKER.pack(index, docs, refs)
 
 
 def _auto_workers(corpus_bytes: int) -> int:
@@ -255,35 +308,42 @@ def _auto_workers(corpus_bytes: int) -> int:
     return 1 if corpus_bytes < SMALL_CORPUS_BYTES else (os.cpu_count() or 1)
 
 
-def _chunks(docs: Iterable[list[str]], chunk_lines: int) -> Iterator[list[list[str]]]:
+Chunk = tuple[list[list[str]], list[list[list[str]]] | None]  # documents, their reference words
+
+
+def _chunks(docs: Iterable[tuple[list[str], list[list[str]] | None]], chunk_lines: int
+            ) -> Iterator[Chunk]:
     chunk: list[list[str]] = []
+    refs: list[list[list[str]]] = []
     lines = 0
-    for doc in docs:
+    for doc, ref in docs:
         chunk.append(doc)
+        if ref is not None:
+            refs.append(ref)
         lines += len(doc)
         if lines >= chunk_lines:
-            yield chunk
-            chunk, lines = [], 0
+            yield chunk, refs or None
+            chunk, refs, lines = [], [], 0
     if chunk:
-        yield chunk
+        yield chunk, refs or None
 
 
-def _packed_chunks(chunks: Iterable[list[list[str]]], tokenizer: Tokenizer, tokenizer_dir: Path,
+def _packed_chunks(chunks: Iterable[Chunk], tokenizer: Tokenizer, tokenizer_dir: Path,
                    cfg: PreprocessConfig, workers: int) -> Iterator[ChunkResult]:
     """Chunk results in input order; at most 2*workers chunks are in flight, so memory is
     bounded (Pool.imap would drain the whole input iterator eagerly)."""
     if workers == 1:
         packer = Packer(tokenizer, cfg)  # in-process: the rust tokenizer may use all cores itself
-        for i, chunk in enumerate(chunks):
-            yield packer.pack(i, chunk)
+        for i, (chunk, refs) in enumerate(chunks):
+            yield packer.pack(i, chunk, refs)
         return
     # spawn, not fork: forking a process that already runs rust/torch thread pools can deadlock
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_init_worker, initargs=(str(tokenizer_dir), cfg))
     try:
         pending: deque[Future[ChunkResult]] = deque()
-        for i, chunk in enumerate(chunks):
-            pending.append(pool.submit(_pack_in_worker, i, chunk))
+        for i, (chunk, refs) in enumerate(chunks):
+            pending.append(pool.submit(_pack_in_worker, i, chunk, refs))
             if len(pending) >= 2 * workers:
                 yield pending.popleft().result()
         while pending:
@@ -339,8 +399,10 @@ def _hold_out(last: ChunkResult, counts: dict[str, list[int]], cfg: PreprocessCo
         log.warning("no validation rows: the corpus has a single row; runs on it skip validation")
         return last
     log.warning("valid_fraction=%g picked no document; using %s for validation", cfg.valid_fraction, what)
+    words = {} if last.train_words is None else {"train_words": last.train_words[:-k],
+                                                 "valid_words": last.train_words[-k:]}
     return dataclasses.replace(last, train=last.train[:-k], valid=last.train[-k:],
-                               train_docs=last.train_docs - docs, valid_docs=1)
+                               train_docs=last.train_docs - docs, valid_docs=1, **words)
 
 
 def _warn_trimmed(kept: int, tokenized: int, seq_len: int) -> None:
@@ -358,16 +420,17 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
     tokenizer.save(tmp / "tokenizer")  # data dirs are self-contained
     dtype = dtype_for_vocab(tokenizer.vocab_size)
     writers = {split: ShardWriter(tmp, split, cfg.seq_len, dtype, cfg.rows_per_shard,
-                                  pad_id=tokenizer.pad_id) for split in ("train", "valid")}
+                                  pad_id=tokenizer.pad_id, words=cfg.word_segmentation != "none")
+               for split in ("train", "valid")}
     docs_read = input_tokens = 0
     counts = {"train": [0, 0], "valid": [0, 0]}  # split -> [documents, rows]
 
     def write(res: ChunkResult) -> None:
         nonlocal input_tokens
         input_tokens += res.input_tokens
-        for split, rows, ndocs in (("train", res.train, res.train_docs),
-                                   ("valid", res.valid, res.valid_docs)):
-            writers[split].write(rows)
+        for split, rows, words, ndocs in (("train", res.train, res.train_words, res.train_docs),
+                                          ("valid", res.valid, res.valid_words, res.valid_docs)):
+            writers[split].write(rows, words)
             counts[split][0] += ndocs
             counts[split][1] += len(rows)
 
@@ -381,7 +444,9 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
                 yield doc
 
         last: ChunkResult | None = None  # held back one step for the valid fallback below
-        for res in _packed_chunks(_chunks(documents(), CHUNK_LINES), tokenizer, tmp / "tokenizer",
+        docs = (with_reference_words(documents(), cfg.segmentation_file)
+                if cfg.word_segmentation == "file" else ((doc, None) for doc in documents()))
+        for res in _packed_chunks(_chunks(docs, CHUNK_LINES), tokenizer, tmp / "tokenizer",
                                   cfg, workers):
             if last is not None:
                 write(last)

@@ -32,6 +32,7 @@ from electra.data.tokenizer_models import (
     new_model,
     new_trainer,
 )
+from electra.data.words import continuation_table
 from electra.errors import DataError, TokenizerError
 from electra.files import atomic_dir, write_text_atomic
 
@@ -212,6 +213,21 @@ class Tokenizer:
 
     def convert_ids_to_tokens(self, ids: Sequence[int]) -> list[str]:
         return [self.tok.id_to_token(int(i)) or self.specials["unk"] for i in ids]
+
+    def encode_with_offsets(self, lines: list[str]) -> list[tuple[list[int], list[tuple[int, int]]]]:
+        """`encode_lines` ids with each token's character span in its line, to align tokens with
+        a word segmentation of the text."""
+        self.tok.encode_special_tokens = True  # "[SEP]" in raw text is text, as encode_lines
+        try:
+            encs = self.tok.encode_batch(lines, add_special_tokens=False)
+        finally:
+            self.tok.encode_special_tokens = False
+        return [(e.ids, e.offsets) for e in encs]
+
+    def word_continuation_table(self) -> list[bool]:
+        """Per id: the token continues the word before it ("##" WordPiece pieces, BPE pieces
+        without "Ġ", Unigram pieces without "▁"; never a special token), for whole-word masking."""
+        return continuation_table(self.vocab_tokens(), self.kind, self.special_ids, self.cjk_chars)
 
     def __repr__(self) -> str:
         return (f"Tokenizer(kind={self.kind}, vocab_size={self.vocab_size}, lowercase={self.lowercase}, "

@@ -36,6 +36,7 @@ from electra.train.optim import (
     build_scheduler,
     layerwise_lr_scales,
     optimizer_step,
+    parameter_aliases,
 )
 from electra.train.precision import Precision, resolve_precision
 from electra.train.pretrained import load_pretrained
@@ -190,7 +191,7 @@ def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConf
     total = max(1, math.ceil(epochs * math.ceil(len(train_set) / tc.batch_size)))
     runtime = oc.to_runtime(total)
     scales = layerwise_lr_scales([n for n, _ in model.named_parameters()], backbone.model_cfg.num_layers,
-                                 oc.layerwise_lr_decay, oc.llrd_mode)
+                                 oc.layerwise_lr_decay, oc.llrd_mode, aliases=parameter_aliases(model))
     optimizer = build_optimizer(model, runtime, scales)
     return _Job(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, runtime, total),
                 precision=Precision(resolve_precision(tc.precision, device), device), device=device,

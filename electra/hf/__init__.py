@@ -1,11 +1,11 @@
 """Hugging Face format in and out, through explicit key maps.
 
 `to_hf` writes a directory that stock `transformers.ElectraForPreTraining` (discriminator) or
-`ElectraForMaskedLM` (generator) loads with no missing or unexpected keys; `load_hf_encoder`
-reads a local HF ELECTRA or BERT directory back into our `Encoder` layout (warm starts,
-fine-tuning); `finetuned_to_hf` maps a fine-tuned encoder + task head onto the stock
-`ElectraFor{SequenceClassification,TokenClassification,QuestionAnswering}`. HF's TF-era names
-(`LayerNorm`, `attention.self`) live only in this module."""
+`ElectraForMaskedLM` (generator) loads with no missing or unexpected keys (BERT and RoBERTa:
+`hf/bert.py`); `HFCheckpoint` reads a local HF ELECTRA, BERT or RoBERTa directory back into our
+`Encoder` layout (warm starts, fine-tuning); `finetuned_to_hf` maps a fine-tuned encoder + task
+head onto the stock `ElectraFor{SequenceClassification,TokenClassification,QuestionAnswering}`.
+HF's TF-era names (`LayerNorm`, `attention.self`) live only in this package."""
 
 from __future__ import annotations
 
@@ -20,8 +20,10 @@ from torch import nn
 from electra.config import ModelConfig
 from electra.errors import CheckpointError
 from electra.files import atomic_dir
+from electra.hf import albert, bert
+from electra.hf import deberta as deberta_hf
+from electra.model.build import build_encoder
 from electra.model.heads import ClassificationHead, ElectraClassificationHead, SpanHead, TokenHead
-from electra.model.layers import Encoder
 
 # our Encoder layer names -> HF names inside `encoder.layer.{i}.`
 _LAYER_MAP = {
@@ -183,7 +185,7 @@ def _check_shapes(path: Path, cfg: ModelConfig, state: dict[str, torch.Tensor]) 
     """config.json must describe the weights (an edited vocab_size or hidden_size would otherwise
     surface as a torch size-mismatch traceback when the encoder is loaded)."""
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in Encoder(cfg).state_dict().items()}
+        expected = {k: tuple(v.shape) for k, v in build_encoder(cfg).state_dict().items()}
     for name, shape in expected.items():
         if name in state and tuple(state[name].shape) != shape:
             raise CheckpointError(
@@ -205,14 +207,23 @@ class HFCheckpoint:
         except json.JSONDecodeError as e:
             raise CheckpointError(f"{cfg_file} is not valid JSON ({e}); re-download or re-export it") from None
         self.model_type = self.raw_config.get("model_type", "electra")
-        if self.model_type not in ("electra", "bert"):
-            raise CheckpointError(f"{self.path} is a {self.model_type!r} model; only ELECTRA and BERT "
-                                  "checkpoints can be loaded")
+        self.sop_head: dict[str, torch.Tensor] | None = None  # ALBERT's sentence-order head
+        if self.model_type == "albert":
+            self._read_albert()
+            return
+        if self.model_type == deberta_hf.MODEL_TYPE:  # DeBERTa-v2/v3 (hf/deberta.py)
+            self.config, self.encoder_state, self.generator_head = deberta_hf.read_checkpoint(
+                self.path, self.raw_config, _read_weights(self.path))
+            self.discriminator_head = None
+            return
+        if self.model_type not in ("electra", *bert.FORMATS):
+            raise CheckpointError(f"{self.path} is a {self.model_type!r} model; only ELECTRA, BERT, RoBERTa, "
+                                  "ALBERT and DeBERTa-v2/v3 checkpoints can be loaded")
         try:
-            self.config = model_config_from_hf(self.raw_config)
+            self.config = model_config_from_hf(bert.our_config(self.model_type, self.raw_config))
         except KeyError as e:
             raise CheckpointError(f"{cfg_file} lacks {e}; it is not a complete ELECTRA/BERT config") from None
-        tensors = _read_weights(self.path)
+        tensors = bert.to_bert_layout(self.model_type, self.raw_config, _read_weights(self.path))
         prefix = next((p for p in (f"{self.model_type}.", "") if
                        f"{p}embeddings.word_embeddings.weight" in tensors), None)
         if prefix is None:
@@ -223,7 +234,16 @@ class HFCheckpoint:
             raise CheckpointError(f"{self.path} is missing weight {e}; the checkpoint is incomplete") from None
         _check_shapes(self.path, self.config, self.encoder_state)
         self.discriminator_head = head_from_hf(tensors, DISC_HEAD_MAP)
-        self.generator_head = head_from_hf(tensors, GEN_HEAD_MAP)
+        self.generator_head = head_from_hf(tensors, bert.MLM_HEAD_MAPS.get(self.model_type, GEN_HEAD_MAP))
+
+    def _read_albert(self) -> None:
+        try:
+            self.config, self.encoder_state, self.generator_head, self.sop_head = albert.read_albert(
+                self.raw_config, _read_weights(self.path))
+        except KeyError as e:
+            raise CheckpointError(f"{self.path} lacks {e}; it is not a complete ALBERT checkpoint") from None
+        _check_shapes(self.path, self.config, self.encoder_state)
+        self.discriminator_head = None
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -239,10 +259,19 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
     raise CheckpointError(f"{path} has neither model.safetensors nor pytorch_model.bin")
 
 
-def pretrained_to_hf(model, part: str = "discriminator") -> tuple[dict, dict[str, torch.Tensor]]:
-    """An `ElectraModel` part -> (HF config dict, HF tensors)."""
+def pretrained_to_hf(model, part: str = "discriminator", fmt: str = "electra") -> tuple[dict, dict[str, torch.Tensor]]:
+    """An `ElectraModel` part -> (HF config dict, HF tensors); `fmt` bert or roberta: see hf/bert.py."""
+    if fmt in bert.FORMATS:
+        cfg, encoder, head = bert.encoder_and_head(model, part, fmt)
+        return bert.to_hf(fmt, cfg, encoder_to_hf(encoder.state_dict(), cfg.num_layers, prefix=""), head)
+    if fmt != "electra":
+        raise CheckpointError(f"unknown export format {fmt!r}; use electra, bert or roberta")
+    if model.disc_cfg.family == "albert":  # the family's own classes (hf/albert.py)
+        return albert.pretrained_to_albert(model, part)
+    if model.disc_cfg.family == "deberta":
+        return deberta_hf.pretrained_to_hf(model, part)
     if part == "discriminator":
-        cfg, enc = model.disc_cfg, model.discriminator
+        cfg, enc = model.disc_cfg, model.encoder  # `encoder`: GDES merged into one word table
         tensors = encoder_to_hf(enc.state_dict(), cfg.num_layers)
         tensors |= head_to_hf(model.discriminator_head.state_dict(), DISC_HEAD_MAP)
         return hf_config(cfg, "ElectraForPreTraining"), tensors
@@ -269,7 +298,13 @@ def finetuned_to_hf(cfg: ModelConfig, encoder_state: dict[str, torch.Tensor], he
 
     The span head masks non-context positions to -1e4 for its own decoding; HF's
     `qa_outputs` gives the same logits unmasked (its QA pipeline restricts answers itself)."""
+    if cfg.family == "deberta":
+        raise CheckpointError("a fine-tuned model.family=deberta model has no Hugging Face task-model "
+                              "export yet; its encoder exports from the pre-training run (electra export)")
     notes: list[str] = []
+    if cfg.family == "albert" and cfg.embedding_size == cfg.hidden_size:  # E != H: exact, unrolled
+        raise CheckpointError("a fine-tuned ALBERT model with model.embedding_size = model.hidden_size has an "
+                              "E -> H projection that the ELECTRA task classes lack; it cannot be exported")
     if isinstance(head, (ClassificationHead, ElectraClassificationHead)):
         arch, head_tensors, extra = _sequence_head(head, labels, regression)
     elif isinstance(head, TokenHead):

@@ -128,3 +128,18 @@ class SpanHead(nn.Module):
             weighted = torch.einsum("bt,bth->bh", p_start, h)  # [B, H]
             impossible = self.answerable(torch.cat([h[:, 0], weighted], -1)).squeeze(-1).float()
         return SpanLogits(start=start, end=end, impossible=impossible)
+
+
+class SentenceOrderHead(nn.Module):
+    """ALBERT's sentence-order head on the [CLS] vector: HF's pooler (dense H -> H, tanh), then
+    dropout and a linear layer to 2 logits (0: segments in order, 1: swapped)."""
+
+    def __init__(self, hidden_size: int, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, hidden_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, 2)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        # h: [B, T, H] -> logits [B, 2]
+        return self.out(self.dropout(torch.tanh(self.dense(h[:, 0]))))

@@ -22,6 +22,9 @@ class TokenIds:
 
     mask_id: int
     special_ids: tuple[int, ...]  # never picked for masking: [PAD] [UNK] [CLS] [SEP] [MASK]
+    # per id, the token continues the previous word (whole-word masking); (): unknown, every
+    # token is a word of its own
+    word_continuation: tuple[bool, ...] = ()
 
     @classmethod
     def standard(cls) -> TokenIds:
@@ -50,6 +53,11 @@ class PretrainingObjective(nn.Module, abc.ABC):
     def has_idle_parameters(self) -> bool:
         """Some parameters get no gradient in some steps (DDP must be told)."""
         return False
+
+    def set_word_bits(self, continues_word: torch.Tensor | None) -> None:
+        """Called by the loop before each forward with the batch's word bits ([B, T] bool, from
+        shards preprocessed with a word segmentation; None: none stored). Objectives that mask
+        whole words use them instead of their vocabulary table; the rest ignore them."""
 
     def set_step(self, step: int) -> None:
         """Called by the loop before each update: objectives with schedules (a temperature

@@ -9,7 +9,6 @@ the same on 1 CPU and N GPUs; `api.pretrain` prepares the data and the process c
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from electra.model.layers import Encoder
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.distributed import Context
-from electra.train.flops import electra_train_flops
+from electra.train.flops import FlopRate, flop_rate
 from electra.train.health import Alarm, HealthMonitor
 from electra.train.log import Meter, MetricsLogger, format_count, format_duration
 from electra.train.optim import optimizer_step
@@ -58,8 +57,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     state = build_state(cfg, data, ctx, init=None if resume else init)
     if resume:
         restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr)
-    flops_per_token = electra_train_flops(cfg, data.seq_len)
-    last_step = end_step(tc, state.step, flops_per_token * tc.batch_size * data.seq_len)
+    rate = flop_rate(cfg, data.seq_len)  # FLOPs per token by step (two_stage: two phases)
+    last_step = end_step(tc, state.step, rate, data.seq_len)
     model, precision = state.model, state.precision
     step_fn = dist.wrap_model(model, ctx.info, ctx.device,
                               some_parameters_idle=model.has_idle_parameters)
@@ -68,7 +67,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     validator = make_validator(tc, data, state, ctx) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
     health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps)
-    log_setup(cfg, state, ctx, flops_per_token)
+    log_setup(cfg, state, ctx, rate.mean(last_step))
     valid_metrics: dict[str, float] = {}
     path: Path | None = None
     first_step, t_start = state.step, time.perf_counter()
@@ -81,6 +80,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         model.set_step(state.step)
         for micro in range(tc.grad_accum):
             batch = state.loader.next_batch().to(ctx.device)
+            model.set_word_bits(batch.continues_word)  # the shards' word segmentation, if any
             with dist.no_sync_unless(step_fn, micro == tc.grad_accum - 1):
                 with precision.autocast():
                     out = step_fn(batch.input_ids, batch.token_type_ids, batch.attention_mask)
@@ -96,7 +96,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
 
         # ---- log (the only host sync of a normal step) --------------------------------------
         if step % tc.log_every == 0 or step % tc.save_every == 0 or at_end:
-            metrics = read_train_metrics(meter, state, cfg, flops_per_token, ctx.info.world_size)
+            metrics = read_train_metrics(meter, state, cfg, rate, ctx.info.world_size)
             if step % tc.log_every == 0 or at_end:
                 eta = (tc.steps - step) * (time.perf_counter() - t_start) / (step - first_step)
                 log_train(step, tc.steps, metrics, eta, ctx, cfg.objective.detects_replacements)
@@ -124,9 +124,9 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         stop, due = control.check(step, tc.log_every, ctx.info.world_size, dist.all_reduce_max)
         if step % tc.save_every == 0 or at_end or due:
             if meter.micro_batches:  # a timed save between log steps: the checkpoint counts them
-                logger.write("train", step, read_train_metrics(meter, state, cfg, flops_per_token,
+                logger.write("train", step, read_train_metrics(meter, state, cfg, rate,
                                                                ctx.info.world_size))
-            path = save(state, cfg, data, ctx, run_dir, flops_per_token)
+            path = save(state, cfg, data, ctx, run_dir, rate.mean(state.step))
             control.saved()
             meter.restart_clock()
         if stop:
@@ -152,15 +152,15 @@ def make_validator(tc: TrainConfig, data: RunData, state: TrainState, ctx: Conte
                      device=ctx.device, precision=state.precision, seed=tc.seed + 999)
 
 
-def end_step(tc: TrainConfig, step: int, flops_per_step: float) -> int:
+def end_step(tc: TrainConfig, step: int, rate: FlopRate, seq_len: int) -> int:
     """Where this invocation stops: `train.stop_at` (a slice of a longer run), `train.steps`, or
-    the step that spends `train.budget_flops` (`flops_per_step`: batch x seq_len x FLOPs/token)."""
+    the step that spends `train.budget_flops` (each step counted as batch x seq_len tokens)."""
     if step >= tc.steps:
         raise ConfigError(f"the run is already at step {step} of train.steps={tc.steps}; raise "
                           "train.steps to continue it")
     last = min(tc.stop_at, tc.steps) if tc.stop_at else tc.steps
     if tc.budget_flops:
-        spent_at = math.ceil(tc.budget_flops / flops_per_step - 1e-9)
+        spent_at = rate.steps_for(tc.budget_flops, tc.batch_size, seq_len)
         if spent_at <= step:
             raise ConfigError(f"train.budget_flops={tc.budget_flops:g} is spent by step {spent_at}; "
                               f"the run is at step {step}: raise the budget to continue it")
@@ -171,14 +171,14 @@ def end_step(tc: TrainConfig, step: int, flops_per_step: float) -> int:
 
 
 def read_train_metrics(meter: Meter, state: TrainState, cfg: PretrainConfig,
-                       flops_per_token: float, world_size: int) -> dict[str, float]:
+                       rate: FlopRate, world_size: int) -> dict[str, float]:
     sums, micro_batches, seconds = meter.read(dist.all_reduce_sum)
     state.tokens += int(sums["tokens"])
     steps = micro_batches / cfg.train.grad_accum  # summed over processes
     return {"loss": sums["loss"] / steps, **state.model.summarize(sums, micro_batches),
             "lr": state.scheduler.get_last_lr()[0], "tokens": state.tokens,
             "tokens_per_s": sums["tokens"] / max(seconds, 1e-9), "seconds": seconds,
-            "flops": state.tokens * flops_per_token, "grad_norm": sums["grad_norm"] / steps,
+            "flops": rate.spent(state.step, state.tokens), "grad_norm": sums["grad_norm"] / steps,
             "bad_steps": round(sums["bad_steps"] / world_size)}
 
 
@@ -219,6 +219,7 @@ def log_train(step: int, total: int, m: dict[str, float], eta: float, ctx: Conte
         return
     disc = f" | rtd {m['rtd_loss']:.4f} | disc_acc {m['disc_acc']:.3f}" if rtd else ""
     extra = f" | model mlm {m['disc_mlm_loss']:.3f}" if "disc_mlm_loss" in m else ""
+    extra += f" | sop_acc {m['sop_acc']:.3f}" if "sop_acc" in m else ""  # ALBERT's sentence order
     log.info("step %d/%d | loss %.4f | mlm %.3f | gen_acc %.3f%s%s | lr %.2e | %s tok/s | ETA %s",
              step, total, m["loss"], m["mlm_loss"], m["gen_acc"], disc, extra, m["lr"],
              format_count(m["tokens_per_s"]), format_duration(eta))

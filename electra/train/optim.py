@@ -26,7 +26,8 @@ def param_groups(model: nn.Module, weight_decay: float, lr_scale: dict[str, floa
     group carries it as `lr_scale`, which `build_scheduler` applies on top of the schedule."""
     no_decay = set()
     for mod_name, mod in model.named_modules():
-        if isinstance(mod, nn.LayerNorm):
+        # LayerNorms, and modules that say so (objective.weighting's learned log-variances)
+        if isinstance(mod, nn.LayerNorm) or getattr(mod, "no_weight_decay", False):
             no_decay.update(f"{mod_name}.{n}" if mod_name else n for n, _ in mod.named_parameters(recurse=False))
     groups: dict[tuple[float, float], dict] = {}
     for name, p in model.named_parameters():  # de-duplicated: shared weights appear once
@@ -129,27 +130,43 @@ def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_schedu
 
 
 def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mode: str = "correct",
-                        prefix: str = "encoder.") -> dict[str, float]:
+                        prefix: str = "encoder.", aliases: dict[str, list[str]] | None = None
+                        ) -> dict[str, float]:
     """Layer-wise LR decay: parameter name -> LR multiplier `decay ** (top - depth)`.
 
-    depth: embeddings (and the E->H projection) 0, encoder layer i -> i + 1, anything else (the
-    task head) `top`. `correct`: top = L + 1, so the head gets lr, the last layer lr*d and the
+    depth: embeddings (and the E->H projection, DeBERTa's relative-position table) 0, encoder
+    layer i -> i + 1, anything else (the task head) `top`. `correct`: top = L + 1, so the head gets lr, the last layer lr*d and the
     embeddings lr*d^(L+1). `original` reproduces google-research/electra's `_get_layer_lrs`, whose
-    head depth is L + 2 (issue #51): every encoder parameter gets one extra factor of d."""
+    head depth is L + 2 (issue #51): every encoder parameter gets one extra factor of d.
+
+    `aliases` (`parameter_aliases`): every name of a weight used at several depths (ALBERT's
+    shared layers). Such a weight gets the mean of its uses' multipliers: its gradient is the sum
+    of the uses' gradients, and the mean rate moves it as the untied copies would move on average."""
     if mode not in ("correct", "original"):
         raise ValueError(f"unknown layer-wise decay mode {mode!r}")
     top = num_layers + 1 if mode == "correct" else num_layers + 2
     layer = re.compile(rf"^{re.escape(prefix)}layers\.(\d+)\.")
+
+    def depth(name: str) -> int:
+        if name.startswith((f"{prefix}embeddings.", f"{prefix}project.", f"{prefix}relative.")):
+            return 0
+        m = layer.match(name)
+        return int(m.group(1)) + 1 if m else top
+
     scales = {}
     for name in names:
-        if name.startswith((f"{prefix}embeddings.", f"{prefix}project.")):
-            depth = 0
-        elif m := layer.match(name):
-            depth = int(m.group(1)) + 1
-        else:
-            depth = top
-        scales[name] = decay ** (top - depth)
+        uses = (aliases or {}).get(name, [name])
+        scales[name] = sum(decay ** (top - depth(u)) for u in uses) / len(uses)
     return scales
+
+
+def parameter_aliases(model: nn.Module) -> dict[str, list[str]]:
+    """The first name of each parameter (as `named_parameters` reports it) -> all its names, for
+    the parameters registered under several (shared modules)."""
+    names: dict[int, list[str]] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), []).append(name)
+    return {all_names[0]: all_names for all_names in names.values() if len(all_names) > 1}
 
 
 def optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -23,7 +23,8 @@ from electra.train.checkpoint import (
 
 
 def token_ids(tokenizer: Tokenizer) -> TokenIds:
-    return TokenIds(mask_id=tokenizer.mask_id, special_ids=tuple(sorted(tokenizer.special_ids)))
+    return TokenIds(mask_id=tokenizer.mask_id, special_ids=tuple(sorted(tokenizer.special_ids)),
+                    word_continuation=tuple(tokenizer.word_continuation_table()))
 
 
 @dataclass(frozen=True)

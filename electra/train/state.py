@@ -16,13 +16,14 @@ from typing import Any
 import torch
 
 from electra.config import PretrainConfig, save_json
-from electra.data.loader import PretrainLoader
+from electra.data.loader import ONE_SEGMENT_PACKINGS, PretrainLoader
 from electra.data.shards import Manifest, ShardReader, read_manifest
 from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError, ConfigError, DataError, TokenizerError
 from electra.files import write_text_atomic
 from electra.hf import HFCheckpoint
 from electra.objective import PretrainingObjective, build_objective
+from electra.objective.gdes import load_plain_state
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.distributed import Context
@@ -50,8 +51,8 @@ def verify_shards(data_dir: Path, manifest: Manifest, *, force: bool = False) ->
     for split in manifest.splits:  # same-size corruption would otherwise train silently
         reader = ShardReader(data_dir, split, manifest=manifest)
         for shard in reader.shards:
-            st = (data_dir / shard.file).stat()
-            seen[shard.file] = [st.st_size, st.st_mtime_ns]
+            stats = [(data_dir / f).stat() for f in (shard.file, shard.words) if f]  # + word bits
+            seen[shard.file] = [v for st in stats for v in (st.st_size, st.st_mtime_ns)]
             if cache.get(shard.file) != seen[shard.file]:
                 reader.verify_one(shard)
                 hashed += 1
@@ -121,6 +122,22 @@ def check_data(cfg: PretrainConfig, data: RunData) -> None:
         raise ConfigError(f"the shards hold rows of {data.seq_len} tokens but "
                           f"model.max_position_embeddings={cfg.model.max_position_embeddings}; "
                           "re-run electra preprocess with a shorter --seq-len")
+    if cfg.model.type_vocab_size < 2 and data.manifest.packing not in ONE_SEGMENT_PACKINGS:
+        raise ConfigError(f"model.type_vocab_size={cfg.model.type_vocab_size} holds one segment but the "
+                          f"shards were packed with two (packing={data.manifest.packing}); re-run electra "
+                          "preprocess with --packing full_sentences or doc_sentences, or set "
+                          "model.type_vocab_size=2")
+    check_word_bits(cfg, data)
+
+
+def check_word_bits(cfg: PretrainConfig, data: RunData) -> None:
+    """Whole-word masking reads word boundaries from the shards when they hold a segmentation."""
+    if cfg.objective.masking == "token":
+        return
+    if not data.manifest.has_words and data.tokenizer.cjk_chars:
+        log.info("objective.masking=%s: word boundaries come from the vocabulary, where each CJK "
+                 "character is a word; for Chinese words preprocess with "
+                 "preprocess.word_segmentation=jieba", cfg.objective.masking)
 
 
 def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom | None = None
@@ -152,14 +169,24 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
 
 def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
     disc = HFCheckpoint(init.discriminator)
-    model.discriminator.load_state_dict(disc.encoder_state)
+    gdes = model.objective.sharing == "gdes"
+    if gdes:  # the word table goes to E_G and E_delta restarts at 0
+        load_plain_state(model.discriminator, disc.encoder_state)
+    else:
+        model.discriminator.load_state_dict(disc.encoder_state)
     if disc.discriminator_head is not None:
         model.discriminator_head.load_state_dict(disc.discriminator_head)
+    if model.generator is None and disc.generator_head is not None:  # one encoder (mlm): its MLM head
+        model.generator_head.load_state_dict(disc.generator_head)
+    if model.sop_head is not None and disc.sop_head is not None:  # ALBERT's sentence-order head
+        model.sop_head.load_state_dict(disc.sop_head)
     if init.generator is not None and model.generator is not None:
         gen = HFCheckpoint(init.generator)
         state = gen.encoder_state
         if model.objective.sharing == "embeddings":  # D's embeddings are the shared ones
             state = {k: v for k, v in state.items() if not k.startswith("embeddings.")}
+        if gdes:  # E_G holds D's table already, so E_D = sg(E_G) + 0 is D's exactly
+            state = {k: v for k, v in state.items() if k != "embeddings.word_embeddings.weight"}
         missing = model.generator.load_state_dict(state, strict=False).missing_keys
         if any(not k.startswith("embeddings.") for k in missing):
             raise CheckpointError(f"{init.generator} does not fit the generator (missing {missing[:3]})")

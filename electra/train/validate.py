@@ -27,7 +27,16 @@ LEARNED_AUC_GAIN = 0.02
 def evenly_spaced(reader: ShardReader, n: int) -> np.ndarray:
     """`n` rows spread over the whole split (the split's order is already shuffled by hash)."""
     n = min(n, len(reader))
-    return reader.take(np.linspace(0, len(reader) - 1, n).astype(np.int64)) if n else np.empty((0, 0))
+    return reader.take(spaced_indices(reader, n)) if n else np.empty((0, 0))
+
+
+def spaced_indices(reader: ShardReader, n: int) -> np.ndarray:
+    return np.linspace(0, len(reader) - 1, min(n, len(reader))).astype(np.int64)
+
+
+def word_bits(reader: ShardReader, indices: np.ndarray) -> np.ndarray | None:
+    """The rows' word bits where the shards hold them (whole-word masking of Chinese)."""
+    return reader.take_words(indices) if getattr(reader, "has_words", False) and len(indices) else None
 
 
 class Validator:
@@ -37,8 +46,9 @@ class Validator:
                  pad_id: int, sep_id: int, special_ids: tuple[int, ...], device: torch.device,
                  precision: Precision, seed: int, reference_rows: int | None = None,
                  unigram_rows: int = 20_000) -> None:
-        self.valid_rows = valid.take(np.arange(min(rows, len(valid))))
-        self.train_rows = evenly_spaced(train, reference_rows or 4 * rows)
+        valid_idx, train_idx = np.arange(min(rows, len(valid))), spaced_indices(train, reference_rows or 4 * rows)
+        self.valid_rows, self.valid_words = valid.take(valid_idx), word_bits(valid, valid_idx)
+        self.train_rows, self.train_words = train.take(train_idx), word_bits(train, train_idx)
         self.batch_size, self.pad_id, self.sep_id = batch_size, pad_id, sep_id
         self.one_segment = is_one_segment(valid)  # RoBERTa-style rows: token types all 0
         self.device, self.precision, self.seed = device, precision, seed
@@ -49,15 +59,18 @@ class Validator:
         return len(self.valid_rows)
 
     @torch.no_grad()
-    def _corrupt(self, model: ElectraModel, rows: np.ndarray, seed: int) -> dict[str, np.ndarray | float]:
+    def _corrupt(self, model: ElectraModel, rows: np.ndarray, words: np.ndarray | None,
+                 seed: int) -> dict[str, np.ndarray | float]:
         """Run `model` over `rows` with fixed masks/samples; gather what the metrics need."""
         gen = torch.Generator(device=self.device).manual_seed(seed)
         sums = torch.zeros(7, dtype=torch.float64, device=self.device)
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("score", "replaced", "corrupted",
                                                                 "target", "shown")}
         for start in range(0, len(rows), self.batch_size):
-            b = batch_from_rows(rows[start:start + self.batch_size], self.pad_id, self.sep_id,
-                                one_segment=self.one_segment).to(self.device)
+            part = slice(start, start + self.batch_size)
+            b = batch_from_rows(rows[part], self.pad_id, self.sep_id, one_segment=self.one_segment,
+                                words=None if words is None else words[part]).to(self.device)
+            model.set_word_bits(b.continues_word)
             with self.precision.autocast():
                 out = model(b.input_ids, b.token_type_ids, b.attention_mask, generator=gen)
             sums += torch.stack([out.mlm_loss * out.gen_count, out.rtd_loss * out.disc_count,
@@ -69,6 +82,7 @@ class Validator:
             parts["corrupted"].append(out.corrupted[tok])
             parts["target"].append(out.masked.targets[picked])
             parts["shown"].append(torch.gather(out.masked.input_ids, 1, out.masked.positions)[picked])
+        model.set_word_bits(None)
         arrays = {k: torch.cat(v).cpu().numpy() for k, v in parts.items()}
         return {**arrays, **dict(zip(("mlm_sum", "rtd_sum", "g_ok", "g_n", "d_ok", "d_n", "repl"),
                                      sums.tolist(), strict=True))}
@@ -76,8 +90,8 @@ class Validator:
     def __call__(self, model: ElectraModel) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        v = self._corrupt(model, self.valid_rows, self.seed)
-        t = self._corrupt(model, self.train_rows, self.seed + 1)  # the same generator, other rows
+        v = self._corrupt(model, self.valid_rows, self.valid_words, self.seed)
+        t = self._corrupt(model, self.train_rows, self.train_words, self.seed + 1)  # other rows
         model.train(was_training)
 
         spec = model.mask_spec
