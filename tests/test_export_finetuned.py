@@ -208,3 +208,18 @@ def test_export_of_a_dir_that_is_no_model_is_a_one_line_error(finetuned, backbon
     (broken / "finetune.json").write_text("{not json")
     assert "is corrupt" in cli_error(capsys, "export", broken, "--out", out)
     assert not out.exists()
+
+
+def test_mean_pooled_classifier_trains_and_its_export_is_a_one_line_error(backbone, data, tmp_path, capsys):  # noqa: F811
+    out = tmp_path / "ft"
+    assert main(["finetune", str(backbone), "--task", "sst2", "--out", str(out), *FAST,
+                 *map(str, TASK_ARGS["sst2"](data)), "head.pooling=mean"]) == 0
+    info = json.loads((out / "finetune.json").read_text())
+    assert info["config"]["head"]["pooling"] == "mean"
+    model, *_ = load_finetuned(out)
+    assert model.head.pooling == "mean"
+    assert not (out / "hf").exists()  # no HF copy: stock classifiers read [CLS] only
+    capsys.readouterr()
+    assert main(["export", str(out), "--out", str(tmp_path / "hf")]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "head.pooling=mean" in err[0] and "head.pooling=cls" in err[0]

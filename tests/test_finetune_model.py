@@ -107,3 +107,26 @@ def test_token_and_span_heads():
     (out.start.logsumexp(-1).sum() + out.impossible.sum()).backward()
     assert model.head.answerable[0].weight.grad is not None
     assert model_with(SpanHead(32, answerable=False))(ids, types, attn).impossible is None
+
+
+@pytest.mark.parametrize("head_cls", [ClassificationHead, ElectraClassificationHead])
+def test_mean_pooling_averages_real_tokens_only(head_cls):
+    torch.manual_seed(0)
+    head = head_cls(8, 3, 0.0, pooling="mean").eval()
+    h = torch.randn(2, 5, 8)
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    out = head(h, None, mask)
+    # padded positions do not count: changing them changes nothing
+    h2 = h.clone()
+    h2[0, 3:] = 1e3
+    assert torch.equal(head(h2, None, mask), out)
+    # the value is the head applied to the masked mean (here: through a cls head on the mean row)
+    cls_head = head_cls(8, 3, 0.0, pooling="cls").eval()
+    cls_head.load_state_dict(head.state_dict())
+    means = torch.stack([h[0, :3].mean(0), h[1].mean(0)])[:, None, :]  # [2, 1, 8]
+    assert torch.allclose(cls_head(means), out, atol=1e-6)
+    # [CLS] pooling reads position 0 only
+    h3 = h.clone()
+    h3[:, 1:] = 0.0
+    assert torch.equal(cls_head(h3, None, mask), cls_head(h, None, mask))
+    assert not torch.allclose(head(h3, None, mask), out)

@@ -14,6 +14,7 @@ FINETUNE_SIZES = ("auto", "small", "base", "large")
 # size -> (peak lr, layer-wise lr decay), paper Table 7 / G-EL configure_finetuning.py
 SIZE_DEFAULTS = {"small": (3e-4, 0.8), "base": (1e-4, 0.8), "large": (5e-5, 0.9)}
 LLRD_MODES = ("correct", "original")
+POOLINGS = ("cls", "mean")
 HEAD_KINDS = ("linear", "electra")
 
 
@@ -94,9 +95,13 @@ class HeadConfig:
 
     kind: str = "linear"
     dropout: float = 0.1
+    # sentence tasks: "cls" (the paper, and what stock HF classifiers compute) or "mean" (masked
+    # mean of the token vectors; for encoders pre-trained too briefly to use [CLS], RESULTS.md)
+    pooling: str = "cls"
 
     def __post_init__(self) -> None:
         check_choice("head.kind", self.kind, HEAD_KINDS)
+        check_choice("head.pooling", self.pooling, POOLINGS)
         check_prob("head.dropout", self.dropout, open_right=True)
 
 

@@ -309,7 +309,7 @@ def encode(spec: TaskSpec, examples: list[TextExample], tokenizer: Tokenizer, la
 def head(spec: TaskSpec, hidden_size: int, labels: tuple[str, ...], cfg: FinetuneConfig) -> nn.Module:
     n = 1 if spec.kind == "regression" else len(labels)
     cls = ElectraClassificationHead if cfg.head.kind == "electra" else ClassificationHead
-    return cls(hidden_size, n, cfg.head.dropout)
+    return cls(hidden_size, n, cfg.head.dropout, pooling=cfg.head.pooling)
 
 
 def loss(spec: TaskSpec, out: torch.Tensor, batch: Batch, cfg: FinetuneConfig) -> torch.Tensor:

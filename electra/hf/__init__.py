@@ -306,6 +306,10 @@ def finetuned_to_hf(cfg: ModelConfig, encoder_state: dict[str, torch.Tensor], he
         raise CheckpointError("a fine-tuned ALBERT model with model.embedding_size = model.hidden_size has an "
                               "E -> H projection that the ELECTRA task classes lack; it cannot be exported")
     if isinstance(head, (ClassificationHead, ElectraClassificationHead)):
+        if head.pooling != "cls":
+            raise CheckpointError(f"this model was fine-tuned with head.pooling={head.pooling}; stock "
+                                  "ElectraForSequenceClassification reads [CLS] only, so it cannot be "
+                                  "exported (fine-tune with head.pooling=cls to export)")
         arch, head_tensors, extra = _sequence_head(head, labels, regression)
     elif isinstance(head, TokenHead):
         arch, head_tensors = "ElectraForTokenClassification", head_to_hf(head.state_dict(), TOKEN_HEAD_MAP)

@@ -51,33 +51,50 @@ def gather_positions(h: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 # attention mask, which only the span head needs) and returns logits
 
 
-class ClassificationHead(nn.Module):
-    """The paper's classifier: dropout + linear on the [CLS] vector (num_outputs=1: regression)."""
+def pool(h: torch.Tensor, attention_mask: torch.Tensor | None, pooling: str) -> torch.Tensor:
+    """The sentence vector a classifier reads. `cls`: the [CLS] position (the paper). `mean`: the
+    average over real tokens: a lightly pre-trained encoder has never been asked to summarise a
+    sentence in [CLS] (no NSP/SOP; [CLS] is never masked), while every position carries context."""
+    # h: [B, T, H]; attention_mask: [B, T] bool or None -> [B, H]
+    if pooling == "cls":
+        return h[:, 0]
+    if attention_mask is None:
+        return h.mean(dim=1)
+    w = attention_mask.to(h.dtype).unsqueeze(-1)  # [B, T, 1]
+    return (h * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float) -> None:
+
+class ClassificationHead(nn.Module):
+    """The paper's classifier: dropout + linear on the [CLS] vector (num_outputs=1: regression),
+    or on the mean of the token vectors (`pooling="mean"`)."""
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float, pooling: str = "cls") -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, num_outputs)
+        self.pooling = pooling
 
     def forward(self, h: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         # h: [B, T, H] -> [B, C]
-        return self.out(self.dropout(h[:, 0]))
+        return self.out(self.dropout(pool(h, attention_mask, self.pooling)))
 
 
 class ElectraClassificationHead(nn.Module):
-    """HF's `ElectraClassificationHead`: dropout, dense(H -> H), GELU, dropout, linear on [CLS]."""
+    """HF's `ElectraClassificationHead`: dropout, dense(H -> H), GELU, dropout, linear on [CLS]
+    (or on the mean of the token vectors, `pooling="mean"`)."""
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float) -> None:
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float, pooling: str = "cls") -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.dense = nn.Linear(hidden_size, hidden_size)
         self.out_proj = nn.Linear(hidden_size, num_outputs)
+        self.pooling = pooling
 
     def forward(self, h: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         # h: [B, T, H] -> [B, C]
-        x = F.gelu(self.dense(self.dropout(h[:, 0])))
+        x = F.gelu(self.dense(self.dropout(pool(h, attention_mask, self.pooling))))
         return self.out_proj(self.dropout(x))
 
 
