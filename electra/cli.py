@@ -231,6 +231,7 @@ def _inspect(args: argparse.Namespace) -> None:
 
 def _experiment_run(args: argparse.Namespace) -> None:
     from electra import experiment
+    from electra.summaries import experiment_run_line
 
     try:
         budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else None
@@ -244,9 +245,9 @@ def _experiment_run(args: argparse.Namespace) -> None:
         tasks=args.tasks, seeds=seeds, glue_dir=args.glue_dir, conll=args.conll, squad=args.squad,
         overrides=args.overrides)
     done = experiment.run(spec, args.out)
-    print(f"{len(done)} cell(s) in {Path(args.out) / 'cells'}; "
-          f"{sum(c.evaluate == 'ran' for c in done)} evaluated in this invocation")
-    _experiment_report(argparse.Namespace(dir=args.out))
+    print(experiment_run_line(done, Path(args.out) / "cells"))
+    if not done or done[-1].pretrain != "preempted":
+        _experiment_report(argparse.Namespace(dir=args.out))
 
 
 def _experiment_report(args: argparse.Namespace) -> None:

@@ -85,9 +85,13 @@ class ExperimentSpec:
             raise ConfigError(f"experiment {self.name!r}: cell names must be unique ({', '.join(dup)} repeated)")
         for c in self.cells:  # unknown keys and bad values fail before any run starts
             try:
-                apply_overrides(preset(self.preset), [*self.overrides, *c.overrides])
+                cfg = apply_overrides(preset(self.preset), [*self.overrides, *c.overrides])
             except ConfigError as e:
                 raise ConfigError(f"cell {c.name}: {e}") from None
+            if cfg.train.stop_at:  # its export would pass for the finished cell and be evaluated
+                raise ConfigError(f"cell {c.name}: train.stop_at does not slice a grid (the cell would be "
+                                  "evaluated half-trained); stop the runner with SIGTERM and run it again "
+                                  "to resume")
 
     def cell_overrides(self, cell: Cell) -> list[str]:
         return [*self.overrides, *cell.overrides]
@@ -253,8 +257,8 @@ def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: 
 @dataclass(frozen=True)
 class CellOutcome:
     name: str
-    pretrain: str  # "ran", "resumed" or "done" (found finished)
-    evaluate: str  # "ran" or "done"
+    pretrain: str  # "ran", "resumed", "done" (found finished) or "preempted" (SIGTERM; the grid stops)
+    evaluate: str  # "ran", "done" or "not run"
 
 
 def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
@@ -278,6 +282,11 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
             outcomes.append(CellOutcome(cell.name, "done", "done"))
             continue
         pretrain = _pretrain_cell(tag, cell_dir, spec, cell)
+        if pretrain == "preempted":  # a half-trained encoder is never evaluated as the cell's
+            log.warning("%s: stopped by SIGTERM with a checkpoint; run the same command again to "
+                        "resume the grid", tag)
+            outcomes.append(CellOutcome(cell.name, "preempted", "not run"))
+            break
         log.info("%s: evaluating %s x %d seed(s) ...", tag, ",".join(tasks), len(spec.finetune.seeds))
         ft = spec.finetune
         api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
@@ -307,11 +316,11 @@ def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -
         return "done"
     if any((cell_dir / "checkpoints").glob("*")):
         log.info("%s: resuming pre-training from %s ...", tag, cell_dir / "checkpoints")
-        api_pretrain(out=cell_dir, resume=True)
-        return "resumed"
+        res = api_pretrain(out=cell_dir, resume=True)
+        return "preempted" if res.train.preempted else "resumed"
     log.info("%s: pretraining (%s) ...", tag, " ".join(cell.overrides) or "base settings")
-    api_pretrain(spec.preset, out=cell_dir, data=spec.data, overrides=spec.cell_overrides(cell))
-    return "ran"
+    res = api_pretrain(spec.preset, out=cell_dir, data=spec.data, overrides=spec.cell_overrides(cell))
+    return "preempted" if res.train.preempted else "ran"
 
 
 def _evaluated(eval_dir: Path, tasks: list[str], seeds: Sequence[int]) -> bool:

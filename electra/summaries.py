@@ -4,8 +4,11 @@ out of the argument handling in `cli.py` so each reads on its own."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from pathlib import Path
 
 from electra.api import PipelineResult
+from electra.experiment import CellOutcome
 from electra.plan import Plan, Throughput
 from electra.train.log import format_count, format_duration
 from electra.train.validate import learned_context
@@ -79,3 +82,12 @@ def print_plan(p: Plan, tput: Throughput, budget: str | None,
         for name, steps, recipe, frac in budget_rows:
             note = "full recipe fits" if frac >= 1 else f"{100 * frac:.2g}% of its {recipe:,}-step recipe"
             print(f"    {name:6s} {steps:>12,} steps  ({note})")
+
+
+def experiment_run_line(done: Sequence[CellOutcome], cells_dir: Path) -> str:
+    """What `electra experiment run` says when it returns: how far the grid got, or where SIGTERM
+    stopped it (the report waits for the grid to be whole)."""
+    if done and done[-1].pretrain == "preempted":
+        return (f"stopped by SIGTERM in cell {done[-1].name} (checkpoint saved); run the same command "
+                "again to resume the grid")
+    return f"{len(done)} cell(s) in {cells_dir}; {sum(c.evaluate == 'ran' for c in done)} evaluated in this invocation"

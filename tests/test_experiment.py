@@ -4,6 +4,7 @@ fail in one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -143,3 +144,26 @@ def test_builtin_grids_match_the_paper():
     assert all("objective.generator_size=1.0" in c.overrides for c in sharing)
     assert [c.name for c in experiment.load_spec("generator_size").cells] == [
         "generator-0.25", "generator-0.5", "generator-1.0"]
+
+
+def test_a_cell_stopped_by_sigterm_is_not_evaluated_and_stops_the_grid(tiny_data, tmp_path, monkeypatch, capsys):
+    spec = write_spec(tmp_path / "grid.toml", tiny_data, write_glue(tmp_path / "glue"))
+    real = experiment.api_pretrain
+
+    def preempted(*args, **kwargs):  # what api.pretrain returns after the loop caught SIGTERM
+        res = real(*args, **kwargs)
+        return dataclasses.replace(res, train=dataclasses.replace(res.train, preempted=True))
+
+    monkeypatch.setattr(experiment, "api_pretrain", preempted)
+    out = tmp_path / "exp"
+    assert main(["experiment", "run", spec, "--out", str(out)]) == 0
+    assert "stopped by SIGTERM in cell electra" in capsys.readouterr().out
+    assert not (out / "cells" / "electra" / "eval").exists() and not (out / "cells" / "mlm").exists()
+    assert not (out / "report.md").exists()
+
+
+def test_stop_at_cannot_slice_a_grid(tiny_data, tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('preset = "tiny"\n[[cells]]\nname = "a"\noverrides = ["train.stop_at=2"]\n')
+    err = cli_error(capsys, "experiment", "run", bad, "--out", tmp_path / "x", "--data", tiny_data)
+    assert "cell a: train.stop_at does not slice a grid" in err
