@@ -190,7 +190,8 @@ class TrainConfig:
     # compute budgets (0 = off): stop, with a checkpoint and exports as at `steps`, once this many
     # training FLOPs are spent (counted as batch_size x seq_len tokens per step, the rows' capacity)
     # or this many minutes of training have passed in one invocation; equal budgets make
-    # objectives comparable at equal compute
+    # objectives comparable at equal compute. A FLOP budget also ends the LR schedule (decay to 0
+    # at the step that spends it, if before `steps`); a time budget only stops the run
     budget_flops: float = 0.0
     budget_minutes: float = 0.0
     batch_size: int = 128  # global batch, in rows, per optimizer step

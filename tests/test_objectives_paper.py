@@ -203,6 +203,10 @@ def test_a_flop_budget_stops_at_the_step_that_spends_it(tiny_data, tmp_path):
     assert res.train.step == 3  # steps 1, 2 spend 2 x per_step < budget; step 3 passes it
     assert (res.exports["discriminator"] / "model.safetensors").is_file()
     assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "budget" / "checkpoints")][-1] == 3
+    # the schedule ends at the budget's step (3), not at train.steps=100: the LR reaches 0 there
+    lrs = [json.loads(line)["lr"] for line in (tmp_path / "budget" / "metrics.jsonl").read_text().splitlines()
+           if json.loads(line).get("kind", "train") == "train" and "lr" in json.loads(line)]
+    assert lrs and lrs[-1] == 0.0
 
 
 def test_a_time_budget_stops_the_run_with_a_checkpoint(tiny_data, tmp_path):

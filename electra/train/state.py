@@ -27,6 +27,7 @@ from electra.objective.gdes import load_plain_state
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.distributed import Context
+from electra.train.flops import flop_rate
 from electra.train.log import format_count
 from electra.train.optim import build_optimizer, build_scheduler, rebase_lr
 from electra.train.precision import Precision, resolve_precision
@@ -140,6 +141,16 @@ def check_word_bits(cfg: PretrainConfig, data: RunData) -> None:
                  "preprocess.word_segmentation=jieba", cfg.objective.masking)
 
 
+def schedule_steps(cfg: PretrainConfig, seq_len: int) -> int:
+    """The step where the learning rate reaches the end of its schedule: `train.steps`, or the
+    step that spends `train.budget_flops` if that comes first, so runs compared at equal compute
+    each get a whole schedule (warm-up, decay to zero) instead of the first slice of a long one."""
+    tc = cfg.train
+    if not tc.budget_flops:
+        return tc.steps
+    return min(tc.steps, flop_rate(cfg, seq_len).steps_for(tc.budget_flops, tc.batch_size, seq_len))
+
+
 def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom | None = None
                 ) -> TrainState:
     """A fresh run: model (optionally warm-started), optimizer, schedule, loader."""
@@ -162,7 +173,7 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
                             seed=tc.seed, pad_id=tok.pad_id, sep_id=tok.sep_id,
                             vocab_size=tok.vocab_size, rank=ctx.info.rank, world_size=world)
     return TrainState(model=model, optimizer=optimizer,
-                      scheduler=build_scheduler(optimizer, cfg.optim, tc.steps),
+                      scheduler=build_scheduler(optimizer, cfg.optim, schedule_steps(cfg, data.seq_len)),
                       precision=Precision(resolve_precision(tc.precision, ctx.device), ctx.device),
                       loader=loader, micro_batch=micro)
 
