@@ -31,6 +31,7 @@ from electra.config import (
     PACKING_MODES,
     PRESETS,
     TOKENIZER_KINDS,
+    UNICODE_MODES,
     PreprocessConfig,
     PretrainConfig,
     TokenizerConfig,
@@ -67,7 +68,7 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
 
     cfg = _from_flags(TokenizerConfig, args, {"kind": "kind", "vocab_size": "vocab_size", "lowercase": "lowercase",
                                               "min_frequency": "min_frequency", "text_field": "text_field",
-                                              "cjk": "cjk"})
+                                              "cjk": "cjk", "unicode": "unicode"})
     if args.strip_accents is not None:  # "auto" means None, so it cannot go through _from_flags
         strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
         cfg = dataclasses.replace(cfg, strip_accents=strip)
@@ -313,14 +314,12 @@ def build_parser() -> argparse.ArgumentParser:
     tok = sub.add_parser("tokenizer", help="train a tokenizer").add_subparsers(dest="action", required=True)
     t = tok.add_parser("train", help="train a WordPiece, byte-level BPE or Unigram vocabulary on text files")
     t.add_argument("--corpus", nargs="+", required=True, help="files, directories or globs")
-    t.add_argument("--kind", choices=TOKENIZER_KINDS,
-                   help="wordpiece (default, BERT/ELECTRA), bpe (RoBERTa byte-level) or unigram (SentencePiece)")
-    t.add_argument("--cjk", choices=CJK_MODES,
-                   help="chars (default): each CJK ideograph is a token boundary, as BERT-Chinese")
+    t.add_argument("--kind", choices=TOKENIZER_KINDS, help="wordpiece (default), bpe (RoBERTa byte-level) or unigram")
+    t.add_argument("--cjk", choices=CJK_MODES, help="chars (default): each CJK ideograph is a token, as BERT-Chinese")
+    t.add_argument("--unicode", choices=UNICODE_MODES, help="normal form applied first (auto: NFKC for unigram only)")
     t.add_argument("--vocab-size", type=int, help="default 30522")
     t.add_argument("--out", required=True)
-    t.add_argument("--cased", dest="lowercase", action="store_const", const=False,
-                   help="keep case (default: lower-case)")
+    t.add_argument("--cased", dest="lowercase", action="store_const", const=False, help="keep case (default: lower)")
     t.add_argument("--strip-accents", choices=("auto", "yes", "no"),
                    help="auto (default): strip when lower-casing (BERT uncased)")
     t.add_argument("--min-frequency", type=int, help="default 2")

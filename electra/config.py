@@ -31,6 +31,7 @@ from electra.config_sections import (  # noqa: F401 - re-exported: callers impor
     SHARE_LAYERS,
     SHARING_MODES,
     TOKENIZER_KINDS,
+    UNICODE_MODES,
     WORD_SEGMENTATIONS,
     ModelConfig,
     PreprocessConfig,

@@ -16,6 +16,7 @@ SCHEDULES = ("original", "linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
 CJK_MODES = ("chars", "none")
+UNICODE_MODES = ("auto", "none", "nfc", "nfkc", "nfd", "nfkd")  # tokenizer.unicode
 PACKING_MODES = ("electra", "full_sentences", "doc_sentences")
 MASKING_UNITS = ("token", "whole_word", "ngram")  # objective.masking
 WORD_SEGMENTATIONS = ("none", "jieba", "file")  # preprocess.word_segmentation
@@ -51,11 +52,15 @@ class TokenizerConfig:
     # "chars": every CJK ideograph is a token boundary, as BERT-Chinese; "none": Chinese text
     # without spaces is one word for the model to split
     cjk: str = "chars"
+    # Unicode normal form applied before everything else: auto (the kind's own: NFKC for unigram,
+    # none for wordpiece and bpe), none, nfc, nfkc, nfd or nfkd
+    unicode: str = "auto"
     text_field: str = "text"  # JSONL field holding the document text
 
     def __post_init__(self) -> None:
         check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
         check_choice("tokenizer.cjk", self.cjk, CJK_MODES)
+        check_choice("tokenizer.unicode", self.unicode, UNICODE_MODES)
         check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
         check(self.kind != "bpe" or self.vocab_size > 261, f"tokenizer.vocab_size={self.vocab_size} "
               "leaves byte-level BPE no merges (256 bytes + 5 special tokens); use at least 300")

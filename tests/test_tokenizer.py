@@ -295,3 +295,26 @@ def test_cli_trains_each_kind(tiny_corpus: Path, tmp_path: Path, capsys) -> None
     assert main(["tokenizer", "train", "--corpus", str(tiny_corpus), "--kind", "bpe",
                  "--vocab-size", "200", "--out", str(tmp_path / "small")]) == 2
     assert "byte-level BPE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, auto_folds", [("wordpiece", False), ("bpe", False), ("unigram", True)])
+def test_unicode_normal_form_folds_full_width_text(kind: str, auto_folds: bool, corpus_docs,
+                                                   tmp_path: Path) -> None:
+    wide, narrow = "ＡＢＣ　ｔｅｘｔ１２３", "abc text123"  # full-width Latin, space and digits (NFKC -> ASCII)
+    docs = [*corpus_docs[:50], [narrow, wide]]
+    ids = {mode: _train(tmp_path, kind, docs, name=mode, unicode=mode) for mode in ("auto", "none", "nfkc")}
+    same = {mode: tok.encode(wide)["input_ids"] == tok.encode(narrow)["input_ids"] for mode, tok in ids.items()}
+    assert same == {"auto": auto_folds, "none": False, "nfkc": True}
+    # the form travels with the tokenizer: reloaded, and in stock transformers, it encodes alike
+    nfkc = ids["nfkc"]
+    assert Tokenizer.load(tmp_path / "nfkc").encode(wide) == nfkc.encode(wide)
+    assert nfkc.fingerprint != ids["auto" if kind != "unigram" else "none"].fingerprint
+    transformers = pytest.importorskip("transformers")
+    hf = transformers.AutoTokenizer.from_pretrained(tmp_path / "nfkc")
+    assert hf(wide)["input_ids"] == nfkc.encode(wide)["input_ids"]
+
+
+def test_unknown_unicode_form_is_a_config_error() -> None:
+    from electra.errors import ConfigError
+    with pytest.raises(ConfigError, match="tokenizer.unicode='nfx' is not one of auto, none, nfc, nfkc"):
+        TokenizerConfig(unicode="nfx")

@@ -58,6 +58,11 @@ class Tokenizer:
         spec = json.loads(tok.to_str())
         self.kind = MODEL_KINDS.get((spec.get("model") or {}).get("type"), "wordpiece")
         norm, pre = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}
+        # a Unicode form before BERT's normalizer (tokenizer.unicode): [form, BertNormalizer]
+        self.unicode_form = (norm["normalizers"][0]["type"].lower()
+                             if self.kind == "wordpiece" and norm.get("type") == "Sequence" else None)
+        if self.unicode_form:
+            norm = norm["normalizers"][-1]
         self.cjk_chars = (bool(norm.get("handle_chinese_chars")) if self.kind == "wordpiece"
                           else '"Split"' in json.dumps(pre))
         # role -> spelling: the kind's own first, then any other kind's (a BPE vocabulary with [CLS])
@@ -184,6 +189,8 @@ class Tokenizer:
         settings = {"model": "wordpiece", "lowercase": self.lowercase, "strip_accents": bool(strip)}
         if not self.cjk_chars:
             settings["cjk"] = "none"  # only when set: fingerprints of earlier tokenizers stand
+        if self.unicode_form:
+            settings["unicode"] = self.unicode_form
         h.update(json.dumps(settings, sort_keys=True).encode())
         for t in self.vocab_tokens():
             h.update(b"\n" + t.encode())
@@ -247,7 +254,8 @@ def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: To
         raise TokenizerError(f"{out} already holds a tokenizer; pass --force to replace it or "
                              "choose another --out")
     start = time.perf_counter()
-    options = {"lowercase": cfg.lowercase, "strip_accents": cfg.strip_accents, "cjk_chars": cfg.cjk == "chars"}
+    options = {"lowercase": cfg.lowercase, "strip_accents": cfg.strip_accents, "cjk_chars": cfg.cjk == "chars",
+               "unicode": cfg.unicode}
     tok = build_pipeline(cfg.kind, new_model(cfg.kind), **options)
 
     lines = 0
@@ -326,7 +334,7 @@ def _check_target(out: Path) -> None:
 
 def _hf_files(tok: Tokenizer) -> dict[str, str]:
     specials = {f"{role}_token": tok.specials[role] for role in ("unk", "sep", "pad", "cls", "mask")}
-    if tok.kind == "wordpiece":
+    if tok.kind == "wordpiece" and not tok.unicode_form:
         config = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": tok.lowercase,
                   "strip_accents": tok.strip_accents, "tokenize_chinese_chars": tok.cjk_chars}
     else:  # tokenizer.json is the whole definition; the generic fast class loads it as it is

@@ -27,20 +27,28 @@ CJK_CHARS = Regex("[\\x{4E00}-\\x{9FFF}\\x{3400}-\\x{4DBF}\\x{20000}-\\x{2A6DF}\
 _SCORE_DIGITS = 6  # Unigram scores differ in the last bits from run to run (summation order)
 
 
+UNICODE_FORMS = {"nfc": normalizers.NFC, "nfkc": normalizers.NFKC, "nfd": normalizers.NFD,
+                 "nfkd": normalizers.NFKD}
+
+
 def build_pipeline(kind: str, model: models.Model, *, lowercase: bool, strip_accents: bool | None,
-                   cjk_chars: bool) -> HFTokenizer:
+                   cjk_chars: bool, unicode: str = "auto") -> HFTokenizer:
     """An (untrained or loaded) `model` with the normalizer, pre-tokenizer and decoder of `kind`.
     `cjk_chars`: every CJK ideograph is a word of its own (BERT-Chinese), never merged with its
-    neighbours; otherwise Chinese text without spaces is one long word for the model to split."""
+    neighbours; otherwise Chinese text without spaces is one long word for the model to split.
+    `unicode`: a Unicode normal form applied first (e.g. nfkc folds full-width Latin and digits,
+    common in Chinese text); auto: the kind's own rule (NFKC for Unigram, none otherwise)."""
     tok = HFTokenizer(model)
+    form = [UNICODE_FORMS[unicode]()] if unicode in UNICODE_FORMS else []
     if kind == "wordpiece":
-        tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=cjk_chars,
-                                                    strip_accents=strip_accents, lowercase=lowercase)
+        bert = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=cjk_chars,
+                                          strip_accents=strip_accents, lowercase=lowercase)
+        tok.normalizer = normalizers.Sequence([*form, bert]) if form else bert
         tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         tok.decoder = decoders.WordPiece(prefix="##")
         return tok
     strip = lowercase if strip_accents is None else strip_accents
-    steps = [normalizers.NFKC()] if kind == "unigram" else []  # SentencePiece's default rule
+    steps = form if unicode != "auto" else [normalizers.NFKC()] if kind == "unigram" else []  # SentencePiece's rule
     if strip:
         steps += [normalizers.NFD(), normalizers.StripAccents(), normalizers.NFC()]
     if lowercase:
