@@ -22,6 +22,7 @@ from electra.errors import CheckpointError
 from electra.files import atomic_dir
 from electra.hf import albert, bert
 from electra.hf import deberta as deberta_hf
+from electra.hf.common import encoder_config, encoder_fields, layer_from_hf, layer_to_hf
 from electra.model.build import build_encoder
 from electra.model.heads import ClassificationHead, ElectraClassificationHead, SpanHead, TokenHead
 
@@ -75,12 +76,7 @@ def encoder_to_hf(state: dict[str, torch.Tensor], num_layers: int, prefix: str =
         out[f"{prefix}{project_name}.bias"] = state["project.bias"]
     for i in range(num_layers):
         src, dst = f"layers.{i}.", f"{prefix}encoder.layer.{i}."
-        for kind in ("weight", "bias"):
-            q, k, v = state[f"{src}attention.qkv.{kind}"].chunk(3, dim=0)
-            for name, t in zip(("query", "key", "value"), (q, k, v), strict=True):
-                out[f"{dst}attention.self.{name}.{kind}"] = t
-            for ours, hf in _LAYER_MAP.items():
-                out[f"{dst}{hf}.{kind}"] = state[f"{src}{ours}.{kind}"]
+        out |= layer_to_hf(state, src, dst, "attention.self.", _LAYER_MAP)
     return {k: v.detach().contiguous().clone() for k, v in out.items()}
 
 
@@ -93,11 +89,7 @@ def encoder_from_hf(tensors: dict[str, torch.Tensor], num_layers: int, prefix: s
         state["project.bias"] = tensors[f"{prefix}{project_name}.bias"]
     for i in range(num_layers):
         src, dst = f"{prefix}encoder.layer.{i}.", f"layers.{i}."
-        for kind in ("weight", "bias"):
-            state[f"{dst}attention.qkv.{kind}"] = torch.cat(
-                [tensors[f"{src}attention.self.{n}.{kind}"] for n in ("query", "key", "value")], 0)
-            for ours, hf in _LAYER_MAP.items():
-                state[f"{dst}{ours}.{kind}"] = tensors[f"{src}{hf}.{kind}"]
+        state |= layer_from_hf(tensors, src, dst, "attention.self.", _LAYER_MAP)
     return state
 
 
@@ -112,23 +104,7 @@ def head_from_hf(tensors: dict[str, torch.Tensor], key_map: dict[str, str]) -> d
 
 
 def hf_config(cfg: ModelConfig, architecture: str) -> dict:
-    return {
-        "architectures": [architecture],
-        "model_type": "electra",
-        "vocab_size": cfg.vocab_size,
-        "embedding_size": cfg.embedding_size,
-        "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads,
-        "intermediate_size": cfg.intermediate_size,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": cfg.dropout,
-        "attention_probs_dropout_prob": cfg.attention_dropout,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "type_vocab_size": cfg.type_vocab_size,
-        "initializer_range": cfg.initializer_range,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "pad_token_id": cfg.pad_token_id,
+    return encoder_config(cfg, architecture, "electra") | {
         "position_embedding_type": "absolute",
         "summary_type": "first",
         "summary_use_proj": True,
@@ -144,21 +120,8 @@ def model_config_from_hf(config: dict) -> ModelConfig:
         raise CheckpointError(f"hidden_act={config['hidden_act']!r} is not supported (only exact 'gelu')")
     if config.get("position_embedding_type", "absolute") != "absolute":
         raise CheckpointError("only absolute position embeddings are supported")
-    return ModelConfig(
-        vocab_size=config["vocab_size"],
-        embedding_size=config.get("embedding_size", config["hidden_size"]),
-        hidden_size=config["hidden_size"],
-        num_layers=config["num_hidden_layers"],
-        num_heads=config["num_attention_heads"],
-        intermediate_size=config["intermediate_size"],
-        max_position_embeddings=config["max_position_embeddings"],
-        type_vocab_size=config.get("type_vocab_size", 2),
-        dropout=config.get("hidden_dropout_prob", 0.1),
-        attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
-        layer_norm_eps=config.get("layer_norm_eps", 1e-12),
-        initializer_range=config.get("initializer_range", 0.02),
-        pad_token_id=config.get("pad_token_id") or 0,
-    )
+    return ModelConfig(**encoder_fields(config, type_vocab_size=2, dropout=0.1, attention_dropout=0.1,
+                                        layer_norm_eps=1e-12))
 
 
 def save_hf(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],

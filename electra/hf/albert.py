@@ -17,6 +17,7 @@ from torch import nn
 
 from electra.config import ModelConfig
 from electra.errors import CheckpointError
+from electra.hf.common import encoder_config, encoder_fields, layer_from_hf, layer_to_hf
 
 _EMBEDDINGS = {
     "embeddings.word_embeddings.weight": "embeddings.word_embeddings.weight",
@@ -67,12 +68,7 @@ def encoder_to_albert(state: dict[str, torch.Tensor], cfg: ModelConfig, prefix: 
     out = {f"{prefix}{hf}": state[ours] for ours, hf in _EMBEDDINGS.items()}
     for g in range(num_groups(cfg)):
         src, dst = f"layers.{g}.", f"{prefix}encoder.albert_layer_groups.{g}.albert_layers.0."
-        for kind in ("weight", "bias"):
-            q, k, v = state[f"{src}attention.qkv.{kind}"].chunk(3, dim=0)
-            for name, t in zip(("query", "key", "value"), (q, k, v), strict=True):
-                out[f"{dst}attention.{name}.{kind}"] = t
-            for ours, hf in _LAYER.items():
-                out[f"{dst}{hf}.{kind}"] = state[f"{src}{ours}.{kind}"]
+        out |= layer_to_hf(state, src, dst, "attention.", _LAYER)
     return {k: v.detach().contiguous().clone() for k, v in out.items()}
 
 
@@ -84,35 +80,16 @@ def encoder_from_albert(tensors: dict[str, torch.Tensor], num_layers: int, group
     for i in range(num_layers):
         g = _group_of(i, num_layers, groups)
         src, dst = f"{prefix}encoder.albert_layer_groups.{g}.albert_layers.0.", f"layers.{i}."
-        for kind in ("weight", "bias"):
-            state[f"{dst}attention.qkv.{kind}"] = torch.cat(
-                [tensors[f"{src}attention.{n}.{kind}"] for n in ("query", "key", "value")], 0)
-            for ours, hf in _LAYER.items():
-                state[f"{dst}{ours}.{kind}"] = tensors[f"{src}{hf}.{kind}"]
+        state |= layer_from_hf(tensors, src, dst, "attention.", _LAYER)
     return state
 
 
 def albert_config(cfg: ModelConfig, architecture: str) -> dict:
-    return {
-        "architectures": [architecture],
-        "model_type": "albert",
-        "vocab_size": cfg.vocab_size,
-        "embedding_size": cfg.embedding_size,
-        "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_layers,
+    return encoder_config(cfg, architecture, "albert") | {
         "num_hidden_groups": num_groups(cfg),
         "inner_group_num": 1,
-        "num_attention_heads": cfg.num_heads,
-        "intermediate_size": cfg.intermediate_size,
-        "hidden_act": "gelu",  # exact (erf) GELU as ours; HF ALBERT's default is gelu_new
-        "hidden_dropout_prob": cfg.dropout,
-        "attention_probs_dropout_prob": cfg.attention_dropout,
+        # "hidden_act" stays exact "gelu", as ours; HF ALBERT's default is gelu_new
         "classifier_dropout_prob": cfg.dropout,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "type_vocab_size": cfg.type_vocab_size,
-        "initializer_range": cfg.initializer_range,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "pad_token_id": cfg.pad_token_id,
         "tie_word_embeddings": True,
         "torch_dtype": "float32",
     }
@@ -130,20 +107,9 @@ def model_config_from_albert(config: dict) -> ModelConfig:
     if groups not in (1, layers):
         raise CheckpointError(f"num_hidden_groups={groups} of {layers} layers has no model.share_layers "
                               "mode (only 1: all, or one group per layer: none)")
-    return ModelConfig(
-        vocab_size=config["vocab_size"],
-        embedding_size=config.get("embedding_size", 128),
-        hidden_size=config["hidden_size"],
-        num_layers=layers,
-        num_heads=config["num_attention_heads"],
-        intermediate_size=config["intermediate_size"],
-        max_position_embeddings=config.get("max_position_embeddings", 512),
-        type_vocab_size=config.get("type_vocab_size", 2),
-        dropout=config.get("hidden_dropout_prob", 0.0),
-        attention_dropout=config.get("attention_probs_dropout_prob", 0.0),
-        layer_norm_eps=config.get("layer_norm_eps", 1e-12),
-        initializer_range=config.get("initializer_range", 0.02),
-        pad_token_id=config.get("pad_token_id") or 0,
+    return ModelConfig(  # defaults: AlbertConfig's
+        **encoder_fields(config, embedding_size=128, max_position_embeddings=512, type_vocab_size=2,
+                         dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12),
         family="albert",
         share_layers="all" if groups == 1 and layers > 1 else "none",
     )

@@ -22,6 +22,7 @@ from torch import nn
 from electra.config import ModelConfig, PretrainConfig
 from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError
+from electra.hf.common import encoder_config
 
 log = logging.getLogger(__name__)
 
@@ -122,26 +123,15 @@ def _distinct_types(table: torch.Tensor) -> torch.Tensor:
 
 def hf_config(fmt: str, cfg: ModelConfig, architecture: str, *, type_vocab_size: int) -> dict:
     offset = position_offset(cfg.pad_token_id) if fmt == "roberta" else 0
-    return {
-        "architectures": [architecture],
-        "model_type": fmt,
-        "vocab_size": cfg.vocab_size,
-        "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads,
-        "intermediate_size": cfg.intermediate_size,
-        "hidden_act": "gelu",  # exact (erf) GELU, as our layers and both MLM heads compute it
-        "hidden_dropout_prob": cfg.dropout,
-        "attention_probs_dropout_prob": cfg.attention_dropout,
+    config = encoder_config(cfg, architecture, fmt) | {
         "max_position_embeddings": cfg.max_position_embeddings + offset,
         "type_vocab_size": type_vocab_size,
-        "initializer_range": cfg.initializer_range,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "pad_token_id": cfg.pad_token_id,
         "position_embedding_type": "absolute",
         "tie_word_embeddings": True,
         "torch_dtype": "float32",
     }
+    del config["embedding_size"]  # BERT and RoBERTa have none (E = H, checked before export)
+    return config
 
 
 # ---- reading: a BERT or RoBERTa checkpoint in our layout ---------------------------------------

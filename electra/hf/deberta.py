@@ -18,6 +18,7 @@ import torch
 
 from electra.config import ModelConfig
 from electra.errors import CheckpointError
+from electra.hf.common import encoder_config, encoder_fields
 from electra.model.build import build_encoder
 
 log = logging.getLogger(__name__)
@@ -83,23 +84,7 @@ def encoder_from_hf(tensors: dict[str, torch.Tensor], cfg: ModelConfig, prefix: 
 
 def hf_config(cfg: ModelConfig, architecture: str) -> dict:
     """The `DebertaV2Config` of our layers: the v3 choices are fixed, not options."""
-    return {
-        "architectures": [architecture],
-        "model_type": MODEL_TYPE,
-        "vocab_size": cfg.vocab_size,
-        "embedding_size": cfg.embedding_size,
-        "hidden_size": cfg.hidden_size,
-        "num_hidden_layers": cfg.num_layers,
-        "num_attention_heads": cfg.num_heads,
-        "intermediate_size": cfg.intermediate_size,
-        "hidden_act": "gelu",
-        "hidden_dropout_prob": cfg.dropout,
-        "attention_probs_dropout_prob": cfg.attention_dropout,
-        "max_position_embeddings": cfg.max_position_embeddings,
-        "type_vocab_size": cfg.type_vocab_size,
-        "initializer_range": cfg.initializer_range,
-        "layer_norm_eps": cfg.layer_norm_eps,
-        "pad_token_id": cfg.pad_token_id,
+    return encoder_config(cfg, architecture, MODEL_TYPE) | {
         "relative_attention": True,
         "pos_att_type": ["p2c", "c2p"],
         "position_buckets": cfg.relative_buckets or -1,
@@ -134,19 +119,7 @@ def model_config_from_hf(config: dict) -> ModelConfig:
              // config["num_attention_heads"]), "hidden_size / num_attention_heads")
     return ModelConfig(
         family="deberta",
-        vocab_size=config["vocab_size"],
-        embedding_size=config.get("embedding_size") or config["hidden_size"],
-        hidden_size=config["hidden_size"],
-        num_layers=config["num_hidden_layers"],
-        num_heads=config["num_attention_heads"],
-        intermediate_size=config["intermediate_size"],
-        max_position_embeddings=config["max_position_embeddings"],
-        type_vocab_size=config.get("type_vocab_size", 0),
-        dropout=config.get("hidden_dropout_prob", 0.1),
-        attention_dropout=config.get("attention_probs_dropout_prob", 0.1),
-        layer_norm_eps=config.get("layer_norm_eps", 1e-7),
-        initializer_range=config.get("initializer_range", 0.02),
-        pad_token_id=config.get("pad_token_id") or 0,
+        **encoder_fields(config, type_vocab_size=0, dropout=0.1, attention_dropout=0.1, layer_norm_eps=1e-7),
         relative_buckets=max(0, config.get("position_buckets", -1)),
         max_relative_positions=max(0, config.get("max_relative_positions", -1)),
         emd_layers=config.get("emd_layers", 0),  # a stock checkpoint has no EMD

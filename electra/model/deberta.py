@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from electra.config import ModelConfig
+from electra.model.layers import Layer
 
 
 def log_bucket(rel: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -99,28 +100,20 @@ class DisentangledAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # [B, T, H]
 
 
-class DebertaLayer(nn.Module):
-    """Post-LN like ours; with `query_states` (the enhanced mask decoder) the queries and the
-    residual come from them while keys and values come from `x`."""
+class DebertaLayer(Layer):
+    """Post-LN like ours (the same sublayers and feed-forward half); with `query_states` (the
+    enhanced mask decoder) the queries and the residual come from them while keys and values
+    come from `x`."""
 
     def __init__(self, cfg: ModelConfig) -> None:
-        super().__init__()
-        H = cfg.hidden_size
-        self.attention = DisentangledAttention(cfg)
-        self.attention_norm = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
-        self.ffn_in = nn.Linear(H, cfg.intermediate_size)
-        self.ffn_out = nn.Linear(cfg.intermediate_size, H)
-        self.ffn_norm = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
+        super().__init__(cfg, attention=DisentangledAttention(cfg))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, table: torch.Tensor,
                 index: torch.Tensor, query_states: torch.Tensor | None = None) -> torch.Tensor:
         # x: [B, T, H] -> [B, T, H]
         residual = x if query_states is None else query_states
         a = self.attention(x, mask, table, index, query_states)
-        x = self.attention_norm(residual + self.dropout(a))
-        h = self.ffn_out(F.gelu(self.ffn_in(x)))  # exact (erf) GELU, as HF "gelu"
-        return self.ffn_norm(x + self.dropout(h))
+        return self.feed_forward(self.attention_norm(residual + self.dropout(a)))
 
 
 class DebertaEmbeddings(nn.Module):

@@ -59,10 +59,10 @@ class Attention(nn.Module):
 class Layer(nn.Module):
     """Post-LN: x = LN(x + attn(x)); x = LN(x + FFN(x)), as BERT and ELECTRA."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, cfg: ModelConfig, attention: nn.Module | None = None) -> None:
         super().__init__()
         H = cfg.hidden_size
-        self.attention = Attention(cfg)
+        self.attention = attention if attention is not None else Attention(cfg)  # DeBERTa: its own
         self.attention_norm = nn.LayerNorm(H, eps=cfg.layer_norm_eps)
         self.ffn_in = nn.Linear(H, cfg.intermediate_size)
         self.ffn_out = nn.Linear(cfg.intermediate_size, H)
@@ -71,7 +71,10 @@ class Layer(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # x: [B, T, H] -> [B, T, H]
-        x = self.attention_norm(x + self.dropout(self.attention(x, mask)))
+        return self.feed_forward(self.attention_norm(x + self.dropout(self.attention(x, mask))))
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [B, T, H] -> [B, T, H]
         h = self.ffn_out(F.gelu(self.ffn_in(x)))  # exact (erf) GELU, as HF "gelu"
         return self.ffn_norm(x + self.dropout(h))
 
