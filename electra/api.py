@@ -187,6 +187,24 @@ def apply_init_config(cfg: PretrainConfig, init: InitFrom) -> PretrainConfig:
     return dataclasses.replace(cfg, model=dataclasses.replace(disc, **keep), objective=objective)
 
 
+def planned_config(cfg: PretrainConfig, *, data: str | Path | None = None,
+                   init: InitFrom | None = None) -> PretrainConfig:
+    """The config a new run started with these inputs would use (`--print-config`): the model
+    shape from `init`, vocabulary, pad id and rows' length from the shards in `data`. A run from
+    raw text learns its vocabulary only once its tokenizer is trained, so it shows the request."""
+    if init is not None:
+        cfg = apply_init_config(cfg, init)
+    if data is None:
+        return cfg
+    _check_data_dir(data)
+    return with_data(cfg, read_manifest(data).seq_len, Tokenizer.load(Path(data) / "tokenizer"))
+
+
+def _check_data_dir(data: str | Path) -> None:
+    if not Path(data).is_dir():
+        raise ConfigError(f"--data {data} does not exist; pass the directory written by electra preprocess")
+
+
 def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) -> PretrainConfig:
     """The config with vocabulary and pad id from the tokenizer; `preprocess.seq_len` records the
     rows' length (the run itself reads it from the manifest); two-stage's switch, if left to the run
@@ -200,9 +218,7 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
                   corpus: Sequence[str | Path] | None, init: InitFrom | None
                   ) -> tuple[Path, Manifest, Tokenizer]:
     if data is not None:
-        if not Path(data).is_dir():
-            raise ConfigError(f"--data {data} does not exist; pass the directory written by "
-                              "electra preprocess")
+        _check_data_dir(data)
         tokenizer, manifest = Tokenizer.load(Path(data) / "tokenizer"), read_manifest(data)
         if init is not None:
             manifest.check_tokenizer(
@@ -295,20 +311,24 @@ def export_finetuned(model_dir: str | Path, out: str | Path, *, overwrite: bool 
 def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
              train: str | Path | None = None, dev: str | Path | None = None,
              out: str | Path | None = None, seed: int = 0, config: FinetuneConfig | None = None,
-             overrides: Sequence[str] = (), random_init: bool = False, split_by_article: int = 0):
+             overrides: Sequence[str] = (), random_init: bool = False, split_by_article: int = 0,
+             overwrite: bool = False):
     """Fine-tune `model` (a run, checkpoint, HF or fine-tuned directory) on one task with one
     seed; returns a `FinetuneResult` (dev metrics, history) and, with `out`, saves the model there
-    and a copy for stock transformers in `out`/hf."""
+    and a copy for stock transformers in `out`/hf. An earlier fine-tuned model in `out` is
+    replaced only with `overwrite`."""
+    from electra.finetuning.run import check_out, load_backbone
     from electra.finetuning.run import finetune as run_finetune
-    from electra.finetuning.run import load_backbone
     from electra.finetuning.tasks import get_task, load_data
 
     cfg = dataclasses.replace(_finetune_config(config, overrides), seed=seed)
     spec = get_task(task)
+    if out is not None:
+        check_out(Path(out), overwrite)  # before the model and data are read
     backbone = load_backbone(model, random_init=random_init)
     task_data = load_data(spec, cfg, data=_opt_path(data), train=_opt_path(train), dev=_opt_path(dev),
                           split_by_article=split_by_article)
-    result = run_finetune(backbone, spec, task_data, cfg, out=_opt_path(out))
+    result = run_finetune(backbone, spec, task_data, cfg, out=_opt_path(out), overwrite=overwrite)
     if out is not None:
         _hf_copy(Path(out))
     return result
@@ -331,9 +351,10 @@ def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
              squad: str | Path | None = None, conll_dir: str | Path | None = None,
              split_by_article: int = 0, config: FinetuneConfig | None = None,
              overrides: Sequence[str] = (), save_models: bool = False,
-             random_init: bool = False) -> dict[str, Any]:
+             random_init: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Fine-tune every task with every seed (medians in `out`/results.json and results.md);
-    re-running with the same `out` resumes."""
+    re-running with the same `out` resumes. A non-empty `out` that evaluate did not write, or
+    runs of another checkpoint or config there, need `overwrite`."""
     from electra.finetuning.report import Sources
     from electra.finetuning.report import evaluate as run_evaluate
     from electra.finetuning.tasks import resolve_tasks
@@ -343,7 +364,8 @@ def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
     sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
                       split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
     return run_evaluate(model, resolve_tasks(names), seed_list, _finetune_config(config, overrides),
-                        sources, Path(out), save_models=save_models, random_init=random_init)
+                        sources, Path(out), save_models=save_models, random_init=random_init,
+                        overwrite=overwrite)
 
 
 def _finetune_config(config: FinetuneConfig | None, overrides: Sequence[str]) -> FinetuneConfig:

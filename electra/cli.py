@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from electra import cli_checks as checks
 from electra.config import (
     CJK_MODES,
     PACKING_MODES,
@@ -100,26 +101,22 @@ def _pretrain(args: argparse.Namespace) -> None:
     from electra import api
     from electra.train.state import InitFrom
 
-    if args.data and args.corpus:
-        raise ElectraError("pass either --data (existing shards) or --corpus (raw text), not both")
-    if args.resume and args.out is None:
-        raise ElectraError("--resume needs --out RUN_DIR (the run to continue)")
-    if args.resume and (args.preset is not None or args.config):
-        raise ElectraError("--resume continues a run under its own config; drop --preset/--config "
-                           "(change settings with section.field=value, e.g. train.steps=...)")
-    if args.preset is not None and args.config:
-        raise ElectraError("pass either --preset or --config (a full config), not both")
-    base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or "tiny")
-    if args.print_config:
-        return _print_config(api.load_run_config(Path(args.out), args.overrides) if args.resume
-                             else apply_overrides(base, args.overrides))
-    if args.init_generator_from and not args.init_from:
-        raise ElectraError("--init-generator-from needs --init-from (the discriminator)")
+    checks.check_pretrain_args(args)
     init = None
     if args.init_from:
         init = InitFrom(Path(args.init_from), Path(args.init_generator_from) if args.init_generator_from else None)
-    res = api.pretrain(args.preset or "tiny" if not args.config else base, out=args.out, data=args.data, corpus=args.corpus,
-                       resume=args.resume, init=init, overrides=args.overrides)
+    if args.resume:
+        if args.print_config:
+            return _print_config(api.load_run_config(Path(args.out), args.overrides))
+        res = api.pretrain(out=args.out, data=args.data, corpus=args.corpus, resume=True, init=init,
+                           overrides=args.overrides)
+    else:
+        base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or "tiny")
+        cfg = apply_overrides(base, args.overrides)
+        if args.print_config:  # as the run would be: shape from --init-from, vocabulary and rows from --data
+            return _print_config(api.planned_config(cfg, data=args.data, init=init))
+        args.out = args.out or str(api.default_run_dir(cfg.preset))  # an interrupt names it
+        res = api.pretrain(cfg, out=args.out, data=args.data, corpus=args.corpus, init=init)
     if res.train.preempted:
         print(f"stopped by SIGTERM at step {res.train.step}; checkpoint {res.train.checkpoint}\n"
               f"continue with: electra pretrain --resume --out {res.train.run_dir}")
@@ -176,7 +173,7 @@ def _finetune(args: argparse.Namespace) -> None:
         return _print_config(_finetune_config(args))
     out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     res = api.finetune(args.checkpoint, args.task, data=args.data, train=args.train, dev=args.dev,
-                       out=out, seed=args.seed, config=_finetune_config(args),
+                       out=out, seed=args.seed, config=_finetune_config(args), overwrite=args.overwrite,
                        random_init=args.random_init, split_by_article=args.split_by_article)
     print(f"\n{spec.title} (seed {res.seed}, {res.steps} steps, {res.seconds:.0f}s): " +
           ", ".join(f"{k} {100 * v:.2f}" for k, v in res.metrics.items() if "thresh" not in k))
@@ -193,16 +190,11 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     if args.print_config:
         return _print_config(_finetune_config(args))
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds)))
-    except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ElectraError(f"--seeds {args.seeds!r}: give a count (5) or distinct seeds (0,1,2)")
-    results = api.evaluate(args.checkpoint, args.tasks, args.out, seeds=seeds, glue_dir=args.glue_dir,
-                           squad=args.squad, conll_dir=args.conll,
+    results = api.evaluate(args.checkpoint, args.tasks, args.out, seeds=checks.parse_seeds(args.seeds),
+                           glue_dir=args.glue_dir, squad=args.squad, conll_dir=args.conll,
                            split_by_article=args.split_by_article, config=_finetune_config(args),
-                           save_models=args.save_models, random_init=args.random_init)
+                           save_models=args.save_models, random_init=args.random_init,
+                           overwrite=args.overwrite)
     print("\n" + (Path(args.out) / "results.md").read_text())
     g = results.get("glue_average") or {}
     print(f"wrote {Path(args.out) / 'results.json'} and results.md" +
@@ -210,18 +202,25 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from electra.finetuning.run import predict_file
+    from electra.finetuning.run import finetuned_config, predict_file
 
-    n, metrics = predict_file(args.model, Path(args.input), Path(args.out))
+    # the fine-tuned model's own settings (or --config), then overrides: batch size, device, columns
+    base = load_json(FinetuneConfig, args.config) if args.config else finetuned_config(args.model)
+    cfg = apply_overrides(base, args.overrides)
+    if args.print_config:
+        return _print_config(cfg)
+    n, metrics = predict_file(args.model, Path(args.input), Path(args.out), cfg)
     print(f"wrote {n} predictions to {args.out}" + (
         " (" + ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if "thresh" not in k) + ")"
         if metrics else ""))
 
 
-def _doctor(args: argparse.Namespace) -> None:
+def _doctor(args: argparse.Namespace) -> int:
     from electra.diagnose import doctor
 
-    print(doctor(Path(args.run)).text())
+    report = doctor(Path(args.run))
+    print(report.text())
+    return 1 if report.problems else 0  # scripts and CI can act on a damaged or unhealthy run
 
 
 def _inspect(args: argparse.Namespace) -> None:
@@ -234,17 +233,12 @@ def _experiment_run(args: argparse.Namespace) -> None:
     from electra import experiment
     from electra.summaries import experiment_run_line
 
-    try:
-        budgets = [float(b) for b in args.budgets.split(",")] if args.budgets else None
-        seeds = None if args.seeds is None else (
-            [int(s) for s in args.seeds.split(",")] if "," in args.seeds else list(range(int(args.seeds))))
-    except ValueError:
-        raise ElectraError(f"--budgets {args.budgets!r} / --seeds {args.seeds!r}: give numbers, e.g. "
-                           "--budgets 1e15,1e16 --seeds 3") from None
-    spec = experiment.with_options(
-        experiment.load_spec(args.spec, budgets=budgets), data=args.data, preset_name=args.preset,
-        tasks=args.tasks, seeds=seeds, glue_dir=args.glue_dir, conll=args.conll, squad=args.squad,
-        overrides=args.overrides)
+    spec = experiment.load_spec(checks.experiment_spec_arg(args), budgets=checks.parse_budgets(args.budgets))
+    seeds = None if args.seeds is None else checks.parse_seeds(args.seeds)
+    spec = experiment.with_options(spec, data=args.data, preset_name=args.preset, tasks=args.tasks, seeds=seeds,
+                                   glue_dir=args.glue_dir, conll=args.conll, squad=args.squad, overrides=args.overrides)
+    if args.print_config:
+        return _print_config(spec)
     done = experiment.run(spec, args.out)
     print(experiment_run_line(done, Path(args.out) / "cells"))
     if not done or done[-1].pretrain != "preempted":
@@ -275,6 +269,8 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tags-field", help="JSONL tagging: the tag list field (default tags)")
     p.add_argument("--split-by-article", type=int, default=0, metavar="N",
                    help="SQuAD: train on the first N articles of one file, evaluate on the rest")
+    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                   help="replace an earlier fine-tuned model / evaluation in --out, or write into a --out of other files")
     _add_config_options(p, "fine-tuning")
     p.add_argument("overrides", nargs="*", help="section.field=value, e.g. optim.lr=1e-4 train.epochs=2")
 
@@ -421,8 +417,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("model", help="a directory written by electra finetune")
     pr.add_argument("--input", required=True, help="a file in the task's format (labels optional)")
     pr.add_argument("--out", required=True, help="GLUE tasks: the submission TSV (index, prediction)")
+    _add_config_options(pr, "fine-tuning (default: the model's own)")
+    pr.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.eval_batch_size=64")
     pr.set_defaults(fn=_predict)
-    dr = sub.add_parser("doctor", help="diagnose a pre-training run: health, checkpoints, data, next step")
+    dr = sub.add_parser("doctor", help="diagnose a pre-training run: health, checkpoints, data, next step "
+                        "(exit status 1 when it finds a problem)")
     dr.add_argument("run", help="the run directory (--out of electra pretrain)")
     dr.set_defaults(fn=_doctor)
 
@@ -436,7 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                         description="SPEC: a TOML file or a built-in grid (electra_vs_bert, ablations, "
                                     "sharing, generator_size, algorithms, loss_weighting, gdes). Overrides apply to every cell; "
                                     "finetune.section.field=value ones to fine-tuning.")
-    er.add_argument("spec", help="TOML file or built-in grid name")
+    er.add_argument("spec", nargs="?", help="TOML file or built-in grid name (or --config)")
+    _add_config_options(er, "experiment spec (JSON)")
     er.add_argument("--out", required=True, help="experiment directory (cells/NAME per cell)")
     er.add_argument("--data", help="shards written by electra preprocess (overrides the spec's)")
     er.add_argument("--preset", help="base preset (overrides the spec's)")
@@ -478,21 +478,20 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     setup_logging(args.verbose)
     try:
-        args.fn(args)
+        if getattr(args, "out", None) and not getattr(args, "print_config", False):
+            checks.check_out(args.out, file=args.command == "predict")
+        return args.fn(args) or 0
     except ElectraError as e:
         print(f"electra: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        out = getattr(args, "out", None) if args.command == "pretrain" else None
-        print("electra: interrupted" + (f" (continue the run with: electra pretrain --resume --out {out})"
-                                        if out else ""), file=sys.stderr)
+        print(checks.interrupted_line(args, sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
         return 130
-    except OSError as e:  # disk full, permissions, ...: the OS message names the file
-        print(f"electra: error: {e}", file=sys.stderr)
+    except OSError as e:  # disk full, permissions, ...
+        print(f"electra: error: {checks.os_error_line(e)}", file=sys.stderr)
         return 2
     finally:
         cleanup()
-    return 0
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
 
 def inspect(path: Path) -> list[str]:
     """What a checkpoint holds: step, tokens, the model's shape, files and their integrity."""
-    p = ckpt.resolve_checkpoint(path)
+    p = ckpt.resolve_checkpoint(path, verify=False)  # damage is reported below, not raised
     meta = ckpt.read_meta(p)
     lines = [f"checkpoint {p}",
              f"  step {meta.get('step')}, {format_count(meta.get('tokens', 0))} tokens, "

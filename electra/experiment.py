@@ -157,7 +157,8 @@ _FINETUNE_KEYS = {f.name for f in dataclasses.fields(FinetuneSpec)}
 
 
 def load_spec(spec: str | Path, *, budgets: Sequence[float] | None = None) -> ExperimentSpec:
-    """A built-in grid by name (`budgets` rescales its FLOP budgets) or a TOML file."""
+    """A built-in grid by name (`budgets` rescales its FLOP budgets), a TOML file, or a JSON file
+    (a resolved spec, as `--print-config` prints it and a run saves it in experiment.json)."""
     text = str(spec)
     if text in BUILTINS:
         return ExperimentSpec(name=text, preset=BUILTIN_PRESETS.get(text, "small"),
@@ -165,10 +166,27 @@ def load_spec(spec: str | Path, *, budgets: Sequence[float] | None = None) -> Ex
     path = Path(spec)
     if not path.is_file():
         hint = difflib.get_close_matches(text, BUILTINS, n=1)
-        raise ConfigError(f"experiment spec {text!r} is neither a TOML file nor a built-in grid" +
+        raise ConfigError(f"experiment spec {text!r} is neither a spec file (TOML or JSON) nor a built-in grid" +
                           (f"; did you mean {hint[0]!r}?" if hint else f" ({', '.join(BUILTINS)})"))
     if budgets:
         raise ConfigError("--budgets rescales a built-in grid; a TOML spec sets train.budget_flops per cell")
+    raw = _read_json(path) if path.suffix == ".json" else _read_toml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a spec is a table of keys (name, preset, cells, ...)")
+    try:
+        return spec_from_dict(raw, default_name=path.stem)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"{path}: not valid JSON ({e})") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10: the same parser as a package
@@ -177,13 +195,9 @@ def load_spec(spec: str | Path, *, budgets: Sequence[float] | None = None) -> Ex
         except ModuleNotFoundError:
             raise ConfigError("TOML experiment specs need Python >= 3.11 or `pip install tomli`") from None
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    try:
-        return spec_from_dict(raw, default_name=path.stem)
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from None
 
 
 def spec_from_dict(raw: dict[str, Any], *, default_name: str = "experiment") -> ExperimentSpec:

@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,3 +166,138 @@ def test_roberta_style_run_with_bpe_and_doc_sentences_exports_a_loadable_tokeniz
     with torch.no_grad():
         ours = trained.model.eval().discriminator_logits(ids, torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool))
         assert (hf.eval()(input_ids=ids).logits - ours).abs().max().item() <= 1e-5
+
+
+def test_print_config_with_data_shows_what_the_run_uses(tiny_data, tmp_path, capsys):
+    """The shards decide the vocabulary and the rows' length: --print-config shows those, not the
+    preset's 8192 and 128, and a run started with the same arguments saves exactly that config."""
+    from electra.data.tokenizer import Tokenizer
+
+    argv = ["pretrain", "--data", str(tiny_data), *[o for o in TINY_RUN if not o.startswith(("preprocess.seq_len",
+                                                                                           "tokenizer.vocab"))]]
+    assert main([*argv, "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["model"]["vocab_size"] == Tokenizer.load(tiny_data / "tokenizer").vocab_size != 8192
+    assert printed["preprocess"]["seq_len"] == 32
+    assert main([*argv, "--out", str(tmp_path / "r"), "train.stop_at=1", "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--out", str(tmp_path / "r"), "train.stop_at=1"]) == 0
+    assert json.loads((tmp_path / "r" / "config.json").read_text()) == printed
+
+
+@pytest.mark.parametrize("argv", [
+    ["pretrain", "--data", "{data}"],
+    ["tokenizer", "train", "--corpus", "{corpus}", "--vocab-size", "200"],
+    ["preprocess", "--corpus", "{corpus}", "--tokenizer", "{data}/tokenizer"],
+    ["export", "{run}"],
+])
+def test_out_below_a_file_is_one_clear_line(argv, cli_run, tiny_corpus, tiny_data, tmp_path, capsys):
+    (tmp_path / "afile").write_text("mine")
+    paths = {"data": tiny_data, "corpus": tiny_corpus, "run": cli_run}
+    err = cli_error(capsys, *[a.format(**paths) for a in argv], "--out", str(tmp_path / "afile" / "sub"))
+    assert f"--out {tmp_path / 'afile' / 'sub'}: {tmp_path / 'afile'} is a file, not a directory" in err
+    assert "Errno" not in err and (tmp_path / "afile").read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes regardless of permissions")
+def test_unwritable_out_names_the_path_and_a_fix(tiny_corpus, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        err = cli_error(capsys, "tokenizer", "train", "--corpus", str(tiny_corpus), "--out", str(locked / "tok"))
+    finally:
+        locked.chmod(0o700)
+    assert f"{locked} is not writable (permission denied)" in err and "chmod u+w" in err
+
+
+def test_unwritable_out_message_when_the_os_refuses(tiny_corpus, tmp_path, capsys, monkeypatch):
+    """The same check as above where the test runs as root (which writes anyway): the OS's answer
+    is simulated, and a late PermissionError is also one line that names the path."""
+    import errno
+
+    real = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != tmp_path and real(p, mode))
+    err = cli_error(capsys, "tokenizer", "train", "--corpus", str(tiny_corpus), "--out", str(tmp_path / "tok"))
+    assert f"--out {tmp_path / 'tok'}: {tmp_path} is not writable (permission denied)" in err
+    assert not (tmp_path / "tok").exists()
+    from electra.cli_checks import os_error_line
+
+    line = os_error_line(PermissionError(errno.EACCES, "Permission denied", "/data/run/metrics.jsonl"))
+    assert line == ("cannot access /data/run/metrics.jsonl: Permission denied; fix its permissions or "
+                    "choose another path")
+
+
+def _interrupt_training(monkeypatch, after: bool) -> None:
+    """Ctrl-C during training: before the loop wrote anything, or once it has saved checkpoints."""
+    from electra import api
+
+    real = api.train_loop
+
+    def interrupted(*args, **kwargs):
+        if after:
+            real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "train_loop", interrupted)
+
+
+def _printed_command(capsys) -> list[str]:
+    import shlex
+
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("electra: interrupted") and err.endswith(")")
+    return shlex.split(err.split(" with: electra ", 1)[1][:-1])
+
+
+def test_ctrl_c_before_the_first_checkpoint_prints_the_command_that_starts_it_again(
+        tiny_data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    argv = ["pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN]
+    _interrupt_training(monkeypatch, after=False)
+    assert main(argv) == 130
+    cmd = _printed_command(capsys)
+    assert cmd == argv and "--resume" not in cmd  # --resume would say "holds no checkpoint"
+    assert (out / "config.json").is_file() and not (out / "checkpoints").exists()
+    monkeypatch.undo()
+    assert main(cmd) == 0  # the directory is reused
+    assert ckpt_steps(out) == [3, 6]
+
+
+def test_ctrl_c_without_out_names_the_default_run_directory(tiny_data, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _interrupt_training(monkeypatch, after=False)
+    assert main(["pretrain", "--data", str(tiny_data), *TINY_RUN]) == 130
+    cmd = _printed_command(capsys)
+    out = Path(cmd[cmd.index("--out") + 1])
+    assert out.parent == Path("runs") and out.name.startswith("tiny-") and (out / "config.json").is_file()
+
+
+def test_ctrl_c_after_a_checkpoint_prints_the_resume_command(tiny_data, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "r"
+    _interrupt_training(monkeypatch, after=True)
+    assert main(["pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN, "train.stop_at=3"]) == 130
+    cmd = _printed_command(capsys)
+    assert cmd == ["pretrain", "--resume", "--out", str(out)]
+    # a resumed run given more steps is continued with them (config.json does not hold them)
+    assert main([*cmd, "train.steps=8", "train.stop_at=5"]) == 130
+    cmd = _printed_command(capsys)
+    assert cmd == ["pretrain", "--resume", "--out", str(out), "train.steps=8"]  # stop_at: one invocation's
+    monkeypatch.undo()
+    assert main(cmd) == 0 and ckpt_steps(out) == [6, 8]
+
+
+def ckpt_steps(run_dir: Path) -> list[int]:
+    from electra.train.checkpoint import list_checkpoints
+
+    return [s for s, _ in list_checkpoints(run_dir / "checkpoints")]
+
+
+def test_a_run_without_validation_rows_says_so(tiny_corpus, tiny_tokenizer, tmp_path, caplog):
+    data = tmp_path / "shards"
+    assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(tiny_tokenizer), "--seq-len",
+                 "32", "--valid-fraction", "0", "--workers", "1", "--out", str(data)]) == 0
+    with caplog.at_level("WARNING"):
+        assert main(["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN,
+                     "train.steps=3"]) == 0
+    assert f"{data} has no validation rows: this run cannot measure what it learns" in caplog.text

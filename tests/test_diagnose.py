@@ -46,6 +46,26 @@ def test_doctor_names_damage_and_the_way_on(finished, tmp_path):
     assert "DAMAGED: trainer.pt" in "\n".join(inspect(newest))
 
 
+def test_doctor_exits_1_on_a_corrupt_shard_and_0_on_a_healthy_run(finished, tiny_data, tmp_path, capsys):
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(finished, run_dir)
+    shutil.copytree(tiny_data, data)
+    (run_dir / "run.json").write_text(json.dumps({"data": str(data)}))
+    # the 6-step tiny run's own health alarms (no context learned yet) are problems too: keep
+    # the metrics of its first two steps, before any alarm could fire
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    (run_dir / "metrics.jsonl").write_text("".join(ln + "\n" for ln in lines if json.loads(ln)["step"] <= 2))
+    assert main(["doctor", str(run_dir)]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    shard = data / "train_00000.bin"
+    blob = bytearray(shard.read_bytes())
+    blob[100] ^= 0xFF  # same size: only the checksum can tell
+    shard.write_bytes(bytes(blob))
+    assert main(["doctor", str(run_dir)]) == 1
+    out = capsys.readouterr().out
+    assert "problem: data:" in out and "train_00000.bin does not match its checksum" in out
+
+
 def test_doctor_refuses_a_directory_without_a_run(tmp_path):
     with pytest.raises(ConfigError, match="holds no run"):
         doctor(tmp_path)
@@ -82,6 +102,22 @@ def test_printed_config_repeats_exactly_with_config(argv, tmp_path, capsys):
                                                    or (i and plain[i - 1] in ("--vocab-size", "--seq-len", "--size")))]
     assert main([*plain, "--config", str(saved), "--print-config"]) == 0
     assert capsys.readouterr().out == printed
+
+
+def test_experiment_spec_prints_and_runs_from_config(tmp_path, capsys):
+    argv = ["experiment", "run", "ablations", "--out", str(tmp_path / "x"), "--data", "d", "--seeds", "2",
+            "--budgets", "1e14", "train.log_every=5", "finetune.optim.lr=1e-4"]
+    assert main([*argv, "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    spec = json.loads(printed)
+    assert spec["name"] == "ablations" and spec["finetune"]["seeds"] == [0, 1]
+    assert spec["overrides"] == ["train.log_every=5"] and spec["finetune"]["overrides"] == ["optim.lr=1e-4"]
+    (tmp_path / "spec.json").write_text(printed)
+    assert main(["experiment", "run", "--config", str(tmp_path / "spec.json"), "--out", str(tmp_path / "x"),
+                 "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+    assert main(["experiment", "run", "ablations", "--config", str(tmp_path / "spec.json"), "--out", "x"]) == 2
+    assert "one of the two" in capsys.readouterr().err
 
 
 def test_pretrain_runs_from_a_config_file(tiny_data, tmp_path, capsys):

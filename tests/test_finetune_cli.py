@@ -169,6 +169,95 @@ def test_our_run_directory_is_a_backbone(tiny_data, data, tmp_path, capsys):
                                                       "--data", data["glue"])
 
 
+@pytest.fixture(scope="module")
+def sst2_model(backbone, data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sst2") / "model"
+    assert main(["finetune", str(backbone), "--task", "sst2", "--data", str(data["glue"]), "--out", str(out),
+                 *FAST]) == 0
+    return out
+
+
+def test_export_finetune_and_evaluate_use_only_intact_checkpoints(tiny_data, data, tmp_path, capsys, caplog):
+    from electra.api import pretrain as run
+    from electra.train import checkpoint as ckpt
+
+    run_dir, glue = tmp_path / "run", data["glue"]
+    run(apply_overrides(preset("tiny"), TINY_RUN), out=run_dir, data=tiny_data)
+    (_, step3), (_, step6) = ckpt.list_checkpoints(run_dir / "checkpoints")
+    blob = bytearray((step6 / "model.safetensors").read_bytes())
+    blob[-5] ^= 0xFF  # same size: only the checksum can tell
+    (step6 / "model.safetensors").write_bytes(bytes(blob))
+    with caplog.at_level("WARNING"):
+        assert main(["export", str(run_dir), "--out", str(tmp_path / "e")]) == 0
+    assert "(discriminator, step 3)" in capsys.readouterr().out
+    assert "skipped step_00000006 (model.safetensors does not match its checksum)" in caplog.text
+    assert main(["finetune", str(run_dir), "--task", "rte", "--data", str(glue), "--out", str(tmp_path / "ft"),
+                 *FAST]) == 0
+    assert "step_00000003 (step 3)" in json.loads((tmp_path / "ft" / "finetune.json").read_text())["source"]
+    assert "is damaged (model.safetensors does not match" in cli_error(capsys, "export", step6, "--out",
+                                                                       tmp_path / "e2")
+    (step3 / "trainer.pt").write_bytes(b"junk")
+    for argv in (["export", run_dir, "--out", tmp_path / "e3"],
+                 ["finetune", run_dir, "--task", "rte", "--data", glue, "--out", tmp_path / "ft2"],
+                 ["evaluate", run_dir, "--tasks", "rte", "--glue-dir", glue, "--out", tmp_path / "ev"]):
+        err = cli_error(capsys, *argv)
+        assert "no intact checkpoint in" in err and "step_00000003 (trainer.pt does not match its checksum)" in err
+        assert not argv[-1].exists()
+
+
+def test_finetune_over_an_earlier_model_needs_overwrite(sst2_model, backbone, data, tmp_path, capsys):
+    out = tmp_path / "m"
+    shutil.copytree(sst2_model, out)
+    before = (out / "model.safetensors").read_bytes()
+    argv = ["finetune", backbone, "--task", "rte", "--data", data["glue"], "--out", out, *FAST, "--seed", "1"]
+    err = cli_error(capsys, *argv)
+    assert f"{out} already holds a fine-tuned model; pass --overwrite to replace it" in err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main([*map(str, argv), "--overwrite"]) == 0
+    info = json.loads((out / "finetune.json").read_text())
+    assert info["task"] == "rte" and info["seed"] == 1 and (out / "hf" / "config.json").is_file()
+
+
+def test_evaluate_claims_a_folder_of_other_files_only_with_overwrite(backbone, data, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep")
+    argv = [*map(str, ["evaluate", backbone, "--tasks", "rte", "--seeds", "1", "--glue-dir", data["glue"],
+                       "--out", out]), *FAST]
+    err = cli_error(capsys, *argv)
+    assert f"--out {out} holds files evaluate did not write (notes.txt)" in err and "--overwrite" in err
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "keep" and (out / "results.json").is_file()
+    assert main(argv) == 0  # claimed: it resumes like any evaluation of its own
+    assert "another checkpoint or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
+    assert main([*argv, "optim.lr=2e-3", "--overwrite"]) == 0  # runs of the old settings replaced
+    assert json.loads((out / "results.json").read_text())["config"]["optim"]["lr"] == 2e-3
+    assert (out / "notes.txt").read_text() == "keep"
+
+
+def test_predict_refuses_rows_with_extra_fields(sst2_model, tmp_path, capsys):
+    bad = tmp_path / "test.tsv"
+    bad.write_text("index\tsentence\n0\tit was widely praised .\n1\tcritics\tdisagreed about it .\n")
+    err = cli_error(capsys, "predict", sst2_model, "--input", bad, "--out", tmp_path / "p.tsv")
+    assert "test.tsv:3 has 3 tab-separated fields, the file has 2" in err
+    assert not (tmp_path / "p.tsv").exists()
+
+
+def test_predict_prints_and_reads_its_config(sst2_model, data, tmp_path, capsys):
+    argv = [*map(str, ["predict", sst2_model, "--input", data["glue"] / "SST-2" / "test.tsv", "--out",
+                       tmp_path / "p.tsv"])]
+    assert main([*argv, "train.eval_batch_size=3", "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    cfg, saved = json.loads(printed), json.loads((sst2_model / "finetune.json").read_text())["config"]
+    assert cfg["train"]["eval_batch_size"] == 3 and cfg["optim"] == saved["optim"]  # the model's own, + ours
+    (tmp_path / "c.json").write_text(printed)
+    assert main([*argv, "--config", str(tmp_path / "c.json"), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed
+    assert main([*argv, "--config", str(tmp_path / "c.json")]) == 0
+    assert "wrote 6 predictions" in capsys.readouterr().out
+
+
 def test_user_errors_are_one_line(backbone, data, tmp_path, capsys):
     hf = tmp_path / "hf"
     shutil.copytree(backbone, hf)

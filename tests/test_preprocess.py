@@ -277,6 +277,24 @@ def test_trimmed_text_is_reported(caplog) -> None:
     assert "60% of the tokenized text was dropped" in caplog.text
 
 
+def test_electra_preprocess_prints_the_trimming_warning(tiny_tokenizer: Path, tmp_path: Path) -> None:
+    """Through the command, as a user sees it on stderr: 30-token sentences against 32-token rows
+    leave no room for a second segment, so G-EL packing drops about half the text."""
+    import os
+    import subprocess
+    import sys
+
+    line = " ".join(["the"] * 29) + "."
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("\n\n".join("\n".join([line] * 6) for _ in range(10)) + "\n")
+    proc = subprocess.run([sys.executable, "-m", "electra.cli", "preprocess", "--corpus", str(corpus),
+                           "--tokenizer", str(tiny_tokenizer), "--seq-len", "32", "--workers", "1",
+                           "--out", str(tmp_path / "d")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "45% of the tokenized text was dropped" in proc.stderr and "a longer --seq-len" in proc.stderr
+
+
 def test_sentences_longer_than_a_row_become_pieces() -> None:
     assert pp.split_long([[1, 2], [3]], 4) == [[1, 2], [3]]
     assert pp.split_long([[1, 2, 3, 4, 5, 6, 7, 8, 9], [1]], 4) == [[1, 2, 3, 4], [5, 6, 7, 8], [9], [1]]

@@ -236,6 +236,26 @@ def test_shard_bytes_changed_in_place_are_caught_before_training(tiny_data, tmp_
         run(cfg(), out=tmp_path / "r", data=data)
 
 
+def test_a_start_that_failed_on_bad_shards_is_re_run_in_place(tiny_data, tmp_path, capsys):
+    """The run dir was claimed (config.json, tokenizer/) before the shards were found damaged; once
+    they are repaired the same command starts the run in the same directory, no --resume needed."""
+    from electra.cli import main
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    shard = data / "train_00000.bin"
+    good = shard.read_bytes()
+    shard.write_bytes(good[:100] + bytes([good[100] ^ 0xFF]) + good[101:])
+    argv = ["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN, "train.steps=3"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("electra: error:") and "does not match its checksum" in err
+    assert (tmp_path / "r" / "config.json").is_file()
+    shard.write_bytes(good)
+    assert main(argv) == 0
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "r" / "checkpoints")] == [3]
+
+
 def test_missing_or_moved_data_dirs_are_named(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="--data .*nowhere does not exist"):
         run(cfg(), out=tmp_path / "r0", data=tmp_path / "nowhere")

@@ -75,6 +75,16 @@ def test_truncated_shard(tmp_path: Path) -> None:
         ShardReader(tmp_path, "train")
 
 
+def test_shard_longer_than_its_manifest_is_not_called_truncated(tmp_path: Path) -> None:
+    _write(tmp_path, _rows(11))
+    f = tmp_path / "train_00001.bin"
+    f.write_bytes(f.read_bytes() + b"\0\0\0")  # e.g. appended to by another tool
+    with pytest.raises(DataError, match=r"train_00001.bin is longer than its manifest says \(67 bytes, "
+                                        r"expected 64\); re-run electra preprocess") as e:
+        ShardReader(tmp_path, "train")
+    assert "truncated" not in str(e.value)
+
+
 def test_checksum_mismatch(tmp_path: Path) -> None:
     _write(tmp_path, _rows(11))
     f = tmp_path / "train_00002.bin"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 
 def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cfg: FinetuneConfig,
-             sources: Sources, out: Path, *, save_models: bool = False, random_init: bool = False) -> dict:
+             sources: Sources, out: Path, *, save_models: bool = False, random_init: bool = False,
+             overwrite: bool = False) -> dict:
     out = Path(out)
     backbone = load_backbone(checkpoint, random_init=random_init)
     # read every task's data first: a wrong path fails before hours of fine-tuning, and before
@@ -70,7 +72,7 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
     datasets = {spec.name: load_data(spec, cfg, **data_kwargs(spec, sources)) for spec in specs}
     resolved = cfg.resolved(backbone.model_cfg.hidden_size)
     check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "config": to_dict(resolved),
-                       "random_init": random_init})
+                       "random_init": random_init}, overwrite)
     results = {"checkpoint": str(checkpoint), "source": backbone.source, "seeds": seeds,
                "model": {"hidden_size": backbone.model_cfg.hidden_size,
                          "num_layers": backbone.model_cfg.num_layers,
@@ -89,8 +91,9 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
                 log.info("[%d/%d] %s seed %d: already done (%s)", done, total, spec.name, seed, run_dir)
                 continue
             log.info("[%d/%d] %s seed %d", done, total, spec.name, seed)
+            # overwrite: a model saved by a run cut off before its result.json is redone in place
             res = finetune(backbone, spec, data, dataclasses.replace(cfg, seed=seed),
-                           out=run_dir if save_models else None)
+                           out=run_dir if save_models else None, overwrite=True)
             record = {"seed": seed, "metrics": res.metrics, "seconds": res.seconds, "steps": res.steps,
                       "history": res.history}
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,13 +107,28 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
     return results
 
 
-def check_resume(out: Path, setup: dict) -> None:
-    """Finished runs are reused only when they came from the same checkpoint and config."""
+_OWN = {"evaluate.json", "runs", "results.json", "results.md"}  # what evaluate writes in --out
+
+
+def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
+    """`out` is new, or evaluate's own (it holds evaluate.json): finished runs are reused only
+    when they came from the same checkpoint and config. With `overwrite`, runs of other settings
+    are deleted, and a folder of other files is claimed (those files are left alone)."""
+    names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    other = [n for n in names if n not in _OWN and not (n.startswith(".") and ".tmp-" in n)]
+    if other and not overwrite and "evaluate.json" not in names:
+        raise ConfigError(f"--out {out} holds files evaluate did not write ({', '.join(other[:3])}); "
+                          "choose another --out, or pass --overwrite to write into it")
     f = out / "evaluate.json"
     finished = any((out / "runs").rglob("result.json")) if (out / "runs").is_dir() else False
     if finished and f.is_file() and json.loads(f.read_text()) != setup:
-        raise ConfigError(f"{out} holds runs of another checkpoint or config; choose another --out "
-                          "(or delete it to start over)")
+        if not overwrite:
+            raise ConfigError(f"{out} holds runs of another checkpoint or config; choose another --out, "
+                              f"or pass --overwrite to replace them (or delete {out / 'runs'})")
+        log.warning("%s: replacing the runs of another checkpoint or config (--overwrite)", out)
+        shutil.rmtree(out / "runs")
+        for name in ("results.json", "results.md"):
+            (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     f.write_text(json.dumps(setup, indent=2) + "\n")
 

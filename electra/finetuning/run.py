@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from electra.config import ModelConfig, from_dict, to_dict
 from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError, DataError
+from electra.files import atomic_dir
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.features import Encoded, batches
 from electra.finetuning.tasks import TaskData, TaskSpec, get_task
@@ -82,13 +83,12 @@ def _load_backbone(p: Path) -> Backbone:
                                   "model's tokenizer files into it")
         hf = HFCheckpoint(p)
         return Backbone(hf.config, hf.encoder_state, Tokenizer.load(p), str(p))
-    found = ckpt.resolve_checkpoint(p)
-    if not (found / "tokenizer").is_dir():
-        raise CheckpointError(f"{found} has no tokenizer/ directory; copy the tokenizer the model "
+    if (p / "meta.json").is_file() and not (p / "tokenizer").is_dir():  # said before its checksums would
+        raise CheckpointError(f"{p} has no tokenizer/ directory; copy the tokenizer the model "
                               "was trained with into it")
-    trained = load_pretrained(found)
+    trained = load_pretrained(p)  # a run: its newest intact checkpoint
     return Backbone(trained.model.disc_cfg, trained.model.encoder.state_dict(), trained.tokenizer,
-                    f"{found} (step {trained.meta.get('step')})")
+                    f"{trained.path} (step {trained.meta.get('step')})")
 
 
 @dataclass
@@ -199,15 +199,28 @@ def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConf
                 total_steps=total, epochs=epochs)
 
 
+def check_out(out: Path, overwrite: bool) -> None:
+    """`out` must be empty or missing, or hold an earlier fine-tuned model that `overwrite` lets
+    us replace: a model that took hours is not lost to a repeated command, and a folder of
+    other files is never written into."""
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not (out / "finetune.json").is_file():
+        raise CheckpointError(f"{out} exists and is not a fine-tuned model; choose another --out")
+    if not overwrite:
+        raise CheckpointError(f"{out} already holds a fine-tuned model; pass --overwrite to replace it, "
+                              "or choose another --out")
+
+
 def finetune(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, *,
-             out: Path | None = None, quiet: bool = False) -> FinetuneResult:
+             out: Path | None = None, quiet: bool = False, overwrite: bool = False) -> FinetuneResult:
     """Train a fresh head + the encoder on `data.train`, evaluate on every dev split after each
-    epoch; with `out`, save the model and dev predictions there."""
+    epoch; with `out`, save the model and dev predictions there (replacing an earlier fine-tuned
+    model only with `overwrite`)."""
     # ---- setup --------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    if out is not None and Path(out).is_dir() and any(Path(out).iterdir()) \
-            and not (Path(out) / "finetune.json").is_file():
-        raise CheckpointError(f"{out} exists and is not a fine-tuned model; choose another --out")
+    if out is not None:
+        check_out(Path(out), overwrite)
     say = log.debug if quiet else log.info
     cfg = fit_to_model(cfg.resolved(backbone.model_cfg.hidden_size), backbone.model_cfg)
     tc, oc, pad_id = cfg.train, cfg.optim, backbone.tokenizer.pad_id
@@ -281,22 +294,24 @@ def _evaluate(job: _Job, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, pa
 def save_finetuned(out: Path, model: FinetuneModel, spec: TaskSpec, labels: tuple[str, ...],
                    backbone: Backbone, result: FinetuneResult, dev_examples: dict[str, list]) -> None:
     """model.safetensors + finetune.json (task, labels, configs, metrics) + tokenizer/ + the dev
-    predictions, everything `electra predict` needs."""
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().cpu().contiguous() for k, v in ckpt.model_state(model).items()},
-              str(out / "model.safetensors"))
-    backbone.tokenizer.save(out / "tokenizer")
-    info = {"task": spec.name, "labels": list(labels), "source": backbone.source, "seed": result.seed,
-            "metrics": result.metrics, "note": result.note, "steps": result.steps,
-            "model": to_dict(model.encoder.cfg), "config": to_dict(result.config), "history": result.history}
-    (out / "finetune.json").write_text(json.dumps(info, indent=2) + "\n")
-    for split, examples in dev_examples.items():
-        spec.family.write(spec, examples, result.predictions[split],
-                          out / f"predictions_{split}{spec.pred_suffix}", result.metrics)
+    predictions, everything `electra predict` needs. Written aside and renamed over `out` (which
+    `check_out` allowed), so an earlier model is replaced whole or not at all."""
+    with atomic_dir(out, replace=True) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in ckpt.model_state(model).items()},
+                  str(tmp / "model.safetensors"))
+        backbone.tokenizer.save(tmp / "tokenizer")
+        info = {"task": spec.name, "labels": list(labels), "source": backbone.source, "seed": result.seed,
+                "metrics": result.metrics, "note": result.note, "steps": result.steps,
+                "model": to_dict(model.encoder.cfg), "config": to_dict(result.config),
+                "history": result.history}
+        (tmp / "finetune.json").write_text(json.dumps(info, indent=2) + "\n")
+        for split, examples in dev_examples.items():
+            spec.family.write(spec, examples, result.predictions[split],
+                              tmp / f"predictions_{split}{spec.pred_suffix}", result.metrics)
 
 
-def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneConfig, Tokenizer, dict]:
-    p = Path(path)
+def _read_info(p: Path) -> dict:
+    """finetune.json, checked for what loading the model reads."""
     try:
         info = json.loads((p / "finetune.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -308,6 +323,18 @@ def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneC
     if wrong or not all(isinstance(label, str) for label in info["labels"]):
         raise CheckpointError(f"{p}/finetune.json lacks a valid {(wrong or ['labels'])[0]!r}; it was not "
                               "written by electra finetune, fine-tune again")
+    return info
+
+
+def finetuned_config(path: str | Path) -> FinetuneConfig:
+    """The settings a fine-tuned model was trained with: what `electra predict` uses unless told
+    otherwise (batch size, device, precision, data columns, SQuAD decoding)."""
+    return from_dict(FinetuneConfig, _read_info(Path(path))["config"])
+
+
+def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneConfig, Tokenizer, dict]:
+    p = Path(path)
+    info = _read_info(p)
     spec = get_task(info["task"])
     cfg = from_dict(FinetuneConfig, info["config"])
     mcfg = from_dict(ModelConfig, info["model"])
@@ -324,10 +351,13 @@ def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneC
     return model.eval(), spec, cfg, tokenizer, info
 
 
-def predict_file(model_dir: str | Path, input_path: Path, out_path: Path) -> tuple[int, dict[str, float]]:
+def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
+                 cfg: FinetuneConfig | None = None) -> tuple[int, dict[str, float]]:
     """Predictions for a file in the task's format (labels optional) -> `out_path`, in the GLUE
-    submission format for GLUE tasks. Returns (examples, metrics if the file is labelled)."""
-    model, spec, cfg, tok, info = load_finetuned(model_dir)
+    submission format for GLUE tasks. Returns (examples, metrics if the file is labelled). `cfg`:
+    prediction settings instead of the model's own (the model is built from its own)."""
+    model, spec, saved, tok, info = load_finetuned(model_dir)
+    cfg = cfg or saved
     labels = tuple(info["labels"])
     device = resolve_device(cfg.train.device)
     precision = Precision(resolve_precision(cfg.train.precision, device), device)

@@ -82,21 +82,26 @@ def problem(path: Path) -> str | None:
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path:
-    """The newest checkpoint whose files are all intact; damaged newer ones are named and
-    skipped (left on disk, never deleted)."""
-    found = list_checkpoints(ckpt_dir)
-    if not found:
+    """The newest checkpoint whose files are all intact, to resume from; damaged newer ones are
+    named and skipped (left on disk, never deleted)."""
+    if not list_checkpoints(ckpt_dir):
         raise CheckpointError(f"--resume: {ckpt_dir} holds no checkpoint; start without --resume")
+    return newest_intact(ckpt_dir, "resuming from", "start the run again without --resume")
+
+
+def newest_intact(ckpt_dir: Path, doing: str, fix: str) -> Path:
+    """The newest checkpoint in `ckpt_dir` that passes its checksums. Skipping a damaged one is
+    a warning (`doing` says what happens instead), never silent: it loses the steps after the
+    one used. None intact is a CheckpointError ending in `fix`."""
     skipped = []
-    for _, path in reversed(found):
+    for _, path in reversed(list_checkpoints(ckpt_dir)):
         why = problem(path)
         if why is None:
             if skipped:
-                log.warning("resuming from %s; skipped %s", path.name, "; ".join(skipped))
+                log.warning("%s %s; skipped %s", doing, path.name, "; ".join(skipped))
             return path
         skipped.append(f"{path.name} ({why})")
-    raise CheckpointError(f"no intact checkpoint in {ckpt_dir}: {'; '.join(skipped)}; start the run "
-                          "again without --resume")
+    raise CheckpointError(f"no intact checkpoint in {ckpt_dir}: {'; '.join(skipped)}; {fix}")
 
 
 def rng_state() -> dict[str, Any]:
@@ -196,14 +201,25 @@ def load_trainer(path: Path, rank: int) -> tuple[dict[str, Any], dict[str, Any]]
     return out[0], out[1]
 
 
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run directory (-> its latest checkpoint) or a checkpoint directory."""
+def resolve_checkpoint(path: str | Path, *, verify: bool = True) -> Path:
+    """A run directory (-> its newest checkpoint) or a checkpoint directory. With `verify` (export,
+    fine-tuning) the files must match their checksums: a run falls back to its newest intact
+    checkpoint, a damaged checkpoint named directly is an error. `inspect` passes False to
+    report the damage itself."""
     p = Path(path)
     if not p.exists():
         raise CheckpointError(f"{p} does not exist; pass a run directory or a checkpoint directory")
     if (p / "meta.json").is_file() or _STEP_DIR.match(p.name):
+        if verify:
+            read_meta(p)  # a missing or corrupt meta.json has its own message
+            if why := problem(p):
+                raise CheckpointError(f"checkpoint {p} is damaged ({why}); pass its run directory (the "
+                                      "newest intact checkpoint is used) or an earlier checkpoint")
         return p
     ckpts = list_checkpoints(p / "checkpoints")
     if not ckpts:
         raise CheckpointError(f"{p} holds no checkpoints (looked in {p / 'checkpoints'})")
-    return ckpts[-1][1]
+    if not verify:
+        return ckpts[-1][1]
+    return newest_intact(p / "checkpoints", f"{p}: using", "restore the damaged files from a copy, or "
+                         "train the run again")

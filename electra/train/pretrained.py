@@ -37,7 +37,8 @@ class Pretrained:
 
 
 def load_pretrained(path: str | Path) -> Pretrained:
-    """A run directory (its latest checkpoint) or a checkpoint directory."""
+    """A run directory (its newest intact checkpoint) or a checkpoint directory, checked against
+    its checksums."""
     p = resolve_checkpoint(path)
     meta = read_meta(p)
     if not (p / "config.json").is_file():
