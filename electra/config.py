@@ -21,9 +21,12 @@ from electra.config_io import (  # noqa: F401 - re-exported: callers import them
     to_dict,
 )
 from electra.config_sections import (  # noqa: F401 - re-exported: callers import them from here
+    ALLOCATORS,
     CJK_MODES,
+    DROPOUT_KERNELS,
     MASKING_UNITS,
     MODEL_FAMILIES,
+    NONFINITE_ACTIONS,
     OBJECTIVE_KINDS,
     PACKING_MODES,
     PRECISIONS,
@@ -86,6 +89,11 @@ class ObjectiveConfig(AlgorithmConfig):  # + algorithm and loss_weighting (confi
     # the mask_prob budget is counted in tokens either way
     masking: str = "token"
     max_ngram: int = 3
+    # start every masked-LM head's output bias at log p(token) of the training rows, so the
+    # generator predicts the unigram distribution from step 0 instead of spending its first
+    # thousands of updates learning word frequencies (Adam moves a bias ~lr per step, and log
+    # frequencies span ~10 nats); off: zeros, as the paper and HF
+    unigram_bias_init: bool = False
 
     def __post_init__(self) -> None:
         check_choice("objective.masking", self.masking, MASKING_UNITS)
@@ -209,7 +217,17 @@ class TrainConfig:
     compile: bool = False
     gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory
     threads: int = 0  # CPU intra-op threads; 0 = leave torch's default
-    max_bad_steps: int = 3  # stop the run after this many steps with a non-finite loss/gradient
+    # speed only (BENCHMARKS.md): packed-bit dropout masks on CPU (auto) or torch's own;
+    # a glibc allocator that keeps freed memory for the next step (auto) or untouched (system)
+    dropout_kernel: str = "auto"
+    allocator: str = "auto"
+    max_bad_steps: int = 3  # this many steps with a non-finite loss/gradient end the stretch ...
+    # ... `stop`: the run stops with the command that resumes it at a lower rate; `rollback`: it
+    # reloads the newest checkpoint with finite weights and goes on at `rollback_lr_factor` x the
+    # rate, at most `max_rollbacks` times (then it stops)
+    on_nonfinite: str = "stop"
+    rollback_lr_factor: float = 0.5
+    max_rollbacks: int = 3
 
     def __post_init__(self) -> None:
         check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
@@ -226,7 +244,13 @@ class TrainConfig:
         for name in ("log_every", "eval_every", "save_every", "keep_last", "eval_rows"):
             check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
         check(self.threads >= 0, "train.threads must be >= 0")
+        check_choice("train.dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
+        check_choice("train.allocator", self.allocator, ALLOCATORS)
         check(self.max_bad_steps >= 1, "train.max_bad_steps must be >= 1")
+        check_choice("train.on_nonfinite", self.on_nonfinite, NONFINITE_ACTIONS)
+        check(0 < self.rollback_lr_factor < 1, f"train.rollback_lr_factor={self.rollback_lr_factor} "
+              "must be in (0, 1): a roll-back lowers the rate")
+        check(self.max_rollbacks >= 1, "train.max_rollbacks must be >= 1")
         check(self.save_every_minutes >= 0, "train.save_every_minutes must be >= 0 (0: off)")
 
 

@@ -14,6 +14,9 @@ SHARING_MODES = ("none", "embeddings", "all", "gdes")  # gdes: DeBERTaV3, E_D = 
 OBJECTIVE_KINDS = ("electra", "electra15", "mlm", "replace_mlm", "all_tokens_mlm")
 SCHEDULES = ("original", "linear", "cosine", "constant")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+NONFINITE_ACTIONS = ("stop", "rollback")  # train.on_nonfinite (train/rollback.py)
+DROPOUT_KERNELS = ("auto", "torch", "packed")  # train.dropout_kernel (model/dropout.py)
+ALLOCATORS = ("auto", "system")  # train.allocator (train/cpu_runtime.py)
 TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
 CJK_MODES = ("chars", "none")
 UNICODE_MODES = ("auto", "none", "nfc", "nfkc", "nfd", "nfkd")  # tokenizer.unicode

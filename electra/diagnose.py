@@ -18,7 +18,7 @@ from electra.data.shards import read_manifest
 from electra.errors import ConfigError, ElectraError
 from electra.train import checkpoint as ckpt
 from electra.train.health import HealthMonitor
-from electra.train.log import format_count
+from electra.train.log import format_count, read_metrics
 from electra.train.state import verify_shards
 from electra.train.validate import context_line, learned_context
 
@@ -37,20 +37,6 @@ class Report:
         return "\n".join(out)
 
 
-def read_metrics(run_dir: Path) -> tuple[list[dict], int]:
-    """metrics.jsonl records, and how many lines were unreadable (a torn last line after kill -9)."""
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        return [], 0
-    records, bad = [], 0
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            bad += 1
-    return records, bad
-
-
 def doctor(run_dir: Path) -> Report:
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
@@ -59,7 +45,7 @@ def doctor(run_dir: Path) -> Report:
     rep = Report(lines=[f"run {run_dir} (preset {cfg.preset}, {cfg.train.steps:,} steps planned)"])
     last = _checkpoints(run_dir, rep)
     _data(run_dir, rep)
-    records, torn = read_metrics(run_dir)
+    records, torn = read_metrics(run_dir / "metrics.jsonl")
     if torn:
         rep.lines.append(f"  metrics: {torn} unreadable line(s) in metrics.jsonl (a torn write), ignored")
     _replay(cfg, records, rep)
@@ -107,6 +93,8 @@ def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
     valid = [r for r in records if r.get("kind") == "valid"]
     for r in records:
         kind, step = r.get("kind"), r.get("step", 0)
+        if r.get("alarm") == "rollback" and isinstance(r.get("lr"), (int, float)):
+            monitor.peak_lr = float(r["lr"])  # the rate the run went on at, as the live monitor
         try:
             found = (monitor.on_train(step, r) if kind == "train" else
                      monitor.on_valid(step, r) if kind == "valid" else [])

@@ -5,10 +5,14 @@ for the allowed outcomes (well-formed output, or a one-line `ElectraError`)."""
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
+import functools
 import json
 import logging
 import math
+import signal
 import tempfile
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -85,6 +89,43 @@ def _is(value: Any, tp: Any) -> bool:
     if tp is float:
         return type(value) in (int, float) and math.isfinite(value)
     return isinstance(value, typing.get_origin(tp) or tp)
+
+
+class ExampleHung(BaseException):
+    """One example ran past its time limit. A BaseException, so that a reader's `except
+    Exception` cannot turn the hang into a one-line error that passes (Hypothesis lets it
+    through at once: a hang is not shrunk)."""
+
+
+def time_limited(fn: Callable, seconds: float) -> Callable:
+    """`fn`, failing instead of hanging when one call runs past `seconds`: SIGALRM raises
+    `ExampleHung` inside it (a loop in Python code, a blocking system call), and if even that
+    cannot interrupt it (a loop inside C code), faulthandler ends the process with every
+    thread's traceback after twice the time. Only the main thread can take signals; elsewhere
+    `fn` runs unguarded."""
+    if not hasattr(signal, "setitimer"):
+        return fn
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return fn(*args, **kwargs)
+
+        def expire(signum: int, frame: Any) -> None:
+            case = ", ".join(f"{k}={v!r:.80}" for k, v in kwargs.items())
+            raise ExampleHung(f"one example ran past {seconds:g} s ({case}); a reader hangs, or the "
+                              "machine is very slow: raise ELECTRA_FUZZ_TIMEOUT")
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        faulthandler.dump_traceback_later(2 * seconds, exit=True)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            faulthandler.cancel_dump_traceback_later()
+    return guarded
 
 
 # ---- building blocks -------------------------------------------------------------------------

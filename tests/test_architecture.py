@@ -21,7 +21,7 @@ FLOORS = [
     ("electra.train",),
     ("electra.finetuning", "electra.plan", "electra.diagnose"),
     ("electra.api", "electra.experiment"),
-    ("electra.cli", "electra.summaries", "electra"),
+    ("electra.cli", "electra.cli_checks", "electra.summaries", "electra"),
 ]
 
 

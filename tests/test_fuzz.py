@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import signal
 from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -48,6 +49,7 @@ from electra.train import checkpoint as ckpt
 from tests.fuzz_strategies import (
     MANIFEST_EDITS,
     OVERRIDE_VALUE,
+    ExampleHung,
     assert_typed,
     config_paths,
     conll_file,
@@ -62,6 +64,7 @@ from tests.fuzz_strategies import (
     squad_file,
     squad_with,
     tagging_jsonl,
+    time_limited,
     user_file,
     warnings_of,
     write_shards,
@@ -70,13 +73,19 @@ from tests.fuzz_strategies import (
 # cases per property; ELECTRA_FUZZ_EXAMPLES=2000 searches deeper (still derandomized)
 EXAMPLES = int(os.environ.get("ELECTRA_FUZZ_EXAMPLES", "100"))
 SLOW_EXAMPLES = max(1, EXAMPLES // 4)  # for the properties that train a tokenizer or preprocess
+# seconds one example may run before it fails as a hang: far above the slowest (~1 s on a loaded
+# 2-core machine), so a slow shared CPU is not a failure; Hypothesis's own deadline stays off
+# (it measures only examples that return, and would fail slow ones)
+EXAMPLE_TIMEOUT = float(os.environ.get("ELECTRA_FUZZ_TIMEOUT", "60"))
 BUDGET: dict[str, int] = {}  # property -> its max_examples; filled by `fuzz`
 REGRESSIONS: dict[str, int] = {}  # property -> explicit cases; filled by `regression`
 
 
 def fuzz(n: int = EXAMPLES) -> Callable:
+    """Hypothesis settings for a property, and a time limit on each of its examples."""
     def wrap(fn: Callable) -> Callable:
         BUDGET[fn.__name__] = n
+        fn.hypothesis.inner_test = time_limited(fn.hypothesis.inner_test, EXAMPLE_TIMEOUT)
         return settings(max_examples=n, deadline=None, derandomize=True, database=None)(fn)
     return wrap
 
@@ -386,3 +395,17 @@ def test_cli_prints_the_config_or_one_error_line(base, overrides, config) -> Non
 
 PROPERTIES = sorted(BUDGET)
 MAX_CASES = sum(BUDGET.values()) + sum(REGRESSIONS.values())
+
+
+def test_an_example_that_hangs_fails_instead_of_hanging() -> None:
+    @settings(max_examples=3, deadline=None, derandomize=True, database=None)
+    @given(n=st.integers(0, 3))
+    def hangs(n: int) -> None:
+        while n >= 0:  # never ends
+            n += 1
+
+    hangs.hypothesis.inner_test = time_limited(hangs.hypothesis.inner_test, 0.2)
+    with pytest.raises(ExampleHung, match=r"ran past 0.2 s \(n=0\); a reader hangs"):
+        hangs()
+    guarded = time_limited(lambda: "done", 0.2)
+    assert guarded() == "done" and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)

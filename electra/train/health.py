@@ -10,6 +10,7 @@ host sync. An alarm fires once when its condition starts and again only after it
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from electra.config import PretrainConfig
@@ -34,6 +35,7 @@ class Alarm:
     message: str
     action: str
     stop: bool = False  # the loop ends the run (with the message) instead of going on
+    rollback: bool = False  # the loop reloads the newest finite checkpoint at a lower rate (train/rollback.py)
 
     def record(self) -> dict[str, str]:
         return {"alarm": self.name, "message": self.message, "action": self.action}
@@ -48,11 +50,14 @@ class HealthMonitor:
 
     cfg: PretrainConfig
     max_bad_steps: int = 3
+    rollbacks: int = 0  # roll-backs the run has made so far (train.on_nonfinite=rollback)
+    peak_lr: float = 0.0  # the peak rate the schedule follows (lowered by roll-backs); 0: optim.lr
     _active: set[str] = field(default_factory=set)
     _grad_norms: list[float] = field(default_factory=list)
     _losses: list[float] = field(default_factory=list)
     _bad_steps: int = 0
     _best_gen_acc: float = 0.0
+    _clean_step: int = 0  # the end of the last interval without a non-finite step
 
     def on_train(self, step: int, m: dict[str, float]) -> list[Alarm]:
         o, steps = self.cfg.optim, self.cfg.train.steps
@@ -60,11 +65,8 @@ class HealthMonitor:
         found: dict[str, Alarm | None] = {}
         bad = int(m.get("bad_steps", 0))
         self._bad_steps += bad
-        found["nonfinite"] = Alarm(
-            "nonfinite", f"{bad} step(s) up to step {step} had a non-finite loss or gradient "
-            f"({self._bad_steps} in this invocation; their updates were skipped where the device "
-            "allows)", "lower optim.lr (or use train.precision=fp32); the run stops after "
-            f"{self.max_bad_steps} such steps", stop=self._bad_steps >= self.max_bad_steps) if bad else None
+        found["nonfinite"] = self._nonfinite(step, bad) if bad else None
+        self._clean_step = self._clean_step if bad else step
         g = m.get("grad_norm")
         if g is not None and len(self._grad_norms) >= 3:
             ref = statistics.median(self._grad_norms)
@@ -81,11 +83,12 @@ class HealthMonitor:
                 "checkpoint with a lower optim.lr"
             ) if loss > LOSS_SPIKE_FACTOR * ref and loss - ref > LOSS_SPIKE_NATS else None
         done = step / steps  # a warm-up longer than the run counts: it never reaches its rate
+        peak = self.peak_lr or o.lr
         found["dead_lr"] = Alarm(
             "dead_lr", f"learning rate {m['lr']:.2e} at step {step} of {steps} is below 1/1000 of "
-            f"optim.lr={o.lr:g}: the model barely learns", "check optim.schedule, optim.warmup_steps and "
+            f"the peak rate {peak:g}: the model barely learns", "check optim.schedule, optim.warmup_steps and "
             "train.steps (a slice of a longer run should raise train.steps, not restart it)"
-        ) if 0.1 <= done < 0.95 and m["lr"] < DEAD_LR_FRACTION * o.lr else None
+        ) if 0.1 <= done < 0.95 and m["lr"] < DEAD_LR_FRACTION * peak else None
         gen_acc = m.get("gen_acc")
         if gen_acc is not None and self.cfg.objective.mlm_weight > 0:
             found["generator_strong"] = Alarm(
@@ -113,11 +116,13 @@ class HealthMonitor:
         steps, found = self.cfg.train.steps, {}
         after_warmup = step > max(self.cfg.optim.warmup_steps, 1)
         if "disc_auc" in m and self.cfg.objective.detects_replacements and after_warmup:
-            collapsed = (m["disc_acc"] - m["baseline_acc"] < COLLAPSE_ACC_MARGIN
-                         and m["disc_auc"] - 0.5 < COLLAPSE_AUC_MARGIN)
+            gain = m["disc_acc"] - m["baseline_acc"]
+            collapsed = gain < COLLAPSE_ACC_MARGIN and m["disc_auc"] - 0.5 < COLLAPSE_AUC_MARGIN
+            does = ("calls every token original" if abs(gain) < COLLAPSE_ACC_MARGIN else
+                    "does no better than calling every token original")  # e.g. stuck on "replaced"
             found["disc_collapse"] = Alarm(
-                "disc_collapse", f"the discriminator calls every token original (accuracy "
-                f"{m['disc_acc']:.4f} vs {m['baseline_acc']:.4f} all-original, AUC {m['disc_auc']:.3f})",
+                "disc_collapse", f"the discriminator {does} (accuracy {m['disc_acc']:.4f} vs "
+                f"{m['baseline_acc']:.4f} all-original, AUC {m['disc_auc']:.3f})",
                 "make replacements easier to spot: objective.temperature=1.5, a smaller "
                 "objective.generator_size, or an MLM warm start (objective.disc_mlm_steps)"
             ) if collapsed else None
@@ -132,6 +137,39 @@ class HealthMonitor:
                 "a context-free baseline", "train longer (train.steps), or see RESULTS.md for "
                 "CPU-scale recipes") if behind else None
         return self._fire(found)
+
+    def _nonfinite(self, step: int, bad: int) -> Alarm:
+        tc = self.cfg.train
+        roll = tc.on_nonfinite == "rollback" and self.rollbacks < tc.max_rollbacks
+        then = (f"after {self.max_bad_steps} such steps the run rolls back to its newest finite "
+                f"checkpoint at {tc.rollback_lr_factor:g}x the rate (roll-back {self.rollbacks + 1} "
+                f"of {tc.max_rollbacks})" if roll else f"the run stops after {self.max_bad_steps} such steps")
+        limit = self._bad_steps >= self.max_bad_steps
+        return Alarm("nonfinite", f"{bad} step(s) up to step {step} had a non-finite loss or gradient "
+                     f"({self._bad_steps} since the run (re)started; their updates were skipped where the "
+                     f"device allows)", f"lower optim.lr (or use train.precision=fp32); {then}",
+                     stop=limit and not roll, rollback=limit and roll)
+
+    def replay(self, records: Iterable[dict]) -> None:
+        """Catch up, without firing, with the records a run kept before it resumed or rolled
+        back, so an alarm that fired then and still holds is not logged a second time. The
+        non-finite count starts again: it counts the steps since this (re)start."""
+        for r in records:
+            try:
+                if r.get("kind") == "train":
+                    self.on_train(r["step"], r)
+                elif r.get("kind") == "valid":
+                    self.on_valid(r["step"], r)
+            except (KeyError, TypeError):  # a record from an older version lacks a field
+                continue
+        self._bad_steps = 0
+
+    @property
+    def clean_step(self) -> int:
+        """The last logged step whose interval had no non-finite step (0: none yet). A roll-back
+        goes to a checkpoint from before it, so that the update that made the weights blow up
+        (the one before the first non-finite gradient) is not in it."""
+        return self._clean_step
 
     @property
     def active(self) -> frozenset[str]:

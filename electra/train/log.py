@@ -78,16 +78,26 @@ class MetricsLogger:
             self._tb.close()
 
 
-def _truncate_after(path: Path, step: int) -> None:
-    kept = []
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """metrics.jsonl's records, and how many lines were unreadable (a line torn by kill -9)."""
+    if not path.is_file():
+        return [], 0
+    records, torn = [], 0
     for line in path.read_text(errors="replace").splitlines():
         try:
             record = json.loads(line)
         except ValueError:
-            continue
-        if isinstance(record, dict) and record.get("step", 0) <= step:
-            kept.append(line)
-    write_text_atomic(path, "".join(f"{line}\n" for line in kept))
+            record = None
+        if isinstance(record, dict) and isinstance(record.get("step", 0), int):
+            records.append(record)
+        else:
+            torn += 1
+    return records, torn
+
+
+def _truncate_after(path: Path, step: int) -> None:
+    kept = [r for r in read_metrics(path)[0] if r.get("step", 0) <= step]
+    write_text_atomic(path, "".join(f"{json.dumps(r)}\n" for r in kept))
 
 
 class Meter:

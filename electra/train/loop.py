@@ -18,17 +18,20 @@ import torch
 
 from electra.config import PretrainConfig, TrainConfig
 from electra.data.shards import ShardReader
-from electra.errors import ConfigError, DataError
+from electra.errors import ConfigError
+from electra.model.dropout import resolve_dropout_kernel
 from electra.model.layers import Encoder
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
+from electra.train.cpu_runtime import setup_allocator
 from electra.train.distributed import Context
 from electra.train.flops import FlopRate, flop_rate
 from electra.train.health import Alarm, HealthMonitor
-from electra.train.log import Meter, MetricsLogger, format_count, format_duration
-from electra.train.optim import optimizer_step
+from electra.train.log import Meter, MetricsLogger, format_count, format_duration, read_metrics
+from electra.train.optim import optimizer_step, peak_lr
 from electra.train.precision import describe
 from electra.train.preempt import StopControl
+from electra.train.rollback import recover
 from electra.train.state import InitFrom, RunData, TrainState, build_state, restore, save
 from electra.train.validate import Validator, context_line
 
@@ -66,7 +69,10 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     logger = MetricsLogger(run_dir, enabled=ctx.is_main, resume_step=state.step if resume else None)
     validator = make_validator(tc, data, state, ctx) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
-    health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps)
+    health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps, rollbacks=state.rollbacks,
+                           peak_lr=peak_lr(state.optimizer, state.scheduler))
+    if resume:  # alarms that fired before the checkpoint and still hold are not logged again
+        health.replay(read_metrics(run_dir / "metrics.jsonl")[0])
     log_setup(cfg, state, ctx, rate.mean(last_step))
     valid_metrics: dict[str, float] = {}
     path: Path | None = None
@@ -101,7 +107,11 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
                 eta = (tc.steps - step) * (time.perf_counter() - t_start) / (step - first_step)
                 log_train(step, tc.steps, metrics, eta, ctx, cfg.objective.detects_replacements)
             logger.write("train", step, metrics)
-            report_health(health.on_train(step, metrics), step, logger, run_dir, cfg)
+            halt = report_health(health.on_train(step, metrics), step, logger)
+            if halt is not None:  # too many non-finite steps: stop, or roll back (train.on_nonfinite)
+                logger, health = recover(halt, health, state, cfg, data.tokenizer, ctx, run_dir, logger)
+                first_step, t_start = state.step, time.perf_counter()
+                continue
 
         # ---- eval (main process; the others wait at the barrier) ----------------------------
         if step % tc.eval_every == 0 or at_end:
@@ -109,7 +119,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
                 valid_metrics = validator(model)
                 log.info("valid @%d | %s", step, context_line(valid_metrics))
                 logger.write("valid", step, valid_metrics)
-                report_health(health.on_valid(step, valid_metrics), step, logger, run_dir, cfg)
+                report_health(health.on_valid(step, valid_metrics), step, logger)
             dist.barrier()
             meter.restart_clock()
 
@@ -182,31 +192,27 @@ def read_train_metrics(meter: Meter, state: TrainState, cfg: PretrainConfig,
             "bad_steps": round(sums["bad_steps"] / world_size)}
 
 
-def report_health(alarms: list[Alarm], step: int, logger: MetricsLogger, run_dir: Path,
-                  cfg: PretrainConfig) -> None:
-    """One console line and one metrics.jsonl record per alarm; an alarm that stops the run
-    raises with the command that continues it from the last good checkpoint."""
+def report_health(alarms: list[Alarm], step: int, logger: MetricsLogger) -> Alarm | None:
+    """One console line and one metrics.jsonl record per alarm. Returns the alarm that ends
+    this stretch of training (too many non-finite steps), if any, for `rollback.recover`."""
     for alarm in alarms:
         log.warning("%s", alarm.line())
         logger.write("health", step, alarm.record())
-        if alarm.stop:
-            logger.close()
-            last = ckpt.list_checkpoints(run_dir / "checkpoints")
-            raise DataError(
-                f"stopped at step {step}: {alarm.message}; " + (
-                    f"continue from {last[-1][1].name} with a lower rate: electra pretrain --resume "
-                    f"--out {run_dir} optim.lr={cfg.optim.lr / 2:g}" if last else
-                    f"start again with a lower rate (optim.lr={cfg.optim.lr / 2:g})"))
+    return next((a for a in alarms if a.stop or a.rollback), None)
 
 
 def log_setup(cfg: PretrainConfig, state: TrainState, ctx: Context, flops_per_token: float) -> None:
     if not ctx.is_main:
         return
     n_params = sum(p.numel() for p in ckpt.model_state(state.model).values())
+    runtime = describe(cfg.train.precision, state.precision.name, ctx.device)
+    if ctx.device.type == "cpu":  # both are speed-only settings (BENCHMARKS.md)
+        runtime += f", {setup_allocator(cfg.train.allocator)}"
+    if cfg.model.dropout > 0 or cfg.model.attention_dropout > 0:
+        runtime += f", {resolve_dropout_kernel(cfg.train.dropout_kernel, ctx.device)} dropout masks"
     log.info("model: %s parameters (encoder %s) | precision %s | device %s x%d | batch %d = %d x %d "
              "accum x %d proc | %.1fM FLOPs/token", format_count(n_params),
-             format_count(sum(p.numel() for p in state.model.encoder.parameters())),
-             describe(cfg.train.precision, state.precision.name, ctx.device), ctx.device,
+             format_count(sum(p.numel() for p in state.model.encoder.parameters())), runtime, ctx.device,
              ctx.info.world_size, cfg.train.batch_size,
              state.micro_batch, cfg.train.grad_accum, ctx.info.world_size, flops_per_token / 1e6)
 

@@ -112,13 +112,18 @@ def build_scheduler(optimizer: torch.optim.Optimizer, cfg: OptimConfig, total_st
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
 
+def peak_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> float:
+    """The peak rate the schedule now follows: optim.lr, or what a resume or roll-back made it."""
+    return scheduler.base_lrs[0] / optimizer.param_groups[0].get("lr_scale", 1.0)
+
+
 def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR,
               lr: float) -> float | None:
     """After loading a checkpoint's optimizer and schedule: apply a peak rate the user changed on
     resume (e.g. halving it after a divergence), which the loaded state would silently undo.
     Returns the old peak rate when it changed, else None."""
     want = [lr * g.get("lr_scale", 1.0) for g in optimizer.param_groups]
-    old = scheduler.base_lrs
+    old, old_peak = scheduler.base_lrs, peak_lr(optimizer, scheduler)
     if all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(old, want, strict=True)):
         return None
     scheduler.base_lrs = want
@@ -126,7 +131,7 @@ def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_schedu
         group["initial_lr"] = base
         group["lr"] = base * factor(scheduler.last_epoch)
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
-    return old[0] / optimizer.param_groups[0].get("lr_scale", 1.0)
+    return old_peak
 
 
 def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mode: str = "correct",

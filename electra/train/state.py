@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,16 +23,19 @@ from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError, ConfigError, DataError, TokenizerError
 from electra.files import write_text_atomic
 from electra.hf import HFCheckpoint
+from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel
 from electra.objective import PretrainingObjective, build_objective
 from electra.objective.gdes import load_plain_state
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
+from electra.train.cpu_runtime import setup_allocator
 from electra.train.distributed import Context
 from electra.train.flops import flop_rate
 from electra.train.log import format_count
-from electra.train.optim import build_optimizer, build_scheduler, rebase_lr
+from electra.train.optim import build_optimizer, build_scheduler, peak_lr, rebase_lr
 from electra.train.precision import Precision, resolve_precision
 from electra.train.pretrained import token_ids
+from electra.train.unigram_init import init_unigram_bias
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,7 @@ class TrainState:
     micro_batch: int
     step: int = 0
     tokens: int = 0
+    rollbacks: int = 0  # roll-backs after non-finite steps so far (each lowered the rate)
 
 
 def check_data(cfg: PretrainConfig, data: RunData) -> None:
@@ -162,12 +167,17 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
                           f"processes = {tc.grad_accum * world}")
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    setup_allocator(tc.allocator)
     torch.manual_seed(tc.seed + ctx.info.rank)  # ranks draw different masks and samples
     tok = data.tokenizer
     model = build_objective(cfg, token_ids(tok)).to(ctx.device)
     model.set_gradient_checkpointing(tc.gradient_checkpointing)
+    use_dropout_kernel(model, resolve_dropout_kernel(tc.dropout_kernel, ctx.device))
     if init is not None:
         load_init_weights(model, init)
+    elif cfg.objective.unigram_bias_init:
+        init_unigram_bias(model, ShardReader(data.dir, "train", manifest=data.manifest),
+                          tuple(sorted(tok.special_ids)))
     optimizer = build_optimizer(model, cfg.optim)
     loader = PretrainLoader(ShardReader(data.dir, "train", manifest=data.manifest), micro,
                             seed=tc.seed, pad_id=tok.pad_id, sep_id=tok.sep_id,
@@ -206,25 +216,40 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
 
 
 def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, lr: float) -> Path:
-    """Load the newest checkpoint in `ckpt_dir` into `state` (weights, optimizer, schedule,
-    scaler, loader cursor, this rank's RNG, counters)."""
+    """Load the newest intact checkpoint in `ckpt_dir` into `state`. The schedule goes on at the
+    checkpoint's rate (lowered by any roll-back) unless `lr`, the config's optim.lr, differs from
+    the one the checkpoint was written under: a rate given on resume wins."""
     path = ckpt.latest_checkpoint(ckpt_dir)
+    meta = load_checkpoint(state, path, tokenizer, rank)
+    written_under = meta.get("optim_lr")
+    if not (isinstance(written_under, (int, float)) and math.isclose(written_under, lr, rel_tol=1e-9)):
+        old_lr = rebase_lr(state.optimizer, state.scheduler, lr)  # also: older checkpoints
+        if old_lr is not None:
+            log.info("optim.lr changed on resume: %g -> %g (the schedule continues at step %d)",
+                     old_lr, lr, meta["step"])
+    elif state.rollbacks:
+        log.info("the schedule goes on at optim.lr=%g, lowered from %g by %d roll-back(s); pass "
+                 "optim.lr=... to change it", peak_lr(state.optimizer, state.scheduler), lr, state.rollbacks)
+    log.info("resumed from %s (step %d, %s tokens)", path, state.step, format_count(state.tokens))
+    return path
+
+
+def load_checkpoint(state: TrainState, path: Path, tokenizer: Tokenizer, rank: int) -> dict[str, Any]:
+    """Everything the checkpoint at `path` holds into `state` (weights, optimizer, schedule,
+    scaler, loader cursor, this rank's RNG, counters); returns its meta."""
     meta = ckpt.read_meta(path)
     ckpt.check_tokenizer(path, meta, tokenizer.fingerprint, "the run's tokenizer/")
     ckpt.load_model_state(state.model, ckpt.load_weights(path), str(path))
     trainer, rng = ckpt.load_trainer(path, rank)
     state.optimizer.load_state_dict(trainer["optimizer"])
     state.scheduler.load_state_dict(trainer["scheduler"])
-    old_lr = rebase_lr(state.optimizer, state.scheduler, lr)
-    if old_lr is not None:
-        log.info("optim.lr changed on resume: %g -> %g (the schedule continues at step %d)",
-                 old_lr, lr, meta["step"])
     state.precision.scaler.load_state_dict(trainer["scaler"])
     state.loader.load_state_dict(trainer["loader"])
     ckpt.set_rng_state(rng)
     state.step, state.tokens = meta["step"], meta["tokens"]
-    log.info("resumed from %s (step %d, %s tokens)", path, state.step, format_count(state.tokens))
-    return path
+    rollbacks = meta.get("rollbacks", 0)
+    state.rollbacks = rollbacks if type(rollbacks) is int and rollbacks >= 0 else 0
+    return meta
 
 
 def save(state: TrainState, cfg: PretrainConfig, data: RunData, ctx: Context, run_dir: Path,
@@ -238,7 +263,8 @@ def save(state: TrainState, cfg: PretrainConfig, data: RunData, ctx: Context, ru
             "scaler": state.precision.scaler.state_dict(), "loader": state.loader.state_dict()}
         meta = {"tokens": state.tokens, "flops": state.tokens * flops_per_token,
                 "tokenizer_fingerprint": data.tokenizer.fingerprint, "seq_len": data.seq_len,
-                "world_size": ctx.info.world_size, "data": str(data.dir), "time": time.time()}
+                "world_size": ctx.info.world_size, "data": str(data.dir), "time": time.time(),
+                "optim_lr": cfg.optim.lr, "rollbacks": state.rollbacks}  # see `restore`
 
         def extra(tmp: Path) -> None:  # checkpoints are self-contained
             save_json(cfg, tmp / "config.json")
