@@ -26,9 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
+from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # noqa: E402
 from electra.objective import TokenIds, build_objective  # noqa: E402
 from electra.objective.masking import MaskSpec, mask_tokens  # noqa: E402
 from electra.objective.sampling import gumbel_sample  # noqa: E402
+from electra.train.cpu_runtime import setup_allocator  # noqa: E402
 from electra.train.flops import electra_train_flops  # noqa: E402
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
@@ -52,8 +54,10 @@ def fake_batch(B: int, T: int, V: int, device: torch.device):
 
 
 def ours_step_fn(cfg, B, T, device, precision_name):
+    setup_allocator(cfg.train.allocator)
     model = build_objective(cfg, TokenIds.standard()).to(device).train()
     model.set_gradient_checkpointing(cfg.train.gradient_checkpointing)
+    use_dropout_kernel(model, resolve_dropout_kernel(cfg.train.dropout_kernel, device))
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
     prec = Precision(resolve_precision(precision_name, device), device)
@@ -78,6 +82,7 @@ def hf_step_fn(cfg, B, T, device, precision_name):
         c.pop("architectures"), c.pop("model_type"), c.pop("torch_dtype")
         return cls(transformers.ElectraConfig(**c))
 
+    setup_allocator(cfg.train.allocator)  # the plain reference runs with train.allocator=system
     gen = build(cfg.generator_model(), transformers.ElectraForMaskedLM).to(device).train()
     disc = build(cfg.model, transformers.ElectraForPreTraining).to(device).train()
     disc.electra.embeddings = gen.electra.embeddings  # shared token/position/type embeddings
@@ -167,7 +172,10 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--variants", default="default",
                    help="comma list of 'ours' variants: default, nodrop (dropout 0), compile, "
-                        "ckpt (gradient checkpointing)")
+                        "ckpt (gradient checkpointing), plain (torch's dropout kernel and the "
+                        "system allocator: the defaults before the CPU speed work)")
+    p.add_argument("--hf-keepmem", action="store_true",
+                   help="also run the HF reference with our allocator setting (train.allocator=auto)")
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--impl", help=argparse.SUPPRESS)
     p.add_argument("--one", help=argparse.SUPPRESS)
@@ -181,10 +189,13 @@ def main() -> None:
     dtype = torch.bfloat16 if resolve_precision(args.precision, device) == "bf16" else torch.float32
     peak = matmul_peak(device, dtype)
     extra = {"default": [], "nodrop": ["model.dropout=0", "model.attention_dropout=0"],
-             "compile": ["train.compile=true"], "ckpt": ["train.gradient_checkpointing=true"]}
+             "compile": ["train.compile=true"], "ckpt": ["train.gradient_checkpointing=true"],
+             "plain": ["train.dropout_kernel=torch", "train.allocator=system"],
+             "nodrop+plain": ["model.dropout=0", "model.attention_dropout=0", "train.allocator=system"]}
+    hf_runs = [("hf", ["train.allocator=system"])] + ([("hf", [])] if args.hf_keepmem else [])
     rows = []
     for conf in args.configs.split(","):
-        runs = [("hf", [])] + [("ours", extra[v]) for v in args.variants.split(",")]
+        runs = hf_runs + [("ours", extra[v]) for v in args.variants.split(",")]
         best: dict[int, dict] = {}
         for _ in range(args.rounds):  # alternate the implementations; keep each one's best round
             for i, (impl, overrides) in enumerate(runs):
@@ -201,8 +212,8 @@ def main() -> None:
         base = best[0]
         for i, (impl, overrides) in enumerate(runs):
             row = best[i]
-            row["variant"] = "hf-reference" if impl == "hf" else "+".join(
-                [v for v, o in extra.items() if o == overrides] or ["default"])
+            row["variant"] = (("hf-reference" if overrides else "hf+keepmem") if impl == "hf" else
+                              "+".join([v for v, o in extra.items() if o == overrides] or ["default"]))
             row["mfu"] = row["tokens_per_s"] * row["flops_per_token"] / peak
             row["ratio"] = row["tokens_per_s"] / base["tokens_per_s"]
             rows.append(row)

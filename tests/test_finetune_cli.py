@@ -58,7 +58,7 @@ def cli_error(capsys, *argv) -> str:
 def test_finetune_learns_and_predict_writes_a_glue_submission(backbone, data, tmp_path, capsys):
     out = tmp_path / "sst2"
     assert main(["finetune", str(backbone), "--task", "sst2", "--data", str(data["glue"]), "--out", str(out),
-                 *FAST, "train.epochs=4", "--seed", "3"]) == 0
+                 *FAST, "train.epochs=4", "optim.lr=3e-3", "--seed", "3"]) == 0
     info = json.loads((out / "finetune.json").read_text())
     losses = [h["train_loss"] for h in info["history"]]
     assert len(losses) == 4 and losses[-1] < losses[0]

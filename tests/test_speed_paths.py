@@ -1,11 +1,21 @@
 """The optimised paths give the same numbers as the plain ones (fp32): gathered generator head,
-fused-QKV SDPA attention, in-place Gumbel noise, gradient checkpointing."""
+fused-QKV SDPA attention, in-place Gumbel noise, gradient checkpointing; packed-bit dropout
+(its own random stream) gives the same distribution and the same math with the same mask."""
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from electra.model.dropout import (
+    PackedDropout,
+    keep_mask,
+    packed_dropout,
+    quantized_p,
+    resolve_dropout_kernel,
+    use_dropout_kernel,
+)
 from electra.objective.losses import mlm_loss, rtd_loss
 from electra.objective.sampling import gumbel_sample
 from tests.test_model import batch, masked, tiny_model
@@ -64,3 +74,115 @@ def test_gradient_checkpointing_changes_memory_not_results():
     (l1, g1), (l2, g2) = run(False), run(True)
     assert torch.equal(l1, l2)
     assert g1.keys() == g2.keys() and all(torch.allclose(g1[k], g2[k], atol=1e-6) for k in g1)
+
+
+# packed-bit dropout (model/dropout.py): the same distribution as torch's, its own random stream
+
+def test_packed_dropout_keeps_at_the_quantised_rate_and_preserves_the_mean():
+    torch.manual_seed(0)
+    x = torch.ones(1 << 20)
+    y = packed_dropout(x, 0.1)
+    p = quantized_p(0.1)
+    assert abs(p - 0.1) < 1 / (1 << 16)
+    kept = (y != 0).float().mean().item()
+    sigma = math.sqrt(p * (1 - p) / x.numel())
+    assert abs(kept - (1 - p)) < 5 * sigma
+    assert torch.equal(y.unique(), torch.tensor([0.0, 1 / (1 - p)]))  # kept values scaled exactly
+    for q in (0.25, 0.5, 0.9):  # other rates land where asked
+        assert abs((packed_dropout(x, q) != 0).float().mean().item() - (1 - q)) < 0.005
+
+
+def test_packed_dropout_masks_are_independent_across_elements_and_calls():
+    torch.manual_seed(1)
+    a = packed_dropout(torch.ones(1 << 18), 0.5) != 0
+    b = packed_dropout(torch.ones(1 << 18), 0.5) != 0
+    assert abs((a & b).float().mean().item() - 0.25) < 0.005  # calls independent
+    assert abs((a[:-1] & a[1:]).float().mean().item() - 0.25) < 0.005  # neighbours (same 64-bit word)
+    assert abs((a[:-4] & a[4:]).float().mean().item() - 0.25) < 0.005  # across words
+
+
+def test_packed_dropout_backward_uses_the_forward_mask():
+    torch.manual_seed(2)
+    x = torch.randn(7, 33, requires_grad=True)  # not a multiple of 4 elements
+    y = packed_dropout(x, 0.3)
+    y.backward(torch.ones_like(y))
+    scale = 1 / (1 - quantized_p(0.3))
+    assert torch.equal(x.grad, (y != 0).float() * scale)
+    assert torch.allclose(y, x.detach() * (y != 0) * scale)
+
+
+def test_packed_dropout_is_the_identity_in_eval_and_at_p_zero():
+    x = torch.randn(5, 8)
+    state = torch.get_rng_state()
+    assert packed_dropout(x, 0.0) is x and packed_dropout(x, 0.5, training=False) is x
+    assert torch.equal(torch.get_rng_state(), state)  # nothing drawn
+
+
+def test_packed_attention_dropout_is_the_textbook_math_with_the_same_mask():
+    m = tiny_model("model.attention_dropout=0.2").train()
+    use_dropout_kernel(m, "packed")
+    att = m.discriminator.layers[0].attention
+    assert att.dropout_kernel == "packed"
+    x = torch.randn(2, 9, 32)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    torch.manual_seed(9)
+    got = att(x, mask[:, None, None, :])
+    H, nh = 32, att.num_heads
+    q, k, v = F.linear(x, att.qkv.weight, att.qkv.bias).split(H, dim=-1)
+    split = lambda t: t.view(2, 9, nh, H // nh).transpose(1, 2)  # noqa: E731
+    probs = (split(q) @ split(k).transpose(-1, -2) / math.sqrt(H // nh)).masked_fill(
+        ~mask[:, None, None, :], float("-inf")).softmax(-1)
+    torch.manual_seed(9)
+    keep = keep_mask(probs.shape, 0.2, probs.device)
+    y = ((probs * keep / (1 - quantized_p(0.2))) @ split(v)).transpose(1, 2).reshape(2, 9, H)
+    assert torch.allclose(got, F.linear(y, att.out.weight, att.out.bias), atol=1e-6)
+
+
+def test_packed_kernel_changes_nothing_without_dropout_or_in_eval():
+    ids, types, attn = batch()
+    outs = []
+    for kernel in ("torch", "packed"):
+        m = tiny_model("model.dropout=0.1", "model.attention_dropout=0.1")
+        changed = use_dropout_kernel(m, kernel)
+        assert changed == 0 if kernel == "torch" else changed > 0
+        swapped = any(isinstance(x, PackedDropout) for x in m.modules())
+        assert swapped == (kernel == "packed") and not any(type(x) is torch.nn.Dropout and swapped
+                                                           for x in m.modules())
+        outs.append(m.eval().discriminator_logits(ids, types, attn))
+    assert torch.equal(outs[0], outs[1])
+    m = tiny_model()  # the tiny preset has no dropout: nothing to swap, the golden run is unchanged
+    assert not any(isinstance(x, PackedDropout) for x in m.modules())
+    use_dropout_kernel(m, "packed")
+    assert not any(isinstance(x, PackedDropout) for x in m.modules())
+
+
+def test_packed_dropout_trains_like_torch_dropout():
+    """Same model, same data, 30 steps: the loss curves agree within noise (different masks)."""
+    def losses(kernel: str) -> list[float]:
+        m = tiny_model("model.dropout=0.1", "model.attention_dropout=0.1").train()
+        use_dropout_kernel(m, kernel)
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
+        ids, types, attn = batch(B=8, T=32)
+        torch.manual_seed(4)
+        out = []
+        for _ in range(30):
+            loss = m(ids, types, attn, masked(ids, attn), generator=torch.Generator().manual_seed(1)).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            out.append(loss.item())
+        return out
+    a, b = losses("torch"), losses("packed")
+    assert a[-1] < 0.8 * a[0] and b[-1] < 0.8 * b[0]
+    assert abs(sum(a[-10:]) - sum(b[-10:])) / sum(a[-10:]) < 0.1
+
+
+def test_dropout_kernel_and_allocator_are_checked_config_values():
+    from electra.config import ConfigError, apply_overrides, preset
+    with pytest.raises(ConfigError, match="train.dropout_kernel"):
+        apply_overrides(preset("tiny"), ["train.dropout_kernel=fast"])
+    with pytest.raises(ConfigError, match="train.allocator"):
+        apply_overrides(preset("tiny"), ["train.allocator=jemalloc"])
+    assert resolve_dropout_kernel("auto", torch.device("cpu")) == "packed"
+    assert resolve_dropout_kernel("auto", torch.device("cuda")) == "torch"

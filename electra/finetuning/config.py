@@ -8,7 +8,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from electra.config import PRECISIONS, SCHEDULES, OptimConfig, check, check_choice, check_prob
+from electra.config import (
+    ALLOCATORS,
+    DROPOUT_KERNELS,
+    PRECISIONS,
+    SCHEDULES,
+    OptimConfig,
+    check,
+    check_choice,
+    check_prob,
+)
 
 FINETUNE_SIZES = ("auto", "small", "base", "large")
 # size -> (peak lr, layer-wise lr decay), paper Table 7 / G-EL configure_finetuning.py
@@ -74,6 +83,8 @@ class FinetuneTrainConfig:
     precision: str = "auto"  # auto: bf16 where native, else fp32
     device: str = "auto"
     threads: int = 0
+    dropout_kernel: str = "auto"  # speed only, as in pre-training: packed-bit masks on CPU
+    allocator: str = "auto"  # speed only: glibc keeps freed memory for the next step
 
     def __post_init__(self) -> None:
         check(self.epochs is None or self.epochs > 0, f"train.epochs={self.epochs} must be > 0")
@@ -84,6 +95,8 @@ class FinetuneTrainConfig:
         check(self.train_examples >= 0 and self.eval_examples >= 0 and self.threads >= 0,
                "train.train_examples, train.eval_examples and train.threads must be >= 0")
         check_choice("train.precision", self.precision, PRECISIONS)
+        check_choice("train.dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
+        check_choice("train.allocator", self.allocator, ALLOCATORS)
         check(self.device in ("auto", "cpu") or self.device.startswith("cuda"),
                f"train.device={self.device!r} must be auto, cpu, cuda or cuda:N")
 

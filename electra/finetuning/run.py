@@ -27,9 +27,11 @@ from electra.finetuning.features import Encoded, batches
 from electra.finetuning.tasks import TaskData, TaskSpec, get_task
 from electra.hf import HFCheckpoint
 from electra.model.build import build_encoder
+from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel
 from electra.model.finetuning import FinetuneModel
 from electra.model.layers import init_weights, zero_pad_row
 from electra.train import checkpoint as ckpt
+from electra.train.cpu_runtime import setup_allocator
 from electra.train.distributed import resolve_device
 from electra.train.log import format_duration
 from electra.train.optim import (
@@ -173,6 +175,7 @@ def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConf
     device = resolve_device(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
+    setup_allocator(tc.allocator)
     torch.manual_seed(cfg.seed)  # head init and dropout
     labels = spec.labels or spec.family.labels(spec, data.train)
     train_examples = data.train
@@ -187,6 +190,7 @@ def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConf
         dev[split] = (examples, spec.family.encode(spec, examples, tok, labels, cfg, False))
 
     model = build_model(backbone, spec, labels, cfg).to(device)
+    use_dropout_kernel(model, resolve_dropout_kernel(tc.dropout_kernel, device))
     epochs = tc.epochs or spec.epochs
     total = max(1, math.ceil(epochs * math.ceil(len(train_set) / tc.batch_size)))
     runtime = oc.to_runtime(total)

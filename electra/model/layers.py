@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from electra.config import ModelConfig
+from electra.model.dropout import packed_dropout
 
 
 class Embeddings(nn.Module):
@@ -45,15 +46,30 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(H, 3 * H)  # fused query/key/value: one matmul instead of three
         self.out = nn.Linear(H, H)
         self.attention_dropout = cfg.attention_dropout
+        self.dropout_kernel = "torch"  # or "packed" (model/dropout.py), set by the runtime
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         # x: [B, T, H]; mask: [B, 1, 1, T] bool (True = attend) or None (no padding)
         B, T, H = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, H // self.num_heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.attention_dropout if self.training else 0.0)
+        p = self.attention_dropout if self.training else 0.0
+        if p > 0 and self.dropout_kernel == "packed":
+            y = attention_with_packed_dropout(q, k, v, mask, p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # [B, T, H]
+
+
+def attention_with_packed_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                  mask: torch.Tensor | None, p: float) -> torch.Tensor:
+    """SDPA's math path with packed-bit dropout on the probabilities: with dropout, torch's CPU
+    SDPA leaves its fused kernel for this same math path anyway, and then its per-element
+    Bernoulli draws are most of the cost."""
+    scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # [B, nh, T, T]
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    return packed_dropout(scores.softmax(-1), p) @ v
 
 
 class Layer(nn.Module):

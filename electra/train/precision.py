@@ -1,12 +1,15 @@
 """Autocast policy: fp32, bf16 or fp16 (+ GradScaler), chosen per device.
 
-`auto` picks bf16 only where it is native (CUDA with bf16, or a CPU with AVX512-BF16/AMX):
-on AVX2-only CPUs bf16 autocast is emulated and several times slower than fp32."""
+`auto` picks bf16 on CUDA with bf16, and on a CPU only where bf16 matmuls are measured faster
+than fp32. CPU flags alone do not say it: on AVX2 bf16 is emulated (several times slower), and
+an AVX512-BF16 CPU without usable AMX tiles ran bf16 matmuls at half its fp32 rate
+(BENCHMARKS.md), while AMX runs them several times faster."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,12 +27,38 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def _matmul_seconds(dtype: torch.dtype, n: int, reps: int) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b  # first call pays for kernel selection
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(reps):
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# bf16 autocast adds casts around every matmul and keeps fp32 elsewhere, so a bare matmul
+# speed-up below this does not survive a whole training step.
+BF16_MIN_SPEEDUP = 1.3
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    """bf16 over fp32 matmul throughput on this CPU (about 0.1 s, once per process); 0.0 where
+    bf16 is not native, so no probe runs on AVX2 machines."""
+    if not cpu_has_native_bf16():
+        return 0.0
+    return _matmul_seconds(torch.float32, 512, 8) / _matmul_seconds(torch.bfloat16, 512, 8)
+
+
 def resolve_precision(requested: str, device: torch.device) -> str:
     if requested != "auto":
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
+    return "bf16" if cpu_bf16_speedup() >= BF16_MIN_SPEEDUP else "fp32"
 
 
 def describe(requested: str, resolved: str, device: torch.device) -> str:
@@ -38,8 +67,10 @@ def describe(requested: str, resolved: str, device: torch.device) -> str:
     if device.type != "cpu":
         return f"{resolved}" + (" (auto)" if requested == "auto" else "")
     cap = torch.backends.cpu.get_cpu_capability()
-    why = (f" (auto: {cap} {'with' if cpu_has_native_bf16() else 'without'} native bf16)"
-           if requested == "auto" else "")
+    why = ""
+    if requested == "auto":
+        why = (f" (auto: {cap} with native bf16, bf16 matmuls measured x{cpu_bf16_speedup():.2f} fp32)"
+               if cpu_has_native_bf16() else f" (auto: {cap} without native bf16)")
     n = torch.get_num_threads()
     return f"{resolved}{why}, {n} thread{'' if n == 1 else 's'}"
 
