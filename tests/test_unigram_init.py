@@ -1,0 +1,78 @@
+"""objective.unigram_bias_init: the masked-LM head starts as a unigram model of the training rows."""
+
+import numpy as np
+import torch
+
+from electra.config import apply_overrides, preset
+from electra.data.shards import ShardReader
+from electra.data.tokenizer import Tokenizer
+from electra.model.heads import GeneratorHead
+from electra.objective import build_objective
+from electra.objective.baselines import unigram_log_probs
+from electra.train.pretrained import token_ids
+from electra.train.unigram_init import init_unigram_bias
+from electra.train.validate import evenly_spaced
+from tests.test_model import TINY
+
+
+def _model(tok: Tokenizer, *extra: str):
+    cfg = apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}",
+                                           "preprocess.seq_len=32", *extra])
+    torch.manual_seed(0)
+    return build_objective(cfg, token_ids(tok))
+
+
+def test_every_masked_lm_head_starts_at_the_unigram_log_probs(tiny_data, tiny_tokenizer):
+    tok = Tokenizer.load(tiny_tokenizer)
+    train = ShardReader(tiny_data, "train")
+    special = tuple(sorted(tok.special_ids))
+    model = _model(tok, "objective.disc_mlm_steps=5")  # a second MLM head, on the discriminator
+    heads = [m for m in model.modules() if isinstance(m, GeneratorHead)]
+    assert len(heads) == 2 and all(torch.count_nonzero(h.bias) == 0 for h in heads)
+    assert init_unigram_bias(model, train, special) == 2
+    expected = unigram_log_probs(evenly_spaced(train, 20_000), tok.vocab_size, special)
+    finite = np.isfinite(expected)
+    for h in heads:
+        bias = h.bias.detach().numpy()
+        assert np.allclose(bias[finite], expected[finite], atol=1e-6)
+        assert np.all(np.isfinite(bias)) and np.allclose(bias[~finite], expected[finite].min())
+
+
+def test_the_first_masked_lm_loss_is_near_the_unigram_entropy(tiny_data, tiny_tokenizer):
+    """At step 0 a zero-bias head is near-uniform (loss ~ log V); a unigram-initialised one scores
+    about the unigram cross-entropy of the targets, which is far lower."""
+    tok = Tokenizer.load(tiny_tokenizer)
+    train = ShardReader(tiny_data, "train")
+    rows = torch.from_numpy(train.take(np.arange(64)).astype(np.int64))
+    types, attn = torch.zeros_like(rows), rows != tok.pad_id
+    special = tuple(sorted(tok.special_ids))
+    logp = unigram_log_probs(evenly_spaced(train, 20_000), tok.vocab_size, special)
+    losses = {}
+    for init in (False, True):
+        model = _model(tok, "objective.mask_token_prob=1.0", "objective.random_token_prob=0.0").eval()
+        if init:
+            init_unigram_bias(model, train, special)
+        torch.manual_seed(3)
+        out = model(rows, types, attn, generator=torch.Generator().manual_seed(1))
+        losses[init] = float(out.mlm_loss)
+    targets = rows[attn & ~torch.isin(rows, torch.tensor(special))].numpy()
+    unigram_ce = float(-logp[targets].mean())
+    assert abs(losses[False] - np.log(tok.vocab_size)) < 0.3
+    assert abs(losses[True] - unigram_ce) < 0.3 < losses[False] - losses[True]
+
+
+def test_a_run_with_the_option_starts_from_the_unigram_head(tiny_data, tmp_path):
+    from electra.api import pretrain
+    from electra.train import checkpoint as ckpt
+    from tests.conftest import TINY_RUN
+
+    def head_bias(*extra: str) -> torch.Tensor:
+        out = tmp_path / f"r{len(extra)}"
+        pretrain(apply_overrides(preset("tiny"), [*TINY_RUN, "train.steps=1", "train.save_every=1",
+                                                  *extra]), out=out, data=tiny_data)
+        w = ckpt.load_weights(ckpt.resolve_checkpoint(out))
+        return next(v for k, v in w.items() if k.endswith("generator_head.bias"))
+
+    plain, unigram = head_bias(), head_bias("objective.unigram_bias_init=true")
+    assert plain.abs().max() < 0.01  # zeros plus one Adam step
+    assert unigram.max() - unigram.min() > 2.0 and (unigram.argmax() != plain.argmax())
