@@ -66,9 +66,9 @@ def attention_with_packed_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     """SDPA's math path with packed-bit dropout on the probabilities: with dropout, torch's CPU
     SDPA leaves its fused kernel for this same math path anyway, and then its per-element
     Bernoulli draws are most of the cost."""
-    scores = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # [B, nh, T, T]
-    if mask is not None:
-        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # [B, nh, T, T]; scale the smaller side
+    if mask is not None:  # in place: the matmul's backward does not need its output
+        scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
     return packed_dropout(scores.softmax(-1), p) @ v
 
 
