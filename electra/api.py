@@ -69,7 +69,9 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
         run_dir = Path(out)
         cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
                else load_run_config(run_dir, list(overrides)))
-        ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
+        newest = ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
+        if not any(o.startswith("optim.lr=") for o in overrides):
+            cfg = _rate_of(newest, cfg)
     else:
         cfg = _config(config, overrides)
         run_dir = Path(out) if out is not None else default_run_dir(cfg.preset)
@@ -139,6 +141,17 @@ def default_corpus() -> list[str]:
 
 def default_run_dir(preset_name: str) -> Path:
     return Path("runs") / f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _rate_of(checkpoint: Path, cfg: PretrainConfig) -> PretrainConfig:
+    """The peak rate the newest checkpoint was trained under: a rate changed on an earlier
+    resume (`--resume optim.lr=...`, the advice after a divergence) stays changed on the next
+    plain `--resume`, instead of going back to the one in config.json."""
+    lr = ckpt.read_meta(checkpoint).get("optim_lr")
+    if not isinstance(lr, (int, float)) or lr == cfg.optim.lr:
+        return cfg
+    log.info("optim.lr=%g, as the run was last resumed with (config.json says %g)", lr, cfg.optim.lr)
+    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=float(lr)))
 
 
 def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:

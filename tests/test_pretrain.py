@@ -371,3 +371,17 @@ def test_a_lower_learning_rate_given_on_resume_is_used(straight, tmp_path, tiny_
     base = json.loads((straight[0] / "config.json").read_text())["optim"]["lr"]
     assert base == 1e-3
     assert lrs[4] == pytest.approx(records(straight[0], "train")[4]["lr"] / 2)
+
+
+def test_a_rate_changed_on_resume_stays_changed_on_the_next_resume(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    run(cfg("train.steps=2", "train.save_every=1", "optim.lr=1e-3"), out=out, data=tiny_data)
+    run("tiny", out=out, resume=True, overrides=["train.steps=4", "optim.lr=2e-4"])
+    run("tiny", out=out, resume=True, overrides=["train.steps=6"])  # no optim.lr this time
+    meta = ckpt.read_meta(ckpt.resolve_checkpoint(out))
+    assert meta["step"] == 6 and meta["optim_lr"] == pytest.approx(2e-4)
+    lrs = {s: r["lr"] for s, r in records(out, "train").items()}
+    straight = tmp_path / "s"  # the same schedule at 2e-4 from the start: same rates at 5 and 6
+    run(cfg("train.steps=6", "optim.lr=2e-4"), out=straight, data=tiny_data)
+    ref = {s: r["lr"] for s, r in records(straight, "train").items()}
+    assert lrs[5] == pytest.approx(ref[5]) and lrs[6] == pytest.approx(ref[6])
