@@ -385,3 +385,16 @@ def test_a_rate_changed_on_resume_stays_changed_on_the_next_resume(tiny_data, tm
     run(cfg("train.steps=6", "optim.lr=2e-4"), out=straight, data=tiny_data)
     ref = {s: r["lr"] for s, r in records(straight, "train").items()}
     assert lrs[5] == pytest.approx(ref[5]) and lrs[6] == pytest.approx(ref[6])
+
+
+def test_progress_counts_towards_the_budget_not_train_steps(tiny_data, tmp_path, caplog):
+    """With train.steps far beyond a FLOP budget, progress and ETA count to the budget's step."""
+    c = cfg("train.steps=1000000", "train.eval_every=1000", "train.save_every=1000",
+            "train.budget_flops=2e8")
+    with caplog.at_level("INFO"):
+        run(c, out=tmp_path / "r", data=tiny_data)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    totals = {line.split()[1].split("/")[1] for line in lines}
+    assert len(totals) == 1
+    end = int(totals.pop())
+    assert 2 <= end < 1000 and lines[-1].startswith(f"step {end}/{end} |")

@@ -32,7 +32,15 @@ from electra.train.optim import optimizer_step, peak_lr
 from electra.train.precision import describe
 from electra.train.preempt import StopControl
 from electra.train.rollback import recover
-from electra.train.state import InitFrom, RunData, TrainState, build_state, restore, save
+from electra.train.state import (
+    InitFrom,
+    RunData,
+    TrainState,
+    build_state,
+    restore,
+    save,
+    schedule_steps,
+)
 from electra.train.validate import Validator, context_line
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr)
     rate = flop_rate(cfg, data.seq_len)  # FLOPs per token by step (two_stage: two phases)
     last_step = end_step(tc, state.step, rate, data.seq_len)
+    run_end = schedule_steps(cfg, data.seq_len)
     model, precision = state.model, state.precision
     step_fn = dist.wrap_model(model, ctx.info, ctx.device,
                               some_parameters_idle=model.has_idle_parameters)
@@ -104,8 +113,10 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         if step % tc.log_every == 0 or step % tc.save_every == 0 or at_end:
             metrics = read_train_metrics(meter, state, cfg, rate, ctx.info.world_size)
             if step % tc.log_every == 0 or at_end:
-                eta = (tc.steps - step) * (time.perf_counter() - t_start) / (step - first_step)
-                log_train(step, tc.steps, metrics, eta, ctx, cfg.objective.detects_replacements)
+                # progress towards the run's end (a FLOP budget may end it before train.steps);
+                # the ETA is this invocation's (train.stop_at may end it sooner)
+                eta = (last_step - step) * (time.perf_counter() - t_start) / (step - first_step)
+                log_train(step, run_end, metrics, eta, ctx, cfg.objective.detects_replacements)
             logger.write("train", step, metrics)
             halt = report_health(health.on_train(step, metrics), step, logger)
             if halt is not None:  # too many non-finite steps: stop, or roll back (train.on_nonfinite)
