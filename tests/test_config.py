@@ -73,4 +73,5 @@ def test_mini_preset_is_the_cpu_study_recipe():
     assert mini.model == tiny.model  # same architecture: only the recipe differs
     o = mini.objective
     assert (o.sharing, o.generator_size, o.disc_weight, o.temperature) == ("all", 1.0, 1.0, 1.0)
+    assert o.unigram_bias_init and not tiny.objective.unigram_bias_init  # the golden run unchanged
     assert (mini.preprocess.seq_len, mini.train.batch_size, mini.train.steps) == (64, 16, 8000)
