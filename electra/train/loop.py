@@ -69,8 +69,8 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     if resume:
         restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr)
     rate = flop_rate(cfg, data.seq_len)  # FLOPs per token by step (two_stage: two phases)
-    last_step = end_step(tc, state.step, rate, data.seq_len)
-    run_end = schedule_steps(cfg, data.seq_len)
+    last_step = end_step(tc, state.step, rate, data.seq_len)  # this invocation's last step
+    run_end = schedule_steps(cfg, data.seq_len)  # the run's (a FLOP budget may come first)
     model, precision = state.model, state.precision
     step_fn = dist.wrap_model(model, ctx.info, ctx.device,
                               some_parameters_idle=model.has_idle_parameters)
@@ -113,8 +113,6 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
         if step % tc.log_every == 0 or step % tc.save_every == 0 or at_end:
             metrics = read_train_metrics(meter, state, cfg, rate, ctx.info.world_size)
             if step % tc.log_every == 0 or at_end:
-                # progress towards the run's end (a FLOP budget may end it before train.steps);
-                # the ETA is this invocation's (train.stop_at may end it sooner)
                 eta = (last_step - step) * (time.perf_counter() - t_start) / (step - first_step)
                 log_train(step, run_end, metrics, eta, ctx, cfg.objective.detects_replacements)
             logger.write("train", step, metrics)
