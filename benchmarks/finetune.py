@@ -26,6 +26,7 @@ from electra.config import preset  # noqa: E402
 from electra.hf import encoder_to_hf, hf_config  # noqa: E402
 from electra.model.finetuning import FinetuneModel  # noqa: E402
 from electra.model.heads import ElectraClassificationHead  # noqa: E402
+from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # noqa: E402
 from electra.model.layers import Encoder, init_weights  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
 
@@ -74,10 +75,12 @@ def time_steps(step, batches, warmup: int) -> float:
     return time.perf_counter() - t
 
 
-def measure(name: str, B: int, n: int, warmup: int, precision_name: str) -> list[dict]:
+def measure(name: str, B: int, n: int, warmup: int, precision_name: str,
+            dropout_kernel: str = "auto") -> list[dict]:
     device = torch.device("cpu")
     prec = Precision(resolve_precision(precision_name, device), device)
     ours, hf = build_pair(name, 30522)
+    use_dropout_kernel(ours, resolve_dropout_kernel(dropout_kernel, device))  # ours only: our runtime
     batches = make_batches(n + warmup, B, 30522)
     n_examples = B * n
     rows = []
@@ -122,11 +125,12 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=10)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--dropout-kernel", default="auto", help="ours: auto (packed on CPU) | torch | packed")
     p.add_argument("--out")
     args = p.parse_args()
     rows = []
     for name in args.configs.split(","):
-        pair = measure(name, args.batch, args.batches, args.warmup, args.precision)
+        pair = measure(name, args.batch, args.batches, args.warmup, args.precision, args.dropout_kernel)
         ref = pair[0]
         for r in pair:
             r["train_ratio"] = r["train_examples_per_s"] / ref["train_examples_per_s"]
