@@ -30,6 +30,7 @@ from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
 from electra.errors import CheckpointError, ConfigError, ElectraError
+from electra.files import is_atomic_tmp
 from electra.finetuning.config import FinetuneConfig
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
 from electra.hf.bert import auto_format, with_tokenizer
@@ -69,9 +70,7 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
         run_dir = Path(out)
         cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
                else load_run_config(run_dir, list(overrides)))
-        newest = ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
-        if not any(o.startswith("optim.lr=") for o in overrides):
-            cfg = _rate_of(newest, cfg)
+        ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
     else:
         cfg = _config(config, overrides)
         run_dir = Path(out) if out is not None else default_run_dir(cfg.preset)
@@ -90,7 +89,7 @@ def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = 
 
     exports: dict[str, Path] = {}
     if ctx.is_main and not result.preempted:  # preempted: leave while the grace period lasts
-        trained = load_pretrained(result.checkpoint)
+        trained = load_pretrained(result.checkpoint, verify=False)  # hashed as it was written
         for part in ("discriminator", "generator"):
             exports[part] = export(trained, run_dir / "export" / part, part, overwrite=True)
         fmt = auto_format(trained.config, trained.tokenizer)  # a masked-LM run: BERT's model
@@ -143,11 +142,16 @@ def default_run_dir(preset_name: str) -> Path:
     return Path("runs") / f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _rate_of(checkpoint: Path, cfg: PretrainConfig) -> PretrainConfig:
-    """The peak rate the newest checkpoint was trained under: a rate changed on an earlier
-    resume (`--resume optim.lr=...`, the advice after a divergence) stays changed on the next
-    plain `--resume`, instead of going back to the one in config.json."""
-    lr = ckpt.read_meta(checkpoint).get("optim_lr")
+def _last_rate(run_dir: Path, cfg: PretrainConfig) -> PretrainConfig:
+    """`cfg` at the peak rate the newest checkpoint was trained under: a rate changed on an
+    earlier resume (`--resume optim.lr=...`, the advice after a divergence) stays changed on the
+    next plain `--resume` instead of going back to config.json's. Only meta.json is read; a
+    damaged checkpoint leaves `cfg` as it is (resuming then falls back and says so)."""
+    found = ckpt.list_checkpoints(run_dir / "checkpoints")
+    try:
+        lr = ckpt.read_meta(found[-1][1]).get("optim_lr") if found else None
+    except CheckpointError:
+        return cfg
     if not isinstance(lr, (int, float)) or lr == cfg.optim.lr:
         return cfg
     log.info("optim.lr=%g, as the run was last resumed with (config.json says %g)", lr, cfg.optim.lr)
@@ -156,10 +160,12 @@ def _rate_of(checkpoint: Path, cfg: PretrainConfig) -> PretrainConfig:
 
 def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
     """The config a run was started with, plus overrides (e.g. `train.steps=...` to extend it).
-    `train.stop_at` belongs to one invocation, so it is reset unless given again."""
+    `train.stop_at` belongs to one invocation, so it is reset unless given again; the peak rate
+    is the one the run was last trained at (`_last_rate`), unless optim.lr is given again."""
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no config.json); start it without --resume")
-    return apply_overrides(load_json(PretrainConfig, run_dir / "config.json"), ["train.stop_at=0", *overrides])
+    saved = _last_rate(run_dir, load_json(PretrainConfig, run_dir / "config.json"))
+    return apply_overrides(saved, ["train.stop_at=0", *overrides])
 
 
 _RUN_FILES = {"config.json", "run.json", "tokenizer", "data", "metrics.jsonl", "tensorboard",
@@ -173,7 +179,7 @@ def check_new_run_dir(run_dir: Path) -> None:
     if run_dir.is_file():
         raise ConfigError(f"--out {run_dir} is a file; pass a directory for the run")
     names = {p.name for p in run_dir.iterdir()} if run_dir.is_dir() else set()
-    ours = all(n in _RUN_FILES or (n.startswith(".") and ".tmp-" in n) for n in names)
+    ours = all(n in _RUN_FILES or is_atomic_tmp(n) for n in names)
     if names and ours and not ckpt.list_checkpoints(run_dir / "checkpoints"):
         log.warning("%s holds a run that never saved a checkpoint; starting it afresh", run_dir)
         for p in run_dir.iterdir():
@@ -209,13 +215,14 @@ def planned_config(cfg: PretrainConfig, *, data: str | Path | None = None,
         cfg = apply_init_config(cfg, init)
     if data is None:
         return cfg
-    _check_data_dir(data)
-    return with_data(cfg, read_manifest(data).seq_len, Tokenizer.load(Path(data) / "tokenizer"))
+    manifest, tokenizer = _open_data(data)
+    return with_data(cfg, manifest.seq_len, tokenizer)
 
 
-def _check_data_dir(data: str | Path) -> None:
+def _open_data(data: str | Path) -> tuple[Manifest, Tokenizer]:
     if not Path(data).is_dir():
         raise ConfigError(f"--data {data} does not exist; pass the directory written by electra preprocess")
+    return read_manifest(data), Tokenizer.load(Path(data) / "tokenizer")
 
 
 def with_data(cfg: PretrainConfig, manifest_seq_len: int, tokenizer: Tokenizer) -> PretrainConfig:
@@ -231,8 +238,7 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
                   corpus: Sequence[str | Path] | None, init: InitFrom | None
                   ) -> tuple[Path, Manifest, Tokenizer]:
     if data is not None:
-        _check_data_dir(data)
-        tokenizer, manifest = Tokenizer.load(Path(data) / "tokenizer"), read_manifest(data)
+        manifest, tokenizer = _open_data(data)
         if init is not None:
             manifest.check_tokenizer(
                 Tokenizer.load(init.discriminator).fingerprint, data, str(init.discriminator),

@@ -92,16 +92,8 @@ def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
     train = [r for r in records if r.get("kind") == "train"]
     valid = [r for r in records if r.get("kind") == "valid"]
     for r in records:
-        kind, step = r.get("kind"), r.get("step", 0)
-        if r.get("alarm") == "rollback" and isinstance(r.get("lr"), (int, float)):
-            monitor.peak_lr = float(r["lr"])  # the rate the run went on at, as the live monitor
-        try:
-            found = (monitor.on_train(step, r) if kind == "train" else
-                     monitor.on_valid(step, r) if kind == "valid" else [])
-        except KeyError:  # a record from an older version lacks a field: skip its checks
-            found = []
-        for a in found:
-            alarms[a.name] = (step, a.line())
+        for a in monitor.on_record(r):
+            alarms[a.name] = (r.get("step", 0), a.line())
     if train:
         t = train[-1]
         rep.lines.append(f"  progress: step {t['step']:,} of {cfg.train.steps:,}, "

@@ -16,6 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+TMP_MARK = ".tmp-"  # in the names of atomic_dir's and write_text_atomic's half-written outputs
+
+
+def is_atomic_tmp(name: str) -> bool:
+    """A leftover of an interrupted atomic write: a directory's own, never the user's."""
+    return name.startswith(".") and TMP_MARK in name
+
+
 @contextmanager
 def atomic_dir(out: str | Path, *, replace: bool = False) -> Iterator[Path]:
     """Yield an empty temporary directory next to `out`; when the block succeeds it becomes
@@ -25,7 +33,7 @@ def atomic_dir(out: str | Path, *, replace: bool = False) -> Iterator[Path]:
     just before the rename (the caller has checked it may be)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{TMP_MARK}", dir=out.parent))
     try:
         yield tmp
         if out.is_dir() and (replace or not any(out.iterdir())):
@@ -38,7 +46,7 @@ def atomic_dir(out: str | Path, *, replace: bool = False) -> Iterator[Path]:
 
 def write_text_atomic(path: Path, text: str) -> Path:
     """Replace one file in place: write a temporary sibling, then rename it over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path

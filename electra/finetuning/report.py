@@ -17,7 +17,7 @@ import numpy as np
 
 from electra.config import to_dict
 from electra.errors import ConfigError
-from electra.files import write_text_atomic
+from electra.files import is_atomic_tmp, write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.run import finetune, load_backbone
 from electra.finetuning.tasks import TASKS, TaskSpec, load_data
@@ -115,7 +115,7 @@ def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
     when they came from the same checkpoint and config. With `overwrite`, runs of other settings
     are deleted, and a folder of other files is claimed (those files are left alone)."""
     names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    other = [n for n in names if n not in _OWN and not (n.startswith(".") and ".tmp-" in n)]
+    other = [n for n in names if n not in _OWN and not is_atomic_tmp(n)]
     if other and not overwrite and "evaluate.json" not in names:
         raise ConfigError(f"--out {out} holds files evaluate did not write ({', '.join(other[:3])}); "
                           "choose another --out, or pass --overwrite to write into it")

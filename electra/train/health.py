@@ -150,18 +150,27 @@ class HealthMonitor:
                      f"device allows)", f"lower optim.lr (or use train.precision=fp32); {then}",
                      stop=limit and not roll, rollback=limit and roll)
 
+    def on_record(self, r: dict) -> list[Alarm]:
+        """Any metrics.jsonl record, as read back (resume, roll-back, `electra doctor`): train and
+        valid records are checked, a roll-back record sets the rate the run went on at, a record
+        from an older version that lacks a field is skipped."""
+        if r.get("alarm") == "rollback" and isinstance(r.get("lr"), (int, float)):
+            self.peak_lr = float(r["lr"])
+        try:
+            if r.get("kind") == "train":
+                return self.on_train(r["step"], r)
+            if r.get("kind") == "valid":
+                return self.on_valid(r["step"], r)
+        except (KeyError, TypeError):
+            pass
+        return []
+
     def replay(self, records: Iterable[dict]) -> None:
         """Catch up, without firing, with the records a run kept before it resumed or rolled
         back, so an alarm that fired then and still holds is not logged a second time. The
         non-finite count starts again: it counts the steps since this (re)start."""
         for r in records:
-            try:
-                if r.get("kind") == "train":
-                    self.on_train(r["step"], r)
-                elif r.get("kind") == "valid":
-                    self.on_valid(r["step"], r)
-            except (KeyError, TypeError):  # a record from an older version lacks a field
-                continue
+            self.on_record(r)
         self._bad_steps = 0
 
     @property

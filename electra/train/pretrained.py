@@ -36,10 +36,10 @@ class Pretrained:
     path: Path  # the checkpoint directory
 
 
-def load_pretrained(path: str | Path) -> Pretrained:
+def load_pretrained(path: str | Path, *, verify: bool = True) -> Pretrained:
     """A run directory (its newest intact checkpoint) or a checkpoint directory, checked against
-    its checksums."""
-    p = resolve_checkpoint(path)
+    its checksums (`verify=False`: a checkpoint this process has just written and hashed)."""
+    p = resolve_checkpoint(path, verify=verify)
     meta = read_meta(p)
     if not (p / "config.json").is_file():
         raise CheckpointError(f"{p} has no config.json; the checkpoint is incomplete")
