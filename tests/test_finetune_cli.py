@@ -343,3 +343,39 @@ def test_random_init_control_keeps_shapes_and_tokenizer_but_not_weights(backbone
     assert not torch.equal(fresh.encoder_state["layers.0.ffn_in.weight"], trained.encoder_state["layers.0.ffn_in.weight"])
     assert all(torch.equal(fresh.encoder_state[k], again.encoder_state[k]) for k in fresh.encoder_state)
     assert "randomly re-initialised" in fresh.source
+
+
+def test_reinit_layers_refreshes_only_the_top_layers(backbone):
+    """train.reinit_layers=1 on a 2-layer encoder: layer 1 gets fresh weights (different for each
+    fine-tuning seed), the embeddings and layer 0 keep the pre-trained ones; too many layers, or
+    layers shared across depths, are refused in one line."""
+    import dataclasses
+
+    from electra.finetuning.config import FinetuneConfig, FinetuneTrainConfig
+    from electra.finetuning.run import build_model, load_backbone
+    from electra.finetuning.tasks import get_task
+
+    bb, spec = load_backbone(backbone), get_task("sst2")
+
+    def built(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
+        torch.manual_seed(seed)
+        cfg = FinetuneConfig(train=FinetuneTrainConfig(reinit_layers=n))
+        return build_model(bb, spec, ("0", "1"), cfg).encoder.state_dict()
+
+    same, fresh, other_seed = built(0), built(1), built(1, seed=1)
+    for k, v in bb.encoder_state.items():
+        assert torch.equal(same[k], v)
+        if k.startswith("layers.1.") and k.endswith("weight") and "norm" not in k:
+            assert not torch.equal(fresh[k], v), k
+            assert not torch.equal(fresh[k], other_seed[k]), k
+        elif not k.startswith("layers.1."):
+            assert torch.equal(fresh[k], v), k
+    with pytest.raises(ConfigError, match="reinit_layers=3 but the encoder has 2 layers"):
+        built(3)
+    shared = dataclasses.replace(bb, model_cfg=dataclasses.replace(bb.model_cfg, family="albert",
+                                                                   share_layers="all"))
+    with pytest.raises(ConfigError, match="share weights with lower ones"):
+        torch.manual_seed(0)
+        build_model(shared, spec, ("0", "1"), FinetuneConfig(train=FinetuneTrainConfig(reinit_layers=1)))
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        FinetuneTrainConfig(reinit_layers=-1)

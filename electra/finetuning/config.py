@@ -85,8 +85,13 @@ class FinetuneTrainConfig:
     threads: int = 0
     dropout_kernel: str = "auto"  # speed only, as in pre-training: packed-bit masks on CPU
     allocator: str = "auto"  # speed only: glibc keeps freed memory for the next step
+    # fresh weights for the top N encoder layers before fine-tuning (Zhang et al. 2021,
+    # "Revisiting few-sample BERT fine-tuning"): a briefly pre-trained top layer is specialised to
+    # its pre-training task, and with few examples starting it fresh can transfer better
+    reinit_layers: int = 0
 
     def __post_init__(self) -> None:
+        check(self.reinit_layers >= 0, f"train.reinit_layers={self.reinit_layers} must be >= 0")
         check(self.epochs is None or self.epochs > 0, f"train.epochs={self.epochs} must be > 0")
         for name in ("batch_size", "eval_batch_size", "log_every"):
             check(getattr(self, name) >= 1, f"train.{name} must be >= 1")

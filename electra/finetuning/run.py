@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from electra.config import ModelConfig, from_dict, to_dict
 from electra.data.tokenizer import Tokenizer
-from electra.errors import CheckpointError, DataError
+from electra.errors import CheckpointError, ConfigError, DataError
 from electra.files import atomic_dir
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.features import Encoded, batches
@@ -127,9 +127,28 @@ def build_model(backbone: Backbone, spec: TaskSpec, labels: tuple[str, ...], cfg
                               f"only {mcfg.vocab_size}; they do not belong together")
     encoder = build_encoder(mcfg)
     encoder.load_state_dict(backbone.encoder_state)
+    _reinit_top_layers(encoder, cfg.train.reinit_layers, mcfg.initializer_range)
     head = spec.family.head(spec, mcfg.hidden_size, labels, cfg)
     init_weights(head, mcfg.initializer_range)
     return FinetuneModel(encoder, head)
+
+
+def _reinit_top_layers(encoder: torch.nn.Module, n: int, std: float) -> None:
+    """Fresh weights for the top `n` layers (`train.reinit_layers`); the embeddings and lower
+    layers keep what pre-training learned. Layers shared across depths (ALBERT) cannot be
+    re-initialised apart from the rest, so that is refused."""
+    if n == 0:
+        return
+    layers = list(encoder.layers)
+    if n > len(layers):
+        raise ConfigError(f"train.reinit_layers={n} but the encoder has {len(layers)} layers; "
+                          f"pass at most {len(layers)}")
+    top = {id(m) for layer in layers[-n:] for m in layer.modules()}
+    if any(id(m) in top for layer in layers[:-n] for m in layer.modules()):
+        raise ConfigError("train.reinit_layers cannot re-initialise layers that share weights with "
+                          "lower ones (ALBERT's model.share_layers); pass train.reinit_layers=0")
+    for layer in layers[-n:]:  # drawn from the fine-tuning seed, like the head
+        init_weights(layer, std)
 
 
 @torch.no_grad()
