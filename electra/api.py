@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from electra.config import PretrainConfig, apply_overrides, load_json, preset, save_json
+from electra.config import DEFAULT_PRESET, PretrainConfig, apply_overrides, load_json, preset, save_json
 from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest
@@ -55,7 +55,7 @@ class PipelineResult:
     seconds: float
 
 
-def pretrain(config: PretrainConfig | str = "tiny", *, out: str | Path | None = None,
+def pretrain(config: PretrainConfig | str = DEFAULT_PRESET, *, out: str | Path | None = None,
              data: str | Path | None = None, corpus: Sequence[str | Path] | None = None,
              resume: bool = False, init: InitFrom | None = None,
              overrides: Sequence[str] = ()) -> PipelineResult:

@@ -1,6 +1,6 @@
 """The `electra` command: one subcommand per job, each = preset + overrides -> config -> one call.
 
-    electra pretrain                                # built-in corpus, `tiny` preset, ~10 min CPU
+    electra pretrain                                # built-in corpus, `quick` preset, < 15 min CPU
     electra tokenizer train --corpus PATHS --vocab-size N --out DIR [--kind wordpiece|bpe|unigram]
     electra preprocess --corpus PATHS --tokenizer DIR --seq-len 128 --out DIR
     electra pretrain --data DIR --preset small [section.field=value ...]
@@ -29,6 +29,7 @@ from typing import Any
 from electra import cli_checks as checks
 from electra.config import (
     CJK_MODES,
+    DEFAULT_PRESET,
     PACKING_MODES,
     PRESETS,
     TOKENIZER_KINDS,
@@ -111,7 +112,7 @@ def _pretrain(args: argparse.Namespace) -> None:
         res = api.pretrain(out=args.out, data=args.data, corpus=args.corpus, resume=True, init=init,
                            overrides=args.overrides)
     else:
-        base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or "tiny")
+        base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or DEFAULT_PRESET)
         cfg = apply_overrides(base, args.overrides)
         if args.print_config:  # as the run would be: shape from --init-from, vocabulary and rows from --data
             return _print_config(api.planned_config(cfg, data=args.data, init=init))
@@ -346,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the built-in Wikipedia sample) first.")
     pt.add_argument("--data", help="shards written by electra preprocess")
     pt.add_argument("--corpus", nargs="+", help="raw text to tokenize and pack first (instead of --data)")
-    pt.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default tiny)")
+    pt.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default {DEFAULT_PRESET})")
     pt.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     pt.add_argument("--init-from", help="local HF ELECTRA/BERT discriminator directory to warm-start from")

@@ -308,7 +308,7 @@ def test_roberta_recipe_runs_and_loads_in_stock_roberta_for_masked_lm(tiny_corpu
 
 
 def test_one_token_type_with_two_segment_rows_fails_in_one_line(tiny_data, tmp_path, capsys):
-    assert main(["pretrain", "--data", str(tiny_data), "--out", str(tmp_path / "x"), *TINY_RUN,
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "x"), *TINY_RUN,
                  "model.type_vocab_size=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("electra: error:") and "\n" not in err and "packing=electra" in err

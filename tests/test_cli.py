@@ -23,7 +23,7 @@ def cli_error(capsys, *argv) -> str:
 def cli_run(tiny_corpus, tmp_path_factory):
     """The whole pipeline from raw text through the CLI: tokenizer, shards, training, export."""
     out = tmp_path_factory.mktemp("cli") / "run"
-    assert main(["pretrain", "--corpus", str(tiny_corpus), "--out", str(out), *TINY_RUN]) == 0
+    assert main(["pretrain", "--preset", "tiny", "--corpus", str(tiny_corpus), "--out", str(out), *TINY_RUN]) == 0
     return out
 
 
@@ -72,7 +72,7 @@ def test_warm_start_from_a_hf_directory(cli_run, tiny_corpus, tmp_path):
     assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(hf_dir), "--seq-len", "32",
                  "--out", str(tmp_path / "shards"), "--valid-fraction", "0.1"]) == 0
     out = tmp_path / "warm"
-    assert main(["pretrain", "--data", str(tmp_path / "shards"), "--init-from", str(hf_dir),
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tmp_path / "shards"), "--init-from", str(hf_dir),
                  "--out", str(out), *TINY_RUN, "train.stop_at=1", "model.hidden_size=48"]) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["hidden_size"] == 32  # the architecture comes from the HF config
@@ -100,7 +100,7 @@ def test_init_from_with_shards_of_another_vocabulary(cli_run, tiny_data, tmp_pat
                  str(tmp_path / "tok")]) == 0
     other = save_hf(tmp_path / "other", *pretrained_to_hf(tiny_model(), "discriminator"),
                     Tokenizer.load(tmp_path / "tok"))
-    err = cli_error(capsys, "pretrain", "--data", str(tiny_data), "--init-from", str(other),
+    err = cli_error(capsys, "pretrain", "--preset", "tiny", "--data", str(tiny_data), "--init-from", str(other),
                     "--out", str(tmp_path / "x"), *TINY_RUN)
     assert "different tokenizer" in err and "electra preprocess" in err
 
@@ -112,11 +112,11 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "no run" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path))
     assert "drop --preset" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path), "--preset", "small")
     assert "not both" in cli_error(capsys, "pretrain", "--data", "a", "--corpus", "b")
-    assert "generator_size=1.0" in cli_error(capsys, "pretrain", "objective.sharing=all")
+    assert "generator_size=1.0" in cli_error(capsys, "pretrain", "--preset", "tiny", "objective.sharing=all")
     assert "does not exist" in cli_error(capsys, "export", str(tmp_path / "none"), "--out", str(tmp_path / "e"))
     binary = tmp_path / "blob.txt"
     binary.write_bytes(bytes(range(256)) * 10)
-    assert "not UTF-8" in cli_error(capsys, "pretrain", "--corpus", str(binary), "--out", str(tmp_path / "r"),
+    assert "not UTF-8" in cli_error(capsys, "pretrain", "--preset", "tiny", "--corpus", str(binary), "--out", str(tmp_path / "r"),
                                     *TINY_RUN)
 
 
@@ -134,7 +134,7 @@ def test_hf_config_that_does_not_describe_its_weights(cli_run, tiny_data, tmp_pa
     config = json.loads((hf / "config.json").read_text())
     config["vocab_size"] += 7  # a hand edit that no longer matches model.safetensors
     (hf / "config.json").write_text(json.dumps(config))
-    err = cli_error(capsys, "pretrain", "--data", str(tiny_data), "--init-from", str(hf),
+    err = cli_error(capsys, "pretrain", "--preset", "tiny", "--data", str(tiny_data), "--init-from", str(hf),
                     "--out", str(tmp_path / "x"), *TINY_RUN)
     assert "config.json does not describe" in err and "word_embeddings" in err
     glue = tmp_path / "glue"
@@ -149,7 +149,7 @@ def test_hf_config_that_does_not_describe_its_weights(cli_run, tiny_data, tmp_pa
 def test_roberta_style_run_with_bpe_and_doc_sentences_exports_a_loadable_tokenizer(tiny_corpus, tmp_path):
     from electra.data.shards import read_manifest
     out = tmp_path / "run"
-    assert main(["pretrain", "--corpus", str(tiny_corpus), "--out", str(out), *TINY_RUN,
+    assert main(["pretrain", "--preset", "tiny", "--corpus", str(tiny_corpus), "--out", str(out), *TINY_RUN,
                  "tokenizer.kind=bpe", "preprocess.packing=doc_sentences"]) == 0
     trained = load_pretrained(out)
     tok = trained.tokenizer
@@ -173,7 +173,7 @@ def test_print_config_with_data_shows_what_the_run_uses(tiny_data, tmp_path, cap
     preset's 8192 and 128, and a run started with the same arguments saves exactly that config."""
     from electra.data.tokenizer import Tokenizer
 
-    argv = ["pretrain", "--data", str(tiny_data), *[o for o in TINY_RUN if not o.startswith(("preprocess.seq_len",
+    argv = ["pretrain", "--preset", "tiny", "--data", str(tiny_data), *[o for o in TINY_RUN if not o.startswith(("preprocess.seq_len",
                                                                                            "tokenizer.vocab"))]]
     assert main([*argv, "--print-config"]) == 0
     printed = json.loads(capsys.readouterr().out)
@@ -253,7 +253,7 @@ def _printed_command(capsys) -> list[str]:
 def test_ctrl_c_before_the_first_checkpoint_prints_the_command_that_starts_it_again(
         tiny_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "r"
-    argv = ["pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN]
+    argv = ["pretrain", "--preset", "tiny", "--data", str(tiny_data), "--out", str(out), *TINY_RUN]
     _interrupt_training(monkeypatch, after=False)
     assert main(argv) == 130
     cmd = _printed_command(capsys)
@@ -267,7 +267,7 @@ def test_ctrl_c_before_the_first_checkpoint_prints_the_command_that_starts_it_ag
 def test_ctrl_c_without_out_names_the_default_run_directory(tiny_data, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _interrupt_training(monkeypatch, after=False)
-    assert main(["pretrain", "--data", str(tiny_data), *TINY_RUN]) == 130
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tiny_data), *TINY_RUN]) == 130
     cmd = _printed_command(capsys)
     out = Path(cmd[cmd.index("--out") + 1])
     assert out.parent == Path("runs") and out.name.startswith("tiny-") and (out / "config.json").is_file()
@@ -276,7 +276,7 @@ def test_ctrl_c_without_out_names_the_default_run_directory(tiny_data, tmp_path,
 def test_ctrl_c_after_a_checkpoint_prints_the_resume_command(tiny_data, tmp_path, capsys, monkeypatch):
     out = tmp_path / "r"
     _interrupt_training(monkeypatch, after=True)
-    assert main(["pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN, "train.stop_at=3"]) == 130
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tiny_data), "--out", str(out), *TINY_RUN, "train.stop_at=3"]) == 130
     cmd = _printed_command(capsys)
     assert cmd == ["pretrain", "--resume", "--out", str(out)]
     # a resumed run given more steps is continued with them (config.json does not hold them)
@@ -298,6 +298,6 @@ def test_a_run_without_validation_rows_says_so(tiny_corpus, tiny_tokenizer, tmp_
     assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(tiny_tokenizer), "--seq-len",
                  "32", "--valid-fraction", "0", "--workers", "1", "--out", str(data)]) == 0
     with caplog.at_level("WARNING"):
-        assert main(["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN,
+        assert main(["pretrain", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN,
                      "train.steps=3"]) == 0
     assert f"{data} has no validation rows: this run cannot measure what it learns" in caplog.text

@@ -1,3 +1,4 @@
+import dataclasses
 import pytest
 
 from electra.config import PretrainConfig, apply_overrides, from_dict, preset, to_dict
@@ -74,4 +75,15 @@ def test_mini_preset_is_the_cpu_study_recipe():
     o = mini.objective
     assert (o.sharing, o.generator_size, o.disc_weight, o.temperature) == ("all", 1.0, 1.0, 1.0)
     assert o.unigram_bias_init and not tiny.objective.unigram_bias_init  # the golden run unchanged
-    assert (mini.preprocess.seq_len, mini.train.batch_size, mini.train.steps) == (64, 16, 8000)
+    assert (mini.preprocess.seq_len, mini.train.batch_size, mini.train.steps) == (64, 16, 32000)
+
+
+def test_the_default_preset_is_mini_at_temperature_2_for_4000_steps():
+    """`electra pretrain` with no preset runs `quick`: mini's recipe with tiny's flatter samples,
+    short enough for the built-in corpus (RESULTS.md measured both models learning context)."""
+    from electra.config import DEFAULT_PRESET, preset
+    quick, mini = preset(DEFAULT_PRESET), preset("mini")
+    assert DEFAULT_PRESET == "quick" and quick.preset == "quick"
+    assert quick.objective == dataclasses.replace(mini.objective, temperature=2.0)
+    assert (quick.model, quick.optim, quick.preprocess) == (mini.model, mini.optim, mini.preprocess)
+    assert (quick.train.steps, quick.train.batch_size, quick.train.eval_every) == (4000, 16, 1000)

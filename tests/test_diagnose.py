@@ -121,7 +121,7 @@ def test_experiment_spec_prints_and_runs_from_config(tmp_path, capsys):
 
 
 def test_pretrain_runs_from_a_config_file(tiny_data, tmp_path, capsys):
-    assert main(["pretrain", "--print-config", *TINY_RUN, "train.steps=4"]) == 0
+    assert main(["pretrain", "--preset", "tiny", "--print-config", *TINY_RUN, "train.steps=4"]) == 0
     (tmp_path / "c.json").write_text(capsys.readouterr().out)
     out = tmp_path / "r"
     assert main(["pretrain", "--config", str(tmp_path / "c.json"), "--data", str(tiny_data),

@@ -16,7 +16,7 @@ def test_two_process_run_and_exact_resume_layout_check(tiny_data, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "electra.cli", "pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN,
+           "-m", "electra.cli", "pretrain", "--preset", "tiny", "--data", str(tiny_data), "--out", str(out), *TINY_RUN,
            "train.steps=4", "train.save_every=2", "train.eval_every=2"]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

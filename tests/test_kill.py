@@ -39,7 +39,7 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def start(data: Path, out: Path, resume: bool) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "electra.cli", "pretrain", "--data", str(data), "--out", str(out),
-           *(["--resume"] if resume else []), *SETTINGS]
+           *(["--resume"] if resume else ["--preset", "tiny"]), *SETTINGS]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             cwd=Path(__file__).resolve().parents[1])

@@ -246,7 +246,7 @@ def test_a_start_that_failed_on_bad_shards_is_re_run_in_place(tiny_data, tmp_pat
     shard = data / "train_00000.bin"
     good = shard.read_bytes()
     shard.write_bytes(good[:100] + bytes([good[100] ^ 0xFF]) + good[101:])
-    argv = ["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN, "train.steps=3"]
+    argv = ["pretrain", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN, "train.steps=3"]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("electra: error:") and "does not match its checksum" in err
@@ -354,7 +354,7 @@ def test_disk_full_during_a_save_is_one_line_and_keeps_the_previous_checkpoint(t
 
     monkeypatch.setattr(ckpt, "save_file", full_disk)
     out = tmp_path / "r"
-    assert main(["pretrain", "--data", str(tiny_data), "--out", str(out), *TINY_RUN]) == 2
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tiny_data), "--out", str(out), *TINY_RUN]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("electra: error: [Errno 28] No space left on device") and "Traceback" not in err
     ckpts = ckpt.list_checkpoints(out / "checkpoints")

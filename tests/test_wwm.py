@@ -399,7 +399,7 @@ def test_chinese_run_end_to_end_loads_in_transformers(tmp_path):
                  "--out", str(data), "--workers", "1", "--valid-fraction", "0.1",
                  "preprocess.word_segmentation=jieba"]) == 0
     assert read_manifest(data).has_words
-    assert main(["pretrain", "--data", str(data), "--out", str(run), *TINY_RUN,
+    assert main(["pretrain", "--preset", "tiny", "--data", str(data), "--out", str(run), *TINY_RUN,
                  "objective.masking=whole_word", "train.steps=3", "train.save_every=3"]) == 0
     saved = json.loads((run / "config.json").read_text())
     assert saved["objective"]["masking"] == "whole_word"
