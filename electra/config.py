@@ -379,7 +379,7 @@ def _quick() -> PretrainConfig:
     """The default run (`electra pretrain` with no preset): mini's recipe on the built-in corpus
     for 4,000 steps (3.8 M tokens, two passes over the sample), with its replacements sampled at
     temperature 2 as `tiny` does. Measured on the built-in corpus (RESULTS.md): both models clear
-    their context-free references by the end (generator +0.07 nats, discriminator +0.07 AUC),
+    their context-free references by the end (generator +0.07 nats, discriminator +0.06 AUC),
     where `tiny` leaves the generator below its reference and mini at temperature 1 the
     discriminator within noise of it. Flatter samples are what gives the discriminator its gain
     in minutes; the shared encoder at lambda 1 with the unigram head start is what gives the
