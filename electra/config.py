@@ -388,8 +388,8 @@ def _quick() -> PretrainConfig:
     return dataclasses.replace(
         base, preset="quick",
         objective=dataclasses.replace(base.objective, temperature=2.0),
-        train=dataclasses.replace(base.train, steps=4000, eval_every=1000, save_every=2000,
-                                  save_every_minutes=0.0, keep_last=2),
+        train=dataclasses.replace(base.train, steps=4000, eval_every=1000, save_every_minutes=0.0,
+                                  keep_last=2),
     )
 
 

@@ -36,6 +36,7 @@ from electra.data.loader import Batch, batch_from_rows, is_one_segment
 from electra.data.shards import ShardReader, read_manifest
 from electra.errors import ElectraError
 from electra.objective import baselines as ref
+from electra.train.validate import evenly_spaced
 
 MASK_PROB, MASK_TOKEN_PROB = 0.15, 0.85  # G-EL: 85% of picks show [MASK], 15% the original
 UNIGRAM_ROWS = 20_000
@@ -106,15 +107,10 @@ def build_models(a: argparse.Namespace, vocab: int, pad_id: int
     return gen, disc
 
 
-def spaced_rows(reader: ShardReader, n: int) -> np.ndarray:
-    """`n` rows spread evenly over a split (as the trainer's validator picks them)."""
-    return reader.take(np.linspace(0, len(reader) - 1, min(n, len(reader))).astype(np.int64))
-
-
-def unigram_bias(train: ShardReader, vocab: int, special_ids: list[int]) -> np.ndarray:
-    """log p(token) over evenly spaced training rows, add-one smoothed; special ids (never a
-    target) at the smallest real value, not -inf, so the softmax stays finite."""
-    counts = np.bincount(spaced_rows(train, UNIGRAM_ROWS).ravel(), minlength=vocab)[:vocab] + 1.0
+def unigram_bias(rows: np.ndarray, vocab: int, special_ids: list[int]) -> np.ndarray:
+    """log p(token) over `rows`, add-one smoothed; special ids (never a target) at the smallest
+    real value, not -inf, so the softmax stays finite."""
+    counts = np.bincount(rows.ravel(), minlength=vocab)[:vocab] + 1.0
     real = np.ones(vocab, dtype=bool)
     real[special_ids] = False
     logp = np.log(counts / counts[real].sum())
@@ -227,14 +223,15 @@ def setup(a: argparse.Namespace) -> Setup:
     ids, vocab = man.special_ids, man.vocab_size
     sp = sorted(set(ids.values()))
     gen, disc = build_models(a, vocab, ids["pad"])
+    unigram_rows = evenly_spaced(train, UNIGRAM_ROWS)  # read once: the head's start and the reference
     if a.unigram_bias_init:
         with torch.no_grad():
-            gen.generator_lm_head.bias.copy_(torch.from_numpy(unigram_bias(train, vocab, sp)))
+            gen.generator_lm_head.bias.copy_(torch.from_numpy(unigram_bias(unigram_rows, vocab, sp)))
     return Setup(gen=gen, disc=disc, pad=ids["pad"], sep=ids["sep"], mask=ids["mask"],
                  special=torch.tensor(sp), one_segment=is_one_segment(train), train=train,
                  valid_rows=valid.take(np.arange(min(a.eval_rows, len(valid)))),
-                 ref_rows=spaced_rows(train, 4 * a.eval_rows),
-                 unigram=ref.unigram_log_probs(spaced_rows(train, UNIGRAM_ROWS), vocab, tuple(sp)))
+                 ref_rows=evenly_spaced(train, 4 * a.eval_rows),
+                 unigram=ref.unigram_log_probs(unigram_rows, vocab, tuple(sp)))
 
 
 def report(log: TextIO, r: dict) -> None:
