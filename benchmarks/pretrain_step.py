@@ -29,13 +29,13 @@ from electra.config import apply_overrides, preset  # noqa: E402
 from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # noqa: E402
 from electra.objective import TokenIds, build_objective  # noqa: E402
 from electra.objective.masking import MaskSpec, mask_tokens  # noqa: E402
-from electra.objective.sampling import gumbel_sample  # noqa: E402
+from electra.objective.sampling import gumbel_sample, resolve_sample_kernel  # noqa: E402
 from electra.train.cpu_runtime import setup_allocator  # noqa: E402
 from electra.train.flops import electra_train_flops  # noqa: E402
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
 
-VOCAB = {"tiny": 8192}  # the others use BERT's 30522
+VOCAB = {"tiny": 8192, "mini": 8192, "quick": 8192}  # the others use BERT's 30522
 
 
 def make_config(name: str, seq: int, overrides: list[str]):
@@ -58,6 +58,7 @@ def ours_step_fn(cfg, B, T, device, precision_name):
     model = build_objective(cfg, TokenIds.standard()).to(device).train()
     model.set_gradient_checkpointing(cfg.train.gradient_checkpointing)
     use_dropout_kernel(model, resolve_dropout_kernel(cfg.train.dropout_kernel, device))
+    model.sample_kernel = resolve_sample_kernel(cfg.train.sample_kernel, device)
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
     prec = Precision(resolve_precision(precision_name, device), device)
@@ -172,8 +173,9 @@ def main() -> None:
     p.add_argument("--precision", default="auto")
     p.add_argument("--variants", default="default",
                    help="comma list of 'ours' variants: default, nodrop (dropout 0), compile, "
-                        "ckpt (gradient checkpointing), plain (torch's dropout kernel and the "
-                        "system allocator: the defaults before the CPU speed work)")
+                        "ckpt (gradient checkpointing), gumbel (Gumbel-max samples instead of the "
+                        "inverse CDF), plain (torch's dropout kernel, the system allocator and "
+                        "Gumbel-max: the defaults before the CPU speed work)")
     p.add_argument("--hf-keepmem", action="store_true",
                    help="also run the HF reference with our allocator setting (train.allocator=auto)")
     p.add_argument("--out", help="write the results as JSON here")
@@ -190,8 +192,10 @@ def main() -> None:
     peak = matmul_peak(device, dtype)
     extra = {"default": [], "nodrop": ["model.dropout=0", "model.attention_dropout=0"],
              "compile": ["train.compile=true"], "ckpt": ["train.gradient_checkpointing=true"],
-             "plain": ["train.dropout_kernel=torch", "train.allocator=system"],
-             "nodrop+plain": ["model.dropout=0", "model.attention_dropout=0", "train.allocator=system"]}
+             "gumbel": ["train.sample_kernel=gumbel"],
+             "plain": ["train.dropout_kernel=torch", "train.allocator=system", "train.sample_kernel=gumbel"],
+             "nodrop+plain": ["model.dropout=0", "model.attention_dropout=0", "train.allocator=system",
+                              "train.sample_kernel=gumbel"]}
     hf_runs = [("hf", ["train.allocator=system"])] + ([("hf", [])] if args.hf_keepmem else [])
     rows = []
     for conf in args.configs.split(","):

@@ -1,7 +1,7 @@
-"""The data and architecture sections of the pre-training config (`tokenizer`, `preprocess`,
-`model`), the choice lists and the small checks every config section uses. Split from
-`config.py`, which re-exports all of it, so each module stays one readable screenful per
-section; callers import from `electra.config`."""
+"""The data, architecture, optimizer and loop sections of the pre-training config
+(`tokenizer`, `preprocess`, `model`, `optim`, `train`), the choice lists and the small checks
+every config section uses. Split from `config.py`, which re-exports all of it, so each module
+stays one readable screenful per section; callers import from `electra.config`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 NONFINITE_ACTIONS = ("stop", "rollback")  # train.on_nonfinite (train/rollback.py)
 DROPOUT_KERNELS = ("auto", "torch", "packed")  # train.dropout_kernel (model/dropout.py)
 ALLOCATORS = ("auto", "system")  # train.allocator (train/cpu_runtime.py)
+SAMPLE_KERNELS = ("auto", "gumbel", "cdf")  # train.sample_kernel (objective/sampling.py)
 TOKENIZER_KINDS = ("wordpiece", "bpe", "unigram")
 CJK_MODES = ("chars", "none")
 UNICODE_MODES = ("auto", "none", "nfc", "nfkc", "nfd", "nfkd")  # tokenizer.unicode
@@ -188,3 +189,95 @@ class ModelConfig:
         if self.emd_layers is not None:
             return self.emd_layers
         return 2 if self.family == "deberta" else 0
+
+
+@dataclass(kw_only=True)
+class OptimConfig:
+    """AdamW (optionally without bias correction, as G-EL) and the learning-rate schedule."""
+
+    lr: float = 5e-4
+    warmup_steps: int = 10_000
+    schedule: str = "original"  # original: linear decay x min(1, step/warmup), as G-EL
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-6
+    bias_correction: bool = True  # False: G-EL's Adam without bias correction (small/base/large)
+    clip_norm: float = 1.0  # 0 disables clipping
+
+    def __post_init__(self) -> None:
+        check(self.lr > 0, f"optim.lr={self.lr} must be > 0")
+        check(self.warmup_steps >= 0, "optim.warmup_steps must be >= 0")
+        check_choice("optim.schedule", self.schedule, SCHEDULES)
+        check(self.weight_decay >= 0, "optim.weight_decay must be >= 0")
+        check(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "optim.beta1/beta2 must be in [0, 1)")
+        check(self.eps > 0, "optim.eps must be > 0")
+        check(self.clip_norm >= 0, "optim.clip_norm must be >= 0 (0 disables clipping)")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    """Loop length, batch, precision and the log/eval/save cadence."""
+
+    steps: int = 1_000_000
+    stop_at: int = 0  # end this invocation after this step (0: at `steps`); resume continues
+    # compute budgets (0 = off): stop, with a checkpoint and exports as at `steps`, once this many
+    # training FLOPs are spent (counted as batch_size x seq_len tokens per step, the rows' capacity)
+    # or this many minutes of training have passed in one invocation; equal budgets make
+    # objectives comparable at equal compute. A FLOP budget also ends the LR schedule (decay to 0
+    # at the step that spends it, if before `steps`); a time budget only stops the run
+    budget_flops: float = 0.0
+    budget_minutes: float = 0.0
+    batch_size: int = 128  # global batch, in rows, per optimizer step
+    grad_accum: int = 1
+    precision: str = "auto"  # auto: bf16 on GPUs and CPUs with native bf16, else fp32
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 1234
+    log_every: int = 100
+    eval_every: int = 10_000
+    eval_rows: int = 1024  # validation rows used per evaluation (fixed masks, fixed samples)
+    save_every: int = 10_000
+    save_every_minutes: float = 0.0  # also checkpoint when this much wall time has passed; 0: off
+    keep_last: int = 3
+    compile: bool = False
+    gradient_checkpointing: bool = False  # recompute layer activations in backward: less memory
+    threads: int = 0  # CPU intra-op threads; 0 = leave torch's default
+    # speed only (BENCHMARKS.md): packed-bit dropout masks on CPU (auto) or torch's own;
+    # a glibc allocator that keeps freed memory for the next step (auto) or untouched (system);
+    # generator samples by inverse CDF on CPU (auto) or by Gumbel-max: the same distribution,
+    # not the same random stream (gumbel repeats runs made before the inverse CDF existed)
+    dropout_kernel: str = "auto"
+    allocator: str = "auto"
+    sample_kernel: str = "auto"
+    max_bad_steps: int = 3  # this many steps with a non-finite loss/gradient end the stretch ...
+    # ... `stop`: the run stops with the command that resumes it at a lower rate; `rollback`: it
+    # reloads the newest checkpoint with finite weights and goes on at `rollback_lr_factor` x the
+    # rate, at most `max_rollbacks` times (then it stops)
+    on_nonfinite: str = "stop"
+    rollback_lr_factor: float = 0.5
+    max_rollbacks: int = 3
+
+    def __post_init__(self) -> None:
+        check(self.steps >= 1, f"train.steps={self.steps} must be >= 1")
+        check(0 <= self.stop_at, "train.stop_at must be >= 0 (0 = run to train.steps)")
+        check(self.budget_flops >= 0 and self.budget_minutes >= 0,
+              "train.budget_flops and train.budget_minutes must be >= 0 (0: off)")
+        check(self.batch_size >= 1, f"train.batch_size={self.batch_size} must be >= 1")
+        check(self.grad_accum >= 1, "train.grad_accum must be >= 1")
+        check(self.batch_size % self.grad_accum == 0,
+               f"train.batch_size={self.batch_size} is not divisible by train.grad_accum={self.grad_accum}")
+        check_choice("train.precision", self.precision, PRECISIONS)
+        check(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+               f"train.device={self.device!r} must be auto, cpu, cuda or cuda:N")
+        for name in ("log_every", "eval_every", "save_every", "keep_last", "eval_rows"):
+            check(getattr(self, name) >= 1, f"train.{name} must be >= 1")
+        check(self.threads >= 0, "train.threads must be >= 0")
+        check_choice("train.dropout_kernel", self.dropout_kernel, DROPOUT_KERNELS)
+        check_choice("train.allocator", self.allocator, ALLOCATORS)
+        check_choice("train.sample_kernel", self.sample_kernel, SAMPLE_KERNELS)
+        check(self.max_bad_steps >= 1, "train.max_bad_steps must be >= 1")
+        check_choice("train.on_nonfinite", self.on_nonfinite, NONFINITE_ACTIONS)
+        check(0 < self.rollback_lr_factor < 1, f"train.rollback_lr_factor={self.rollback_lr_factor} "
+              "must be in (0, 1): a roll-back lowers the rate")
+        check(self.max_rollbacks >= 1, "train.max_rollbacks must be >= 1")
+        check(self.save_every_minutes >= 0, "train.save_every_minutes must be >= 0 (0: off)")

@@ -1,6 +1,7 @@
 """The optimised paths give the same numbers as the plain ones (fp32): gathered generator head,
 fused-QKV SDPA attention, in-place Gumbel noise, gradient checkpointing; packed-bit dropout
-(its own random stream) gives the same distribution and the same math with the same mask."""
+and inverse-CDF sampling (their own random streams) give the same distributions, and the same
+math with the same mask."""
 
 import math
 
@@ -17,7 +18,7 @@ from electra.model.dropout import (
     use_dropout_kernel,
 )
 from electra.objective.losses import mlm_loss, rtd_loss
-from electra.objective.sampling import gumbel_sample
+from electra.objective.sampling import cdf_sample, gumbel_sample, resolve_sample_kernel
 from tests.test_model import batch, masked, tiny_model
 
 
@@ -59,6 +60,60 @@ def test_in_place_gumbel_noise_is_the_textbook_noise():
     u = torch.rand(logits.shape, generator=torch.Generator().manual_seed(3))
     textbook = (logits - torch.log(-torch.log(u))).argmax(-1)
     assert torch.equal(gumbel_sample(logits, generator=torch.Generator().manual_seed(3)), textbook)
+
+
+def _frequencies(sampler, logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    s = sampler(logits, temperature, torch.Generator().manual_seed(11))
+    return torch.bincount(s.flatten(), minlength=logits.shape[-1]).double() / s.numel()
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_inverse_cdf_samples_follow_the_softmax_as_gumbel_max_does(temperature):
+    V, n = 40, 200_000
+    logits = torch.randn(V, generator=torch.Generator().manual_seed(0)) * 3
+    logits[7] = float("-inf")  # an excluded token (objectives that never sample specials)
+    rows = logits.expand(n, V)
+    p = torch.softmax(logits.double() / temperature, 0)
+    tol = 5 * torch.sqrt(p * (1 - p) / n) + 1e-12  # 5 sigma per token
+    for sampler in (cdf_sample, gumbel_sample):
+        freq = _frequencies(sampler, rows, temperature)
+        assert ((freq - p).abs() <= tol).all(), sampler.__name__
+        assert freq[7] == 0
+
+
+def test_inverse_cdf_sampling_keeps_shapes_streams_and_extremes():
+    logits = torch.randn(3, 5, 301, generator=torch.Generator().manual_seed(1)) * 4
+    a = cdf_sample(logits, 1.0, torch.Generator().manual_seed(2))
+    b = cdf_sample(logits, 1.0, torch.Generator().manual_seed(2))
+    assert a.shape == (3, 5) and a.dtype == torch.int64 and torch.equal(a, b)  # exact resume
+    assert ((a >= 0) & (a < 301)).all()
+    cold = cdf_sample(logits, 1e-3)  # a near-zero temperature is the argmax
+    assert torch.equal(cold, logits.argmax(-1))
+    one_hot = torch.full((4, 9), float("-inf"))
+    one_hot[torch.arange(4), torch.tensor([0, 3, 8, 8])] = 0.0  # every mass on one (edge) token
+    assert cdf_sample(one_hot).tolist() == [0, 3, 8, 8]
+    half = torch.tensor([[0.0, 0.0] + [float("-inf")] * 6]).expand(50_000, 8).bfloat16()
+    freq = _frequencies(cdf_sample, half)  # bf16 logits are sampled in fp32
+    assert abs(freq[0] - 0.5) < 0.01 and freq[2:].sum() == 0
+
+
+def test_sample_kernel_is_a_checked_config_value_used_by_the_training_runtime(tmp_path):
+    from electra.config import ConfigError, apply_overrides, preset
+    with pytest.raises(ConfigError, match="train.sample_kernel"):
+        apply_overrides(preset("tiny"), ["train.sample_kernel=multinomial"])
+    assert resolve_sample_kernel("auto", torch.device("cpu")) == "cdf"
+    assert resolve_sample_kernel("auto", torch.device("cuda")) == "gumbel"
+    assert resolve_sample_kernel("gumbel", torch.device("cpu")) == "gumbel"
+    m = tiny_model()
+    ids, types, attn = batch()
+    mb = masked(ids, attn)
+    outs = {}
+    for kernel in ("gumbel", "cdf"):
+        m.sample_kernel = kernel
+        outs[kernel] = m(ids, types, attn, mb, generator=torch.Generator().manual_seed(4)).corrupted
+    assert not torch.equal(outs["gumbel"], outs["cdf"])  # the setting reaches the objective
+    untouched = ~torch.zeros_like(ids, dtype=torch.bool).scatter(1, mb.positions, mb.weights > 0)
+    assert torch.equal(outs["gumbel"][untouched], outs["cdf"][untouched])
 
 
 def test_gradient_checkpointing_changes_memory_not_results():

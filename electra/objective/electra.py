@@ -1,7 +1,8 @@
 """ELECTRA: a small generator and a discriminator trained jointly (replaced token detection).
 
 forward = dynamic masking -> generator on the masked input -> MLM logits at the picked positions
-only -> Gumbel sample (no grad) -> corrupted input -> discriminator -> RTD logits for every token.
+only -> a sample (Gumbel-max or inverse CDF, no grad) -> corrupted input -> discriminator -> RTD
+logits for every token.
 Loss is `mlm_weight * MLM + disc_weight * RTD`. Sharing modes: `none`, `embeddings` (one
 Embeddings module used by both, the paper's default), `all` (one encoder, equal sizes), `gdes`
 (DeBERTaV3: the discriminator's word table is sg(generator's) + its own delta, objective/gdes.py)."""
@@ -25,7 +26,7 @@ from electra.objective.base import ObjectiveOutput, PretrainingObjective, TokenI
 from electra.objective.gdes import merged_encoder, share_gdes
 from electra.objective.losses import mlm_loss, rtd_loss
 from electra.objective.masking import MaskedBatch, MaskSpec, mask_tokens
-from electra.objective.sampling import gumbel_sample
+from electra.objective.sampling import SAMPLERS
 from electra.objective.sop import SOP_STAT_NAMES, SentenceOrder, sop_loss, swap_segments
 from electra.objective.weighting import LossWeighting
 
@@ -58,6 +59,7 @@ class ElectraModel(PretrainingObjective):
             raise ValueError("shared embeddings need equal embedding sizes")
         self.objective = objective
         self.temperature = objective.temperature_at(0)
+        self.sample_kernel = "gumbel"  # or "cdf": set by the runtime (train.sample_kernel)
         self.disc_cfg, self.gen_cfg = disc, gen
         self.mask_spec = MaskSpec.from_config(objective, ids.mask_id, disc.vocab_size)
         self.register_buffer("special_ids", torch.tensor(ids.special_ids), persistent=False)
@@ -158,7 +160,7 @@ class ElectraModel(PretrainingObjective):
         logits = g_logits.detach()  # [B, P, V]
         if no_special:
             logits = logits.index_fill(-1, self.special_ids, float("-inf"))
-        sampled = gumbel_sample(logits, self.temperature, generator)  # [B, P]
+        sampled = SAMPLERS[self.sample_kernel](logits, self.temperature, generator)  # [B, P]
         picked = masked.weights > 0
         corrupted = input_ids.scatter(1, masked.positions,
                                       torch.where(picked, sampled, masked.targets))  # [B, T]

@@ -1,7 +1,8 @@
-"""Sampling replacements from the generator: Gumbel-max with a temperature.
+"""Sampling replacements from the generator: Gumbel-max or inverse CDF, with a temperature.
 
 Sampling happens in fp32 under no-grad: fp16 Gumbel noise misbehaves, and the discriminator's
-loss must never reach the generator through the sampled ids."""
+loss must never reach the generator through the sampled ids. Both kernels draw from
+softmax(logits / temperature); they differ in cost and in the random stream they consume."""
 
 from __future__ import annotations
 
@@ -21,3 +22,33 @@ def gumbel_sample(logits: torch.Tensor, temperature: float = 1.0,
     neg_gumbel = u.clamp_(min=1e-20).log_().neg_().log_()  # log(-log U) = -Gumbel(0, 1)
     scaled = logits.float() if temperature == 1.0 else logits.float() / temperature
     return neg_gumbel.neg_().add_(scaled).argmax(-1)
+
+
+@torch.no_grad()
+def cdf_sample(logits: torch.Tensor, temperature: float = 1.0,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """One sample per row of softmax(logits / temperature) by inverting its running sum, in fp32.
+
+    Gumbel-max draws a uniform number and two logarithms for every vocabulary entry; on CPU that
+    noise was 10% of the `small` step and about 15% of the `tiny`-shaped ones (BENCHMARKS.md).
+    Here a row costs one exp, one running sum and a binary search, and one uniform number.
+    The sum is left unnormalised (the uniform is scaled by the row's total instead), and
+    `right=True` skips entries whose probability underflowed to zero."""
+    # logits: [..., V] -> ids [...]
+    x = logits.float() if temperature == 1.0 else logits.float() / temperature
+    rows = x.reshape(-1, x.shape[-1])  # [N, V]
+    cdf = torch.sub(rows, rows.amax(-1, keepdim=True)).exp_().cumsum_(-1)
+    u = torch.rand(rows.shape[0], 1, device=rows.device, dtype=torch.float32, generator=generator)
+    ids = torch.searchsorted(cdf, u.mul_(cdf[:, -1:]), right=True).clamp_(max=rows.shape[-1] - 1)
+    return ids.view(x.shape[:-1])
+
+
+def resolve_sample_kernel(requested: str, device: torch.device) -> str:
+    """`auto`: inverse CDF on CPU, where per-entry random numbers are slow; Gumbel-max on GPUs,
+    whose random numbers are cheap (the inverse CDF is not measured there)."""
+    if requested != "auto":
+        return requested
+    return "cdf" if device.type == "cpu" else "gumbel"
+
+
+SAMPLERS = {"gumbel": gumbel_sample, "cdf": cdf_sample}

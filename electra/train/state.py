@@ -26,6 +26,7 @@ from electra.hf import HFCheckpoint
 from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel
 from electra.objective import PretrainingObjective, build_objective
 from electra.objective.gdes import load_plain_state
+from electra.objective.sampling import resolve_sample_kernel
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.cpu_runtime import setup_allocator
@@ -173,6 +174,7 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
     model = build_objective(cfg, token_ids(tok)).to(ctx.device)
     model.set_gradient_checkpointing(tc.gradient_checkpointing)
     use_dropout_kernel(model, resolve_dropout_kernel(tc.dropout_kernel, ctx.device))
+    model.sample_kernel = resolve_sample_kernel(tc.sample_kernel, ctx.device)
     if init is not None:
         load_init_weights(model, init)
     elif cfg.objective.unigram_bias_init:
