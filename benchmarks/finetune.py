@@ -24,9 +24,9 @@ from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import preset  # noqa: E402
 from electra.hf import encoder_to_hf, hf_config  # noqa: E402
+from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # noqa: E402
 from electra.model.finetuning import FinetuneModel  # noqa: E402
 from electra.model.heads import ElectraClassificationHead  # noqa: E402
-from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # noqa: E402
 from electra.model.layers import Encoder, init_weights  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
 

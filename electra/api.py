@@ -24,7 +24,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from electra.config import DEFAULT_PRESET, PretrainConfig, apply_overrides, load_json, preset, save_json
+from electra.config import (
+    DEFAULT_PRESET,
+    PretrainConfig,
+    apply_overrides,
+    load_json,
+    preset,
+    save_json,
+)
 from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-
 TMP_MARK = ".tmp-"  # in the names of atomic_dir's and write_text_atomic's half-written outputs
 
 

@@ -1,4 +1,5 @@
 import dataclasses
+
 import pytest
 
 from electra.config import PretrainConfig, apply_overrides, from_dict, preset, to_dict
