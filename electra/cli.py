@@ -43,7 +43,7 @@ from electra.config import (
     to_dict,
 )
 from electra.errors import ElectraError
-from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.config import FINETUNE_SIZES, FinetuneConfig
 
 log = logging.getLogger("electra")
 
@@ -261,8 +261,8 @@ def _add_config_options(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def _add_finetune_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", choices=("auto", "small", "base", "large"),
-                   help="paper defaults (lr, layer-wise decay) for this size; auto: from the hidden size")
+    p.add_argument("--size", choices=FINETUNE_SIZES,
+                   help="lr and layer-wise decay of this size (tiny: CPU presets); auto: from the hidden size")
     p.add_argument("--text-column", help="your data: the text column (default sentence)")
     p.add_argument("--pair-column", help="your data: the second text column of sentence pairs")
     p.add_argument("--label-column", help="your data: the label column (default label)")

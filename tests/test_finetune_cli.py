@@ -63,7 +63,9 @@ def test_finetune_learns_and_predict_writes_a_glue_submission(backbone, data, tm
     losses = [h["train_loss"] for h in info["history"]]
     assert len(losses) == 4 and losses[-1] < losses[0]
     assert info["seed"] == 3 and info["labels"] == ["0", "1"] and 0 <= info["metrics"]["acc"] <= 1
-    assert info["config"]["size"] == "small" and info["config"]["optim"]["layerwise_lr_decay"] == 0.8
+    # a 128-wide encoder gets the CPU presets' recipe: the size's decay (1.0), the given lr
+    assert info["config"]["size"] == "tiny" and info["config"]["optim"]["layerwise_lr_decay"] == 1.0
+    assert info["config"]["optim"]["lr"] == 3e-3
     assert (out / "tokenizer" / "vocab.txt").is_file() and (out / "predictions_dev.tsv").is_file()
     printed = capsys.readouterr().out
     assert "SST-2 (seed 3" in printed and "electra predict" in printed
