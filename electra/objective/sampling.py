@@ -30,7 +30,7 @@ def cdf_sample(logits: torch.Tensor, temperature: float = 1.0,
     """One sample per row of softmax(logits / temperature) by inverting its running sum, in fp32.
 
     Gumbel-max draws a uniform number and two logarithms for every vocabulary entry; on CPU that
-    noise was 10% of the `small` step and about 15% of the `tiny`-shaped ones (BENCHMARKS.md).
+    noise cost 8-10% of the `small` step and 6-8% of the CPU presets' steps (BENCHMARKS.md).
     Here a row costs one exp, one running sum and a binary search, and one uniform number.
     The sum is left unnormalised (the uniform is scaled by the row's total instead), and
     `right=True` skips entries whose probability underflowed to zero."""
