@@ -26,14 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from report import machine_meta, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
-from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # noqa: E402
 from electra.objective import TokenIds, build_objective  # noqa: E402
 from electra.objective.masking import MaskSpec, mask_tokens  # noqa: E402
-from electra.objective.sampling import gumbel_sample, resolve_sample_kernel  # noqa: E402
+from electra.objective.sampling import gumbel_sample  # noqa: E402
 from electra.train.cpu_runtime import setup_allocator  # noqa: E402
 from electra.train.flops import electra_train_flops  # noqa: E402
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
+from electra.train.state import use_speed_settings  # noqa: E402
 
 VOCAB = {"tiny": 8192, "mini": 8192, "quick": 8192}  # the others use BERT's 30522
 
@@ -56,9 +56,7 @@ def fake_batch(B: int, T: int, V: int, device: torch.device):
 def ours_step_fn(cfg, B, T, device, precision_name):
     setup_allocator(cfg.train.allocator)
     model = build_objective(cfg, TokenIds.standard()).to(device).train()
-    model.set_gradient_checkpointing(cfg.train.gradient_checkpointing)
-    use_dropout_kernel(model, resolve_dropout_kernel(cfg.train.dropout_kernel, device))
-    model.sample_kernel = resolve_sample_kernel(cfg.train.sample_kernel, device)
+    use_speed_settings(model, cfg.train, device)
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
     prec = Precision(resolve_precision(precision_name, device), device)

@@ -21,7 +21,6 @@ from electra.data.shards import ShardReader
 from electra.errors import ConfigError
 from electra.model.dropout import resolve_dropout_kernel
 from electra.model.layers import Encoder
-from electra.objective.sampling import resolve_sample_kernel
 from electra.train import checkpoint as ckpt
 from electra.train import distributed as dist
 from electra.train.cpu_runtime import setup_allocator
@@ -220,7 +219,7 @@ def log_setup(cfg: PretrainConfig, state: TrainState, ctx: Context, flops_per_to
         runtime += f", {setup_allocator(cfg.train.allocator)}"
     if cfg.model.dropout > 0 or cfg.model.attention_dropout > 0:
         runtime += f", {resolve_dropout_kernel(cfg.train.dropout_kernel, ctx.device)} dropout masks"
-    runtime += f", {resolve_sample_kernel(cfg.train.sample_kernel, ctx.device)} samples"
+    runtime += f", {state.model.sample_kernel} samples"  # as use_speed_settings resolved it
     log.info("model: %s parameters (encoder %s) | precision %s | device %s x%d | batch %d = %d x %d "
              "accum x %d proc | %.1fM FLOPs/token", format_count(n_params),
              format_count(sum(p.numel() for p in state.model.encoder.parameters())), runtime, ctx.device,

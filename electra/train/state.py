@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from electra.config import PretrainConfig, save_json
+from electra.config import PretrainConfig, TrainConfig, save_json
 from electra.data.loader import ONE_SEGMENT_PACKINGS, PretrainLoader
 from electra.data.shards import Manifest, ShardReader, read_manifest
 from electra.data.tokenizer import Tokenizer
@@ -172,9 +172,7 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
     torch.manual_seed(tc.seed + ctx.info.rank)  # ranks draw different masks and samples
     tok = data.tokenizer
     model = build_objective(cfg, token_ids(tok)).to(ctx.device)
-    model.set_gradient_checkpointing(tc.gradient_checkpointing)
-    use_dropout_kernel(model, resolve_dropout_kernel(tc.dropout_kernel, ctx.device))
-    model.sample_kernel = resolve_sample_kernel(tc.sample_kernel, ctx.device)
+    use_speed_settings(model, tc, ctx.device)
     if init is not None:
         load_init_weights(model, init)
     elif cfg.objective.unigram_bias_init:
@@ -188,6 +186,15 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
                       scheduler=build_scheduler(optimizer, cfg.optim, schedule_steps(cfg, data.seq_len)),
                       precision=Precision(resolve_precision(tc.precision, ctx.device), ctx.device),
                       loader=loader, micro_batch=micro)
+
+
+def use_speed_settings(model: PretrainingObjective, tc: TrainConfig, device: torch.device) -> None:
+    """The model-level settings that change speed or memory, not what is learned (BENCHMARKS.md):
+    gradient checkpointing, the dropout kernel and the sampling kernel (the last two draw their
+    own random streams). One place, so the benchmarks time exactly what training runs."""
+    model.set_gradient_checkpointing(tc.gradient_checkpointing)
+    use_dropout_kernel(model, resolve_dropout_kernel(tc.dropout_kernel, device))
+    model.sample_kernel = resolve_sample_kernel(tc.sample_kernel, device)
 
 
 def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
