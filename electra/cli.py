@@ -247,9 +247,9 @@ def _experiment_run(args: argparse.Namespace) -> None:
 
 
 def _experiment_report(args: argparse.Namespace) -> None:
-    from electra import experiment
+    from electra import experiment_report
 
-    rep = experiment.report(args.dir)
+    rep = experiment_report.report(args.dir)
     print("\n" + (Path(args.dir) / "report.md").read_text())
     print(f"wrote {Path(args.dir) / 'report.json'}" + "".join(f", {f}" for f in rep["figures"]))
 

@@ -1,11 +1,13 @@
 """The paper's experiments as grids of pre-training runs: a spec (base preset, shared overrides,
-data, cells, fine-tuning tasks), a resumable runner over the Python API, and a report.
+data, cells, fine-tuning tasks) and a resumable runner over the Python API; the report is
+electra.experiment_report.
 
     electra experiment run ablations --data DATA --glue-dir GLUE --out runs/ablations
     electra experiment report runs/ablations     # report.md, report.json, PNGs (plot extra)
 
 Every cell pre-trains into OUT/cells/NAME and is evaluated into OUT/cells/NAME/eval; a rerun
-skips finished cells, re-evaluates cells whose pre-training finished and resumes the others."""
+skips finished cells, re-evaluates cells whose pre-training finished and resumes the others.
+The random-init control (finetune.control, on by default) is fine-tuned once into OUT/control."""
 
 from __future__ import annotations
 
@@ -13,9 +15,7 @@ import dataclasses
 import difflib
 import json
 import logging
-import math
 import re
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from electra.api import evaluate as api_evaluate
 from electra.api import pretrain as api_pretrain
 from electra.config import apply_overrides, preset
 from electra.errors import ConfigError
+from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.tasks import resolve_tasks
@@ -57,8 +58,13 @@ class FinetuneSpec:
     conll: str | None = None
     squad: str | None = None
     overrides: tuple[str, ...] = ()  # FinetuneConfig fields, e.g. train.train_examples=2000
+    # also fine-tune a randomly initialised encoder (the first cell's architecture and tokenizer)
+    # the same way: the no-pre-training row every cell is read against
+    control: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.control, bool):
+            raise ConfigError(f"finetune.control={self.control!r} must be true or false")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"finetune.seeds={list(self.seeds)} must be distinct and not empty")
         resolve_tasks(self.tasks)
@@ -224,7 +230,8 @@ def spec_from_dict(raw: dict[str, Any], *, default_name: str = "experiment") -> 
         finetune=FinetuneSpec(tasks=",".join(tasks) if isinstance(tasks, list) else str(tasks),
                               seeds=tuple(int(s) for s in seeds), glue_dir=ft.get("glue_dir"),
                               conll=ft.get("conll"), squad=ft.get("squad"),
-                              overrides=_strings(ft, "overrides", "finetune.")))
+                              overrides=_strings(ft, "overrides", "finetune."),
+                              control=ft.get("control", True)))
 
 
 def _check_keys(table: dict, allowed: set[str], prefix: str) -> None:
@@ -306,22 +313,34 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
         api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
                      squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides))
         outcomes.append(CellOutcome(cell.name, pretrain, "ran"))
+    if spec.finetune.control and not (outcomes and outcomes[-1].pretrain == "preempted"):
+        _evaluate_control(spec, out, tasks)
     return outcomes
+
+
+def _evaluate_control(spec: ExperimentSpec, out: Path, tasks: list[str]) -> None:
+    """Fine-tune a random-init encoder of the first cell's architecture (and tokenizer) with the
+    cells' fine-tuning settings, once; a rerun resumes or skips it like a cell's evaluation."""
+    ft, first = spec.finetune, out / "cells" / spec.cells[0].name
+    if _evaluated(out / CONTROL / "eval", tasks, ft.seeds):
+        log.info("control (random init): done (%s)", out / CONTROL / "eval" / "results.json")
+        return
+    log.info("control: fine-tuning a random-init encoder of %s's architecture on %s x %d seed(s) ...",
+             first.name, ",".join(tasks), len(ft.seeds))
+    write_text_atomic(out / f"{CONTROL}.json", json.dumps({"architecture_of": first.name}, indent=2) + "\n")
+    api_evaluate(first, ft.tasks, out / CONTROL / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
+                 squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides), random_init=True)
 
 
 def _check_cell(cell_dir: Path, spec: ExperimentSpec, cell: Cell) -> None:
     """A cell directory is reused only for the same pre-training settings."""
     setup = {"preset": spec.preset, "shared": list(spec.overrides), "cell": list(cell.overrides)}
-    f = _cell_file(cell_dir)  # beside the run directory, which api.pretrain wants empty
+    f = cell_file(cell_dir)
     if f.is_file() and json.loads(f.read_text()) != setup:
         raise ConfigError(f"{cell_dir} holds cell {cell.name} with other settings; rename the cell or "
                           "delete the directory to start it over")
     f.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(f, json.dumps(setup, indent=2) + "\n")
-
-
-def _cell_file(cell_dir: Path) -> Path:
-    return cell_dir.parent / f"{cell_dir.name}.json"
 
 
 def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -> str:
@@ -344,140 +363,3 @@ def _evaluated(eval_dir: Path, tasks: list[str], seeds: Sequence[int]) -> bool:
     done = json.loads(f.read_text())
     return (done.get("seeds") == list(seeds) and
             all(len(done["tasks"].get(t, {}).get("runs", [])) == len(seeds) for t in tasks))
-
-
-# ---- the report ----------------------------------------------------------------------------
-
-
-def read_cell(cell_dir: Path) -> dict[str, Any]:
-    """One report row: objective, compute spent, final context gains, task medians x100."""
-    cfg = json.loads((cell_dir / "config.json").read_text()) if (cell_dir / "config.json").is_file() else {}
-    setup = json.loads(_cell_file(cell_dir).read_text()) if _cell_file(cell_dir).is_file() else {}
-    train, valid = _metrics(cell_dir)
-    last = train[-1] if train else {}
-    obj = cfg.get("objective", {})
-    row = {"cell": cell_dir.name, "kind": obj.get("kind"), "variant": _variant(obj),
-           "overrides": setup.get("cell", []), "flops": last.get("flops"), "tokens": last.get("tokens"),
-           "step": last.get("step"), "gain_mlm_loss": valid[-1].get("gain_mlm_loss") if valid else None,
-           "gain_disc_auc": valid[-1].get("gain_disc_auc") if valid else None,
-           "curve": [_at_flops(v, train) for v in valid], "tasks": {}, "score": None}
-    f = cell_dir / "eval" / "results.json"
-    if f.is_file():
-        results = json.loads(f.read_text())
-        for name, t in results["tasks"].items():
-            s = t["summary"].get(t["main_metric"])
-            if s:
-                row["tasks"][name] = {"median": 100 * s["median"], "n": s["n"], "metric": t["main_metric"]}
-        glue = (results.get("glue_average") or {}).get("score")
-        meds = [t["median"] for t in row["tasks"].values()]
-        row["score"] = 100 * glue if glue is not None else (statistics.mean(meds) if meds else None)
-    return row
-
-
-def _variant(obj: dict[str, Any]) -> str | None:
-    """The objective kind, with its training algorithm and loss weighting where not the default
-    (the report's plot draws one line per variant)."""
-    parts = [obj.get("kind"), obj.get("algorithm", "joint"), obj.get("loss_weighting", "fixed")]
-    return "/".join(p for p in parts if p not in ("joint", "fixed")) if parts[0] else None
-
-
-def _metrics(cell_dir: Path) -> tuple[list[dict], list[dict]]:
-    f = cell_dir / "metrics.jsonl"
-    rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()] if f.is_file() else []
-    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "valid"]
-
-
-def _at_flops(v: dict, train: list[dict]) -> dict:
-    """A validation record's gains with the FLOPs spent by its step (the run's rate so far)."""
-    seen = [t for t in train if t["step"] <= v["step"]] or train[:1]
-    flops = seen[-1]["flops"] * v["step"] / seen[-1]["step"] if seen else None
-    return {"step": v["step"], "flops": flops, "gain_mlm_loss": v.get("gain_mlm_loss"),
-            "gain_disc_auc": v.get("gain_disc_auc")}
-
-
-def report(out: str | Path) -> dict[str, Any]:
-    """report.md, report.json and (with matplotlib) PNGs in `out`; returns the report."""
-    out = Path(out)
-    if not (out / "cells").is_dir():
-        raise ConfigError(f"{out} holds no experiment (no cells/); pass the --out of electra experiment run")
-    order = [c["name"] for c in json.loads((out / "experiment.json").read_text())["cells"]] \
-        if (out / "experiment.json").is_file() else []
-    dirs = sorted((d for d in (out / "cells").iterdir() if d.is_dir()),
-                  key=lambda d: (order.index(d.name) if d.name in order else len(order), d.name))
-    rows = [read_cell(d) for d in dirs]
-    rep = {"dir": str(out), "cells": rows, "figures": []}
-    write_text_atomic(out / "report.md", markdown(rows))
-    try:
-        import matplotlib  # noqa: F401 - the optional `plot` extra
-    except ImportError:
-        log.info("matplotlib is not installed (pip install 'electra[plot]'): no figures")
-    else:
-        rep["figures"] = [str(p) for p in plot(rows, out)]
-    write_text_atomic(out / "report.json", json.dumps(rep, indent=2) + "\n")
-    return rep
-
-
-def _fmt(x: float | None, spec: str) -> str:
-    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def markdown(rows: list[dict]) -> str:
-    tasks = sorted({t for r in rows for t in r["tasks"]})
-    lines = ["# Experiment report", "",
-             "Pre-training FLOPs and tokens at the run's end; context gains from its last validation "
-             "(G: context-free MLM loss − model's, D: AUC − context-free AUC); task scores ×100 are "
-             "medians over fine-tuning seeds; score: GLUE average of medians (or mean of tasks).", "",
-             "| cell | kind / overrides | FLOPs | tokens | G gain | D gain | " + "".join(f"{t} | " for t in tasks)
-             + "score |", "|---|---|---:|---:|---:|---:|" + "---:|" * (len(tasks) + 1)]
-    for r in rows:
-        over = " ".join(o for o in r["overrides"] if not o.startswith("objective.kind="))
-        scores = "".join(f"{r['tasks'][t]['median']:.2f} | " if t in r["tasks"] else "– | " for t in tasks)
-        lines.append(f"| {r['cell']} | {r['kind'] or '–'}{' · ' + over if over else ''} | {_fmt(r['flops'], '.3g')} | "
-                     f"{_fmt(r['tokens'], ',')} | {_fmt(r['gain_mlm_loss'], '+.3f')} | "
-                     f"{_fmt(r['gain_disc_auc'], '+.3f')} | {scores}{_fmt(r['score'], '.2f')} |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(rows: list[dict], out: Path) -> list[Path]:
-    """score_vs_flops.png (the shape of the paper's Figure 1: one line per objective variant, i.e.
-    kind with algorithm / loss weighting where not the default) and
-    context_gains.png (both context gains against FLOPs, one line per cell)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind in sorted({r["variant"] for r in rows if r["variant"]}):
-        pts = sorted((r["flops"], r["score"]) for r in rows
-                     if r["variant"] == kind and r["flops"] and r["score"] is not None)
-        if pts:
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=kind)
-    ax.set_xscale("log")
-    ax.set_xlabel("pre-training FLOPs")
-    ax.set_ylabel("downstream score ×100 (median over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    paths = [out / "score_vs_flops.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
-
-    fig, (ax_g, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
-    for r in rows:
-        c = [p for p in r["curve"] if p["flops"]]
-        for ax, key in ((ax_g, "gain_mlm_loss"), (ax_d, "gain_disc_auc")):
-            pts = [(p["flops"], p[key]) for p in c if p[key] is not None and not math.isnan(p[key])]
-            if pts:
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=r["cell"])
-    for ax, title in ((ax_g, "generator: context-free MLM loss − model's"),
-                      (ax_d, "discriminator: AUC − context-free AUC")):
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel("pre-training FLOPs")
-        ax.set_title(title, fontsize=10)
-    ax_d.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / "context_gains.png")
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
-    return paths

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from electra import experiment
+from electra import experiment, experiment_report
 from electra.api import load_run_config
 from electra.api import pretrain as run
 from electra.config import apply_overrides, preset
@@ -347,6 +347,6 @@ def test_builtin_grids_run_the_algorithms_and_loss_weightings():
         for cell in spec.cells:  # each cell's overrides make a valid config of the base preset
             c = apply_overrides(preset(spec.preset), spec.cell_overrides(cell))
             assert c.objective.disc_weight == 50
-    assert experiment._variant({"kind": "electra", "algorithm": "two_stage", "loss_weighting": "fixed"}) \
+    assert experiment_report.variant({"kind": "electra", "algorithm": "two_stage", "loss_weighting": "fixed"}) \
         == "electra/two_stage"
-    assert experiment._variant({"kind": "electra"}) == "electra"
+    assert experiment_report.variant({"kind": "electra"}) == "electra"

@@ -10,7 +10,7 @@ import json
 import pytest
 import torch
 
-from electra import experiment
+from electra import experiment, experiment_report
 from electra.cli import main
 from electra.errors import ConfigError
 from tests.conftest import TINY_RUN
@@ -61,7 +61,7 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     out = tmp_path / "exp"
     first = experiment.run(experiment.load_spec(spec), out)
     assert [(c.name, c.pretrain, c.evaluate) for c in first] == [("electra", "ran", "ran"), ("mlm", "ran", "ran")]
-    rep = experiment.report(out)
+    rep = experiment_report.report(out)
     rows = {r["cell"]: r for r in rep["cells"]}
     assert rows["electra"]["kind"] == "electra" and rows["mlm"]["kind"] == "mlm"
     assert rows["electra"]["step"] == 4 and rows["mlm"]["step"] == 1  # the FLOP budget stops mlm at once
@@ -70,6 +70,12 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     table = (out / "report.md").read_text()
     assert "| electra | electra |" in table and "| mlm | mlm · train.budget_flops=1 |" in table
     assert json.loads((out / "report.json").read_text())["cells"][0]["cell"] == "electra"
+    # the random-init control: the first cell's architecture, fine-tuned once like every cell
+    assert json.loads((out / "control.json").read_text()) == {"architecture_of": "electra"}
+    control = json.loads((out / "control" / "eval" / "results.json").read_text())
+    assert "randomly re-initialised" in control["source"] and len(control["tasks"]["sst2"]["runs"]) == 1
+    assert rep["control"]["tasks"]["sst2"]["n"] == 1
+    assert "| **random init** | architecture of electra | 0 | 0 |" in table
     try:  # figures need the optional `plot` extra (part of `dev`); without it the report says so and has none
         import matplotlib  # noqa: F401
         expected = {"score_vs_flops.png", "context_gains.png"}
@@ -78,9 +84,11 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     assert {p.split("/")[-1] for p in rep["figures"]} == expected
 
     stamps = {p: p.stat().st_mtime_ns for p in (out / "cells").rglob("*") if p.is_file()}
+    control_stamp = (out / "control" / "eval" / "results.json").stat().st_mtime_ns
     again = experiment.run(experiment.load_spec(spec), out)
     assert [(c.pretrain, c.evaluate) for c in again] == [("done", "done")] * 2
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if p.suffix != ".json" or p.parent.name != "cells")
+    assert (out / "control" / "eval" / "results.json").stat().st_mtime_ns == control_stamp
 
     (out / "cells" / "mlm" / "eval" / "results.json").unlink()
     assert main(["experiment", "run", spec, "--out", str(out)]) == 0
@@ -102,7 +110,7 @@ def test_interrupted_pretraining_resumes(tiny_data, tmp_path):
     shutil.rmtree(cell / "export")  # as if stopped before the end
     done = experiment.run(spec, tmp_path / "exp")
     assert [(c.pretrain, c.evaluate) for c in done] == [("resumed", "ran")]
-    assert experiment.read_cell(cell)["step"] == 4
+    assert experiment_report.read_cell(cell)["step"] == 4
 
 
 def cli_error(capsys, *argv) -> str:
@@ -159,7 +167,39 @@ def test_a_cell_stopped_by_sigterm_is_not_evaluated_and_stops_the_grid(tiny_data
     assert main(["experiment", "run", spec, "--out", str(out)]) == 0
     assert "stopped by SIGTERM in cell electra" in capsys.readouterr().out
     assert not (out / "cells" / "electra" / "eval").exists() and not (out / "cells" / "mlm").exists()
-    assert not (out / "report.md").exists()
+    assert not (out / "report.md").exists() and not (out / "control").exists()
+
+
+def test_report_gives_the_spread_over_seeds_and_the_control_row(tmp_path):
+    cell = tmp_path / "cells" / "electra-1e14"
+    (cell / "eval").mkdir(parents=True)
+
+    def results(runs: list[float]) -> str:
+        s = sorted(runs)
+        return json.dumps({"seeds": [0, 1, 2], "tasks": {"conll2003": {
+            "main_metric": "f1", "runs": runs, "summary": {"f1": {"median": s[1], "min": s[0], "max": s[2], "n": 3}}}}})
+
+    (cell / "eval" / "results.json").write_text(results([0.61, 0.6, 0.64]))
+    (cell / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 10, "flops": 1e14, "tokens": 640}) + "\n")
+    (tmp_path / "control" / "eval").mkdir(parents=True)
+    (tmp_path / "control" / "eval" / "results.json").write_text(results([0.47, 0.45, 0.5]))
+    rep = experiment_report.report(tmp_path)
+    table = (tmp_path / "report.md").read_text()
+    assert "| electra-1e14 | – | 1e+14 | 640 | – | – | 61.00 [60.00, 64.00] | 61.00 |" in table
+    assert "| **random init** | no pre-training | 0 | 0 | – | – | 47.00 [45.00, 50.00] | 47.00 |" in table
+    assert rep["control"]["tasks"]["conll2003"]["median"] == pytest.approx(47.0)
+    assert experiment_report.read_control(tmp_path / "cells") is None  # no control there
+
+
+def test_control_can_be_turned_off(tiny_data, tmp_path):
+    spec = experiment.load_spec(write_spec(tmp_path / "g.toml", tiny_data, write_glue(tmp_path / "glue")))
+    assert spec.finetune.control is True
+    raw = (tmp_path / "g.toml").read_text().replace("[finetune]\n", "[finetune]\ncontrol = false\n")
+    (tmp_path / "g.toml").write_text(raw)
+    assert experiment.load_spec(tmp_path / "g.toml").finetune.control is False
+    (tmp_path / "g.toml").write_text(raw.replace("control = false", 'control = "no"'))
+    with pytest.raises(ConfigError, match="finetune.control='no' must be true or false"):
+        experiment.load_spec(tmp_path / "g.toml")
 
 
 def test_stop_at_cannot_slice_a_grid(tiny_data, tmp_path, capsys):
