@@ -54,6 +54,7 @@ def read_cell(cell_dir: Path) -> dict[str, Any]:
     obj = cfg.get("objective", {})
     tasks, score = read_scores(cell_dir / "eval")
     return {"cell": cell_dir.name, "kind": obj.get("kind"), "variant": variant(obj),
+            "hidden_size": cfg.get("model", {}).get("hidden_size"), "generator_size": generator_size(obj),
             "overrides": setup.get("cell", []), "flops": last.get("flops"), "tokens": last.get("tokens"),
             "step": last.get("step"), "gain_mlm_loss": valid[-1].get("gain_mlm_loss") if valid else None,
             "gain_disc_auc": valid[-1].get("gain_disc_auc") if valid else None,
@@ -77,6 +78,14 @@ def variant(obj: dict[str, Any]) -> str | None:
     return "/".join(p for p in parts if p not in ("joint", "fixed")) if parts[0] else None
 
 
+def generator_size(obj: dict[str, Any]) -> float | None:
+    """The generator's width as a fraction of the discriminator's (the x axis of the paper's
+    Figure 3, left); None for objectives without a generator."""
+    if obj.get("kind") in (None, "mlm"):
+        return None
+    return 1.0 if obj.get("sharing") == "all" else obj.get("generator_size")
+
+
 def _metrics(cell_dir: Path) -> tuple[list[dict], list[dict]]:
     f = cell_dir / "metrics.jsonl"
     rows = [json.loads(line) for line in f.read_text().splitlines() if line.strip()] if f.is_file() else []
@@ -88,7 +97,7 @@ def _at_flops(v: dict, train: list[dict]) -> dict:
     seen = [t for t in train if t["step"] <= v["step"]] or train[:1]
     flops = seen[-1]["flops"] * v["step"] / seen[-1]["step"] if seen else None
     return {"step": v["step"], "flops": flops, "gain_mlm_loss": v.get("gain_mlm_loss"),
-            "gain_disc_auc": v.get("gain_disc_auc")}
+            "gain_disc_auc": v.get("gain_disc_auc"), "mlm_loss": v.get("mlm_loss"), "rtd_loss": v.get("rtd_loss")}
 
 
 def report(out: str | Path) -> dict[str, Any]:
@@ -148,26 +157,55 @@ def markdown(rows: list[dict], control: dict | None = None) -> str:
 
 
 def plot(rows: list[dict], control: dict | None, out: Path) -> list[Path]:
-    """score_vs_flops.png (the shape of the paper's Figure 1: one panel per task, one line per
-    objective variant, i.e. kind with algorithm / loss weighting where not the default, bars from
-    the worst to the best seed, the random-init control dashed) and context_gains.png (both
-    context gains against FLOPs, one line per cell)."""
+    """score_vs_flops.png (the shape of the paper's Figure 1), context_gains.png and losses.png
+    (validation curves against FLOPs, one line per cell), and generator_size.png (the paper's
+    Figure 3, left) when the cells try more than one generator size."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({t for r in rows for t in r["tasks"]}) or ["score"]
+    figures = {"score_vs_flops.png": _score_figure(plt, rows, control),
+               "context_gains.png": _curve_figure(plt, rows, (
+                   ("gain_mlm_loss", "generator: context-free MLM loss − model's"),
+                   ("gain_disc_auc", "discriminator: AUC − context-free AUC")), zero_line=True),
+               "losses.png": _curve_figure(plt, rows, (("mlm_loss", "validation MLM loss"),
+                                                        ("rtd_loss", "validation RTD loss")), zero_line=False)}
+    if len({r["generator_size"] for r in rows if r["generator_size"] and r["tasks"]}) > 1:
+        figures["generator_size.png"] = _generator_figure(plt, rows)
+    paths = []
+    for name, fig in figures.items():
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        paths.append(out / name)
+    return paths
+
+
+def _task_axes(plt: Any, tasks: list[str]) -> tuple[Any, list]:
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    return fig, list(axes[0])
+
+
+def _errorbar(ax: Any, pts: list[tuple[float, dict]], label: str) -> None:
+    """Medians joined by a line, bars from the worst to the best seed."""
+    med = [t["median"] for _, t in pts]
+    ax.errorbar([x for x, _ in pts], med, marker="o", capsize=3, label=label,
+                yerr=[[m - t["min"] for m, (_, t) in zip(med, pts, strict=True)],
+                      [t["max"] - m for m, (_, t) in zip(med, pts, strict=True)]])
+
+
+def _score_figure(plt: Any, rows: list[dict], control: dict | None) -> Any:
+    """One panel per task, one line per objective variant (kind with algorithm / loss weighting
+    where not the default), the random-init control dashed."""
+    tasks = sorted({t for r in rows for t in r["tasks"]}) or ["score"]
+    fig, axes = _task_axes(plt, tasks)
+    for ax, task in zip(axes, tasks, strict=True):
         for kind in sorted({r["variant"] for r in rows if r["variant"]}):
             pts = sorted((r["flops"], r["tasks"][task]) for r in rows
                          if r["variant"] == kind and r["flops"] and task in r["tasks"])
             if pts:
-                med = [p[1]["median"] for p in pts]
-                ax.errorbar([p[0] for p in pts], med, marker="o", capsize=3, label=kind,
-                            yerr=[[m - p[1]["min"] for m, p in zip(med, pts, strict=True)],
-                                  [p[1]["max"] - m for m, p in zip(med, pts, strict=True)]])
+                _errorbar(ax, pts, kind)
         if control and task in control["tasks"]:
             ax.axhline(control["tasks"][task]["median"], color="grey", ls="--", lw=1, label="random init")
         ax.set_xscale("log")
@@ -175,27 +213,42 @@ def plot(rows: list[dict], control: dict | None, out: Path) -> list[Path]:
         ax.set_title(task, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("fine-tuned score ×100 (median over seeds)")
-    fig.tight_layout()
-    paths = [out / "score_vs_flops.png"]
-    fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
+    axes[0].set_ylabel("fine-tuned score ×100 (median over seeds)")
+    return fig
 
-    fig, (ax_g, ax_d) = plt.subplots(1, 2, figsize=(11, 4))
+
+def _generator_figure(plt: Any, rows: list[dict]) -> Any:
+    """Score against the generator's width / the discriminator's, one line per discriminator
+    width, one panel per task."""
+    tasks = sorted({t for r in rows for t in r["tasks"]})
+    fig, axes = _task_axes(plt, tasks)
+    for ax, task in zip(axes, tasks, strict=True):
+        for hidden in sorted({r["hidden_size"] for r in rows if r["generator_size"]}, key=str):
+            pts = sorted((r["generator_size"], r["tasks"][task]) for r in rows
+                         if r["hidden_size"] == hidden and r["generator_size"] and task in r["tasks"])
+            if pts:
+                _errorbar(ax, pts, f"discriminator hidden {hidden}")
+        ax.set_xlabel("generator size / discriminator size")
+        ax.set_title(task, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("fine-tuned score ×100 (median over seeds)")
+    return fig
+
+
+def _curve_figure(plt: Any, rows: list[dict], panels: tuple[tuple[str, str], ...], *, zero_line: bool) -> Any:
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for r in rows:
         c = [p for p in r["curve"] if p["flops"]]
-        for ax, key in ((ax_g, "gain_mlm_loss"), (ax_d, "gain_disc_auc")):
-            pts = [(p["flops"], p[key]) for p in c if p[key] is not None and not math.isnan(p[key])]
+        for ax, (key, _) in zip(axes[0], panels, strict=True):
+            pts = [(p["flops"], p[key]) for p in c if p.get(key) is not None and not math.isnan(p[key])]
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=r["cell"])
-    for ax, title in ((ax_g, "generator: context-free MLM loss − model's"),
-                      (ax_d, "discriminator: AUC − context-free AUC")):
-        ax.axhline(0, color="grey", lw=0.8)
+    for ax, (_, title) in zip(axes[0], panels, strict=True):
+        if zero_line:
+            ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
         ax.set_xlabel("pre-training FLOPs")
         ax.set_title(title, fontsize=10)
-    ax_d.legend(fontsize=7)
-    fig.tight_layout()
-    paths.append(out / "context_gains.png")
-    fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
-    return paths
+    axes[0][0].legend(fontsize=7)  # the first panel has every cell (MLM cells have no RTD curve)
+    return fig

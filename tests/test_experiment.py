@@ -78,7 +78,7 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     assert "| **random init** | architecture of electra | 0 | 0 |" in table
     try:  # figures need the optional `plot` extra (part of `dev`); without it the report says so and has none
         import matplotlib  # noqa: F401
-        expected = {"score_vs_flops.png", "context_gains.png"}
+        expected = {"score_vs_flops.png", "context_gains.png", "losses.png"}  # one generator size: no curve
     except ImportError:
         expected = set()
     assert {p.split("/")[-1] for p in rep["figures"]} == expected
@@ -189,6 +189,23 @@ def test_report_gives_the_spread_over_seeds_and_the_control_row(tmp_path):
     assert "| **random init** | no pre-training | 0 | 0 | – | – | 47.00 [45.00, 50.00] | 47.00 |" in table
     assert rep["control"]["tasks"]["conll2003"]["median"] == pytest.approx(47.0)
     assert experiment_report.read_control(tmp_path / "cells") is None  # no control there
+
+
+def test_generator_sizes_get_their_curve(tmp_path):
+    pytest.importorskip("matplotlib")
+    sizes = {"gen-0.25": {"generator_size": 0.25, "sharing": "embeddings"},
+             "gen-1.0": {"generator_size": 0.5, "sharing": "all"},  # one shared encoder: the generator is 1.0
+             "mlm": {"generator_size": 0.25, "sharing": "embeddings", "kind": "mlm"}}
+    for name, obj in sizes.items():
+        cell = tmp_path / "cells" / name
+        (cell / "eval").mkdir(parents=True)
+        (cell / "config.json").write_text(json.dumps({"model": {"hidden_size": 64},
+                                                      "objective": {"kind": "electra", **obj}}))
+        (cell / "eval" / "results.json").write_text(json.dumps({"seeds": [0], "tasks": {"sst2": {
+            "main_metric": "acc", "summary": {"acc": {"median": 0.7, "min": 0.7, "max": 0.7, "n": 1}}}}}))
+    rep = experiment_report.report(tmp_path)
+    assert {r["cell"]: r["generator_size"] for r in rep["cells"]} == {"gen-0.25": 0.25, "gen-1.0": 1.0, "mlm": None}
+    assert (tmp_path / "generator_size.png").is_file() and str(tmp_path / "generator_size.png") in rep["figures"]
 
 
 def test_control_can_be_turned_off(tiny_data, tmp_path):
