@@ -57,3 +57,20 @@ def test_plan_cli_prints_time_memory_and_budget(capsys):
     out = capsys.readouterr().out
     assert "measured" in out and "in 1h at the same FLOP rate" in out and "large" in out
     assert main(["plan", "--steps", "5", "--tokens", "9"]) == 2
+
+
+def test_measured_plan_runs_the_model_with_trainings_speed_settings(monkeypatch):
+    import electra.plan as plan
+
+    seen = []
+
+    def spy(model, tc, device):
+        plan_use(model, tc, device)
+        seen.append((tc.sample_kernel, model.sample_kernel, device.type))
+
+    plan_use = plan.use_speed_settings
+    monkeypatch.setattr(plan, "use_speed_settings", spy)
+    cfg = apply_overrides(preset("tiny"), ["model.num_layers=1", "model.max_position_embeddings=64",
+                                           "train.sample_kernel=gumbel"])
+    assert measure(cfg, 32, 2, steps=1, device="cpu").tokens_per_s > 0
+    assert seen == [("gumbel", "gumbel", "cpu")]
