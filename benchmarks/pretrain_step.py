@@ -31,10 +31,11 @@ from electra.objective.masking import MaskSpec, mask_tokens  # noqa: E402
 from electra.objective.sampling import gumbel_sample  # noqa: E402
 from electra.train.cpu_runtime import setup_allocator  # noqa: E402
 from electra.train.flops import electra_train_flops  # noqa: E402
-from electra.train.optim import build_optimizer, build_scheduler, optimizer_step  # noqa: E402
+from electra.train.optim import build_optimizer, build_scheduler, optimizer_step, param_groups  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
 from electra.train.state import use_speed_settings  # noqa: E402
 
+FOREACH = "bench.adamw=foreach"  # a variant's marker, not a config override
 VOCAB = {"tiny": 8192, "mini": 8192, "quick": 8192}  # the others use BERT's 30522
 
 
@@ -53,11 +54,14 @@ def fake_batch(B: int, T: int, V: int, device: torch.device):
     return ids.to(device), types.to(device), torch.ones_like(ids, dtype=torch.bool).to(device)
 
 
-def ours_step_fn(cfg, B, T, device, precision_name):
+def ours_step_fn(cfg, B, T, device, precision_name, foreach_adamw=False):
     setup_allocator(cfg.train.allocator)
     model = build_objective(cfg, TokenIds.standard()).to(device).train()
     use_speed_settings(model, cfg.train, device)
     opt = build_optimizer(model, cfg.optim)
+    if foreach_adamw:  # the variant timing torch's foreach AdamW, the CPU default before the fused one
+        opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps, foreach=True)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
     prec = Precision(resolve_precision(precision_name, device), device)
     ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
@@ -137,9 +141,11 @@ def measure(args) -> dict:
     device = torch.device(args.device)
     torch.manual_seed(0)
     name, seq = args.one.split(":")
-    cfg = make_config(name, int(seq), args.override)
-    build = ours_step_fn if args.impl == "ours" else hf_step_fn
-    step, prec = build(cfg, args.batch, int(seq), device, args.precision)
+    cfg = make_config(name, int(seq), [o for o in args.override if o != FOREACH])
+    if args.impl == "ours":
+        step, prec = ours_step_fn(cfg, args.batch, int(seq), device, args.precision, FOREACH in args.override)
+    else:
+        step, prec = hf_step_fn(cfg, args.batch, int(seq), device, args.precision)
     for _ in range(args.warmup):
         step()
     sync(device)
@@ -172,8 +178,9 @@ def main() -> None:
     p.add_argument("--variants", default="default",
                    help="comma list of 'ours' variants: default, nodrop (dropout 0), compile, "
                         "ckpt (gradient checkpointing), gumbel (Gumbel-max samples instead of the "
-                        "inverse CDF), plain (torch's dropout kernel, the system allocator and "
-                        "Gumbel-max: the defaults before the CPU speed work)")
+                        "inverse CDF), foreach (torch's foreach AdamW instead of the fused one), plain (torch's "
+                        "dropout kernel, the system allocator and Gumbel-max: the defaults before the "
+                        "CPU speed work)")
     p.add_argument("--hf-keepmem", action="store_true",
                    help="also run the HF reference with our allocator setting (train.allocator=auto)")
     p.add_argument("--out", help="write the results as JSON here")
@@ -190,7 +197,7 @@ def main() -> None:
     peak = matmul_peak(device, dtype)
     extra = {"default": [], "nodrop": ["model.dropout=0", "model.attention_dropout=0"],
              "compile": ["train.compile=true"], "ckpt": ["train.gradient_checkpointing=true"],
-             "gumbel": ["train.sample_kernel=gumbel"],
+             "gumbel": ["train.sample_kernel=gumbel"], "foreach": [FOREACH],
              "plain": ["train.dropout_kernel=torch", "train.allocator=system", "train.sample_kernel=gumbel"],
              "nodrop+plain": ["model.dropout=0", "model.attention_dropout=0", "train.allocator=system",
                               "train.sample_kernel=gumbel"]}

@@ -1,5 +1,5 @@
 """The optimised paths give the same numbers as the plain ones (fp32): gathered generator head,
-fused-QKV SDPA attention, in-place Gumbel noise, gradient checkpointing; packed-bit dropout
+fused-QKV SDPA attention, in-place Gumbel noise, gradient checkpointing, fused CPU AdamW; packed-bit dropout
 and inverse-CDF sampling (their own random streams) give the same distributions, and the same
 math with the same mask."""
 
@@ -256,3 +256,27 @@ def test_fused_mlm_loss_equals_autograd_cross_entropy_in_value_and_gradient():
     assert torch.allclose(fused, plain, rtol=1e-6, atol=1e-6)
     assert torch.allclose(g_fused, g_plain, rtol=1e-5, atol=1e-7)
     assert torch.count_nonzero(g_fused[weights == 0]) == 0  # ignored picks get no gradient
+
+
+def test_fused_cpu_adamw_updates_like_the_foreach_path():
+    from electra.config_sections import OptimConfig
+    from electra.train.optim import build_optimizer, param_groups
+
+    fused_model, plain_model = tiny_model(), tiny_model()
+    plain_model.load_state_dict(fused_model.state_dict())
+    start = {n: p.detach().clone() for n, p in fused_model.named_parameters()}
+    cfg = OptimConfig(lr=1e-3, weight_decay=0.01)
+    fused = build_optimizer(fused_model, cfg)
+    plain = torch.optim.AdamW(param_groups(plain_model, cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                              eps=cfg.eps, foreach=True)
+    assert fused.defaults["fused"] is True and not plain.defaults["fused"]
+    g = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        for a, b in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
+            a.grad = torch.randn(a.shape, generator=g) * 1e-2
+            b.grad = a.grad.clone()
+        fused.step()
+        plain.step()
+    for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters(), strict=True):
+        assert not torch.equal(a, start[name]), name  # every tensor was updated (5 steps of lr 1e-3)
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name
