@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import machine_meta, write_results  # noqa: E402
+from report import best_interleaved, machine_meta, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
 from electra.model.dropout import use_dropout_kernel  # noqa: E402
@@ -56,13 +55,7 @@ def bench(name: str, batch: int, seq: int, rounds: int, dropout: bool) -> list[d
     for m in models.values():  # compile and warm up
         for _ in range(3):
             step(m)
-    best = {k: float("inf") for k in models}
-    for _ in range(rounds):  # interleaved, so drift in the machine's speed hits every variant
-        for k, m in models.items():
-            t = time.perf_counter()
-            for _ in range(5):
-                step(m)
-            best[k] = min(best[k], (time.perf_counter() - t) / 5)
+    best = best_interleaved({k: (lambda m=m: step(m)) for k, m in models.items()}, rounds)
     rows = [{"config": name, "variant": k, "dropout": dropout, "ms_per_step": 1e3 * s,
              "speedup_vs_eager": best["eager"] / s} for k, s in best.items()]
     for r in rows:

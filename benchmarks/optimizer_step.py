@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import machine_meta, write_results  # noqa: E402
+from report import best_interleaved, machine_meta, write_results  # noqa: E402
 
 from electra.config import preset  # noqa: E402
 from electra.objective import TokenIds, build_objective  # noqa: E402
@@ -33,13 +32,7 @@ def bench(name: str, rounds: int) -> list[dict]:
     opts = {k: torch.optim.AdamW(param_groups(model, 0.01), lr=1e-4, eps=1e-6, **kw) for k, kw in PATHS.items()}
     for o in opts.values():
         o.step()  # allocate the moment buffers
-    best = {k: float("inf") for k in opts}
-    for _ in range(rounds):
-        for k, o in opts.items():
-            t = time.perf_counter()
-            for _ in range(5):
-                o.step()
-            best[k] = min(best[k], (time.perf_counter() - t) / 5)
+    best = best_interleaved({k: o.step for k, o in opts.items()}, rounds)
     n = sum(p.numel() for p in model.parameters())
     rows = [{"config": name, "parameters": n, "path": k, "ms_per_step": 1e3 * s,
              "speedup_vs_foreach": best["foreach"] / s} for k, s in best.items()]

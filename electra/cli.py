@@ -242,7 +242,7 @@ def _experiment_run(args: argparse.Namespace) -> None:
         return _print_config(spec)
     done = experiment.run(spec, args.out)
     print(experiment_run_line(done, Path(args.out) / "cells"))
-    if not done or done[-1].pretrain != "preempted":
+    if not experiment.preempted(done):
         _experiment_report(argparse.Namespace(dir=args.out))
 
 

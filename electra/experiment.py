@@ -265,11 +265,22 @@ def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: 
     ft_over = [o.removeprefix("finetune.") for o in overrides if o.startswith("finetune.")]
     pre_over = [o for o in overrides if not o.startswith("finetune.")]
     ft = spec.finetune
+    control = ft.control
+    for o in [o for o in ft_over if o.startswith("control=")]:  # the spec's own key, not a FinetuneConfig field
+        control = _flag(o)
+        ft_over.remove(o)
     ft = dataclasses.replace(ft, tasks=tasks or ft.tasks, seeds=tuple(seeds) if seeds else ft.seeds,
                              glue_dir=glue_dir or ft.glue_dir, conll=conll or ft.conll,
-                             squad=squad or ft.squad, overrides=(*ft.overrides, *ft_over))
+                             squad=squad or ft.squad, overrides=(*ft.overrides, *ft_over), control=control)
     return dataclasses.replace(spec, data=data or spec.data, preset=preset_name or spec.preset,
                                overrides=(*spec.overrides, *pre_over), finetune=ft)
+
+
+def _flag(override: str) -> bool:
+    value = override.split("=", 1)[1].strip().lower()
+    if value not in ("true", "false"):
+        raise ConfigError(f"finetune.{override} must be finetune.control=true or finetune.control=false")
+    return value == "true"
 
 
 # ---- the runner ----------------------------------------------------------------------------
@@ -313,9 +324,14 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
         api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
                      squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides))
         outcomes.append(CellOutcome(cell.name, pretrain, "ran"))
-    if spec.finetune.control and not (outcomes and outcomes[-1].pretrain == "preempted"):
+    if spec.finetune.control and not preempted(outcomes):
         _evaluate_control(spec, out, tasks)
     return outcomes
+
+
+def preempted(outcomes: Sequence[CellOutcome]) -> bool:
+    """Whether SIGTERM stopped the grid (in its last cell): nothing after it ran."""
+    return bool(outcomes) and outcomes[-1].pretrain == "preempted"
 
 
 def _evaluate_control(spec: ExperimentSpec, out: Path, tasks: list[str]) -> None:
@@ -325,11 +341,17 @@ def _evaluate_control(spec: ExperimentSpec, out: Path, tasks: list[str]) -> None
     if _evaluated(out / CONTROL / "eval", tasks, ft.seeds):
         log.info("control (random init): done (%s)", out / CONTROL / "eval" / "results.json")
         return
+    # the run directory (its newest checkpoint) as every earlier control was measured, or its
+    # export where the checkpoints were deleted: the architecture and tokenizer are the same
+    source = first if any((first / "checkpoints").glob("step_*")) else first / "export" / "discriminator"
+    if not source.is_dir():
+        raise ConfigError(f"the random-init control needs cell {first.name}'s run ({first}) or its export; "
+                          "run the grid again to pre-train it, or set control = false under [finetune]")
     log.info("control: fine-tuning a random-init encoder of %s's architecture on %s x %d seed(s) ...",
              first.name, ",".join(tasks), len(ft.seeds))
-    write_text_atomic(out / f"{CONTROL}.json", json.dumps({"architecture_of": first.name}, indent=2) + "\n")
-    api_evaluate(first, ft.tasks, out / CONTROL / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
+    api_evaluate(source, ft.tasks, out / CONTROL / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
                  squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides), random_init=True)
+    write_text_atomic(out / f"{CONTROL}.json", json.dumps({"architecture_of": first.name}, indent=2) + "\n")
 
 
 def _check_cell(cell_dir: Path, spec: ExperimentSpec, cell: Cell) -> None:

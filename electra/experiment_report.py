@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ def read_cell(cell_dir: Path) -> dict[str, Any]:
     tasks, score = read_scores(cell_dir / "eval")
     return {"cell": cell_dir.name, "kind": obj.get("kind"), "variant": variant(obj),
             "hidden_size": cfg.get("model", {}).get("hidden_size"), "generator_size": generator_size(obj),
+            "budget": cfg.get("train", {}).get("budget_flops") or None,
             "overrides": setup.get("cell", []), "flops": last.get("flops"), "tokens": last.get("tokens"),
             "step": last.get("step"), "gain_mlm_loss": valid[-1].get("gain_mlm_loss") if valid else None,
             "gain_disc_auc": valid[-1].get("gain_disc_auc") if valid else None,
@@ -157,7 +159,8 @@ def markdown(rows: list[dict], control: dict | None = None) -> str:
 
 
 def plot(rows: list[dict], control: dict | None, out: Path) -> list[Path]:
-    """score_vs_flops.png (the shape of the paper's Figure 1), context_gains.png and losses.png
+    """score_vs_flops.png (the shape of the paper's Figure 1: one line per objective variant, i.e.
+    kind with algorithm / loss weighting where not the default), context_gains.png and losses.png
     (validation curves against FLOPs, one line per cell), and generator_size.png (the paper's
     Figure 3, left) when the cells try more than one generator size."""
     import matplotlib
@@ -165,14 +168,17 @@ def plot(rows: list[dict], control: dict | None, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figures = {"score_vs_flops.png": _score_figure(plt, rows, control),
+    figures = {"score_vs_flops.png": _panel_figure(plt, rows, "flops", lambda r: r["variant"] or "?",
+                                                   control=control, xlabel="pre-training FLOPs", log_x=True),
                "context_gains.png": _curve_figure(plt, rows, (
                    ("gain_mlm_loss", "generator: context-free MLM loss − model's"),
                    ("gain_disc_auc", "discriminator: AUC − context-free AUC")), zero_line=True),
                "losses.png": _curve_figure(plt, rows, (("mlm_loss", "validation MLM loss"),
                                                         ("rtd_loss", "validation RTD loss")), zero_line=False)}
     if len({r["generator_size"] for r in rows if r["generator_size"] and r["tasks"]}) > 1:
-        figures["generator_size.png"] = _generator_figure(plt, rows)
+        figures["generator_size.png"] = _panel_figure(plt, [r for r in rows if r["generator_size"]],
+                                                      "generator_size", _size_group, control=control,
+                                                      xlabel="generator size / discriminator size", log_x=False)
     paths = []
     for name, fig in figures.items():
         fig.tight_layout()
@@ -182,58 +188,49 @@ def plot(rows: list[dict], control: dict | None, out: Path) -> list[Path]:
     return paths
 
 
-def _task_axes(plt: Any, tasks: list[str]) -> tuple[Any, list]:
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
-    return fig, list(axes[0])
+def _value(row: dict, panel: str) -> dict | None:
+    """A panel's point for one row: a task's median and seed range, or the grid's one score."""
+    if panel == "score":
+        return None if row["score"] is None else {"median": row["score"], "min": row["score"], "max": row["score"]}
+    return row["tasks"].get(panel)
 
 
-def _errorbar(ax: Any, pts: list[tuple[float, dict]], label: str) -> None:
-    """Medians joined by a line, bars from the worst to the best seed."""
-    med = [t["median"] for _, t in pts]
-    ax.errorbar([x for x, _ in pts], med, marker="o", capsize=3, label=label,
-                yerr=[[m - t["min"] for m, (_, t) in zip(med, pts, strict=True)],
-                      [t["max"] - m for m, (_, t) in zip(med, pts, strict=True)]])
-
-
-def _score_figure(plt: Any, rows: list[dict], control: dict | None) -> Any:
-    """One panel per task, one line per objective variant (kind with algorithm / loss weighting
-    where not the default), the random-init control dashed."""
-    tasks = sorted({t for r in rows for t in r["tasks"]}) or ["score"]
-    fig, axes = _task_axes(plt, tasks)
-    for ax, task in zip(axes, tasks, strict=True):
-        for kind in sorted({r["variant"] for r in rows if r["variant"]}):
-            pts = sorted((r["flops"], r["tasks"][task]) for r in rows
-                         if r["variant"] == kind and r["flops"] and task in r["tasks"])
-            if pts:
-                _errorbar(ax, pts, kind)
-        if control and task in control["tasks"]:
-            ax.axhline(control["tasks"][task]["median"], color="grey", ls="--", lw=1, label="random init")
-        ax.set_xscale("log")
-        ax.set_xlabel("pre-training FLOPs")
-        ax.set_title(task, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("fine-tuned score ×100 (median over seeds)")
-    return fig
-
-
-def _generator_figure(plt: Any, rows: list[dict]) -> Any:
-    """Score against the generator's width / the discriminator's, one line per discriminator
-    width, one panel per task."""
+def _panel_figure(plt: Any, rows: list[dict], x_key: str, group: Callable[[dict], str], *,
+                  control: dict | None, xlabel: str, log_x: bool) -> Any:
+    """One panel per task (and one for the grid's score when there are several tasks), one line
+    per group of rows: medians joined, bars from the worst to the best seed, the random-init
+    control dashed."""
     tasks = sorted({t for r in rows for t in r["tasks"]})
-    fig, axes = _task_axes(plt, tasks)
-    for ax, task in zip(axes, tasks, strict=True):
-        for hidden in sorted({r["hidden_size"] for r in rows if r["generator_size"]}, key=str):
-            pts = sorted((r["generator_size"], r["tasks"][task]) for r in rows
-                         if r["hidden_size"] == hidden and r["generator_size"] and task in r["tasks"])
+    panels = [*tasks, "score"] if len(tasks) > 1 else tasks or ["score"]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        for name in sorted({group(r) for r in rows if r[x_key]}):
+            pts = sorted(((r[x_key], v) for r in rows if r[x_key] and group(r) == name
+                          and (v := _value(r, panel)) is not None), key=lambda p: p[0])
             if pts:
-                _errorbar(ax, pts, f"discriminator hidden {hidden}")
-        ax.set_xlabel("generator size / discriminator size")
-        ax.set_title(task, fontsize=10)
+                med = [v["median"] for _, v in pts]
+                ax.errorbar([x for x, _ in pts], med, marker="o", capsize=3, label=name,
+                            yerr=[[m - v["min"] for m, (_, v) in zip(med, pts, strict=True)],
+                                  [v["max"] - m for m, (_, v) in zip(med, pts, strict=True)]])
+        ref = _value(control, panel) if control else None
+        if ref is not None:
+            ax.axhline(ref["median"], color="grey", ls="--", lw=1, label="random init")
+        if log_x:
+            ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_title(panel if panel != "score" else "score (GLUE average, or mean of tasks)", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0].set_ylabel("fine-tuned score ×100 (median over seeds)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("fine-tuned score ×100 (median over seeds)")
     return fig
+
+
+def _size_group(row: dict) -> str:
+    """The generator-size curve joins cells that differ only in generator size: same objective,
+    discriminator width and FLOP budget."""
+    budget = f" · {row['budget']:.0e} FLOPs" if row["budget"] else ""
+    return f"{row['variant']} · hidden {row['hidden_size']}{budget}"
 
 
 def _curve_figure(plt: Any, rows: list[dict], panels: tuple[tuple[str, str], ...], *, zero_line: bool) -> Any:
@@ -250,5 +247,6 @@ def _curve_figure(plt: Any, rows: list[dict], panels: tuple[tuple[str, str], ...
         ax.set_xscale("log")
         ax.set_xlabel("pre-training FLOPs")
         ax.set_title(title, fontsize=10)
-    axes[0][0].legend(fontsize=7)  # the first panel has every cell (MLM cells have no RTD curve)
+    if axes[0][0].get_legend_handles_labels()[0]:  # the first panel has every cell (MLM cells: no RTD curve)
+        axes[0][0].legend(fontsize=7)
     return fig

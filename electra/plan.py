@@ -22,12 +22,11 @@ import torch
 from electra.config import PRESETS, PretrainConfig, apply_overrides, preset
 from electra.errors import ConfigError
 from electra.objective import TokenIds, build_objective
-from electra.train.cpu_runtime import setup_allocator
 from electra.train.distributed import resolve_device
 from electra.train.flops import electra_train_flops
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step
 from electra.train.precision import Precision, resolve_precision
-from electra.train.state import use_speed_settings
+from electra.train.state import use_process_settings, use_speed_settings
 
 # dense bf16 peak FLOP/s (fp16 tensor cores for V100), the usual MFU denominators
 GPU_PEAK = {"v100": 125e12, "t4": 65e12, "a10": 125e12, "l4": 121e12, "a6000": 155e12,
@@ -60,12 +59,11 @@ class Throughput:
 
 def measure(cfg: PretrainConfig, seq_len: int, micro_batch: int, steps: int = 3,
             device: str = "auto") -> Throughput:
-    """Time `steps` real training steps (after one warm-up) on random ids, with the speed
-    settings training applies (allocator, dropout and sampling kernels, checkpointing), so the
-    plan times what a run would run."""
+    """Time `steps` real training steps (after one warm-up) on random ids, with the settings a run
+    applies (threads, allocator, dropout and sampling kernels, checkpointing), so the plan times
+    what the run would run (train.compile aside: its compile time would swamp a few steps)."""
     dev = resolve_device(device)
-    if dev.type == "cpu":
-        setup_allocator(cfg.train.allocator)
+    use_process_settings(cfg.train)
     model = build_objective(cfg, TokenIds.standard()).to(dev).train()
     use_speed_settings(model, cfg.train, dev)
     opt = build_optimizer(model, cfg.optim)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from electra.api import PipelineResult
-from electra.experiment import CellOutcome
+from electra.experiment import CellOutcome, preempted
 from electra.plan import Plan, Throughput
 from electra.train.log import format_count, format_duration
 from electra.train.validate import learned_context
@@ -87,7 +87,7 @@ def print_plan(p: Plan, tput: Throughput, budget: str | None,
 def experiment_run_line(done: Sequence[CellOutcome], cells_dir: Path) -> str:
     """What `electra experiment run` says when it returns: how far the grid got, or where SIGTERM
     stopped it (the report waits for the grid to be whole)."""
-    if done and done[-1].pretrain == "preempted":
+    if preempted(done):
         return (f"stopped by SIGTERM in cell {done[-1].name} (checkpoint saved); run the same command "
                 "again to resume the grid")
     return f"{len(done)} cell(s) in {cells_dir}; {sum(c.evaluate == 'ran' for c in done)} evaluated in this invocation"

@@ -188,32 +188,51 @@ def test_report_gives_the_spread_over_seeds_and_the_control_row(tmp_path):
     assert "| electra-1e14 | – | 1e+14 | 640 | – | – | 61.00 [60.00, 64.00] | 61.00 |" in table
     assert "| **random init** | no pre-training | 0 | 0 | – | – | 47.00 [45.00, 50.00] | 47.00 |" in table
     assert rep["control"]["tasks"]["conll2003"]["median"] == pytest.approx(47.0)
-    assert experiment_report.read_control(tmp_path / "cells") is None  # no control there
 
 
-def test_generator_sizes_get_their_curve(tmp_path):
+def test_generator_sizes_get_their_curve_and_ties_draw(tmp_path):
     pytest.importorskip("matplotlib")
-    sizes = {"gen-0.25": {"generator_size": 0.25, "sharing": "embeddings"},
-             "gen-1.0": {"generator_size": 0.5, "sharing": "all"},  # one shared encoder: the generator is 1.0
-             "mlm": {"generator_size": 0.25, "sharing": "embeddings", "kind": "mlm"}}
-    for name, obj in sizes.items():
+    cells = {  # two cells share a generator size and a FLOP count: the plots must still draw
+        "gen-0.25": {"generator_size": 0.25, "sharing": "embeddings"},
+        "gen-0.25-lr": {"generator_size": 0.25, "sharing": "embeddings"},
+        "gen-1.0": {"generator_size": 0.5, "sharing": "all"},  # one shared encoder: the generator is 1.0
+        "adversarial": {"generator_size": 0.25, "sharing": "embeddings", "algorithm": "adversarial"},
+        "mlm": {"generator_size": 0.25, "sharing": "embeddings", "kind": "mlm"}}
+    for name, obj in cells.items():
         cell = tmp_path / "cells" / name
         (cell / "eval").mkdir(parents=True)
-        (cell / "config.json").write_text(json.dumps({"model": {"hidden_size": 64},
+        (cell / "config.json").write_text(json.dumps({"model": {"hidden_size": 64}, "train": {"budget_flops": 1e14},
                                                       "objective": {"kind": "electra", **obj}}))
-        (cell / "eval" / "results.json").write_text(json.dumps({"seeds": [0], "tasks": {"sst2": {
-            "main_metric": "acc", "summary": {"acc": {"median": 0.7, "min": 0.7, "max": 0.7, "n": 1}}}}}))
+        (cell / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 5, "flops": 1e14, "tokens": 64}) + "\n")
+        (cell / "eval" / "results.json").write_text(json.dumps({"seeds": [0], "tasks": {t: {
+            "main_metric": "acc", "summary": {"acc": {"median": 0.7, "min": 0.7, "max": 0.7, "n": 1}}}
+            for t in ("sst2", "rte")}}))
     rep = experiment_report.report(tmp_path)
-    assert {r["cell"]: r["generator_size"] for r in rep["cells"]} == {"gen-0.25": 0.25, "gen-1.0": 1.0, "mlm": None}
-    assert (tmp_path / "generator_size.png").is_file() and str(tmp_path / "generator_size.png") in rep["figures"]
+    assert {r["cell"]: r["generator_size"] for r in rep["cells"]} == {
+        "gen-0.25": 0.25, "gen-0.25-lr": 0.25, "gen-1.0": 1.0, "adversarial": 0.25, "mlm": None}
+    rows = {r["cell"]: r for r in rep["cells"]}
+    assert experiment_report._size_group(rows["gen-0.25"]) == "electra · hidden 64 · 1e+14 FLOPs"
+    assert experiment_report._size_group(rows["adversarial"]) == "electra/adversarial · hidden 64 · 1e+14 FLOPs"
+    assert {p.split("/")[-1] for p in rep["figures"]} == {
+        "score_vs_flops.png", "context_gains.png", "losses.png", "generator_size.png"}
 
 
-def test_control_can_be_turned_off(tiny_data, tmp_path):
+def test_control_can_be_turned_off_in_the_spec_or_on_the_command_line(tiny_data, tmp_path, monkeypatch):
     spec = experiment.load_spec(write_spec(tmp_path / "g.toml", tiny_data, write_glue(tmp_path / "glue")))
     assert spec.finetune.control is True
+    assert experiment.with_options(spec, overrides=["finetune.control=false"]).finetune.control is False
+    with pytest.raises(ConfigError, match="finetune.control=true or finetune.control=false"):
+        experiment.with_options(spec, overrides=["finetune.control=maybe"])
     raw = (tmp_path / "g.toml").read_text().replace("[finetune]\n", "[finetune]\ncontrol = false\n")
     (tmp_path / "g.toml").write_text(raw)
-    assert experiment.load_spec(tmp_path / "g.toml").finetune.control is False
+    off = experiment.load_spec(tmp_path / "g.toml")
+    assert off.finetune.control is False
+    evaluated = []
+    monkeypatch.setattr(experiment, "api_evaluate",
+                        lambda model, *a, random_init=False, **kw: evaluated.append((model, random_init)))
+    experiment.run(dataclasses.replace(off, cells=off.cells[:1]), tmp_path / "exp")
+    assert evaluated == [(tmp_path / "exp" / "cells" / "electra", False)]  # the cell only, no control
+    assert not (tmp_path / "exp" / "control").exists()
     (tmp_path / "g.toml").write_text(raw.replace("control = false", 'control = "no"'))
     with pytest.raises(ConfigError, match="finetune.control='no' must be true or false"):
         experiment.load_spec(tmp_path / "g.toml")

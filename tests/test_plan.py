@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from electra.config import apply_overrides, preset
 from electra.errors import ConfigError
@@ -59,7 +60,7 @@ def test_plan_cli_prints_time_memory_and_budget(capsys):
     assert main(["plan", "--steps", "5", "--tokens", "9"]) == 2
 
 
-def test_measured_plan_runs_the_model_with_trainings_speed_settings(monkeypatch):
+def test_measured_plan_runs_the_model_with_trainings_threads_and_speed_settings(monkeypatch):
     import electra.plan as plan
 
     seen = []
@@ -71,6 +72,12 @@ def test_measured_plan_runs_the_model_with_trainings_speed_settings(monkeypatch)
     plan_use = plan.use_speed_settings
     monkeypatch.setattr(plan, "use_speed_settings", spy)
     cfg = apply_overrides(preset("tiny"), ["model.num_layers=1", "model.max_position_embeddings=64",
-                                           "train.sample_kernel=gumbel"])
-    assert measure(cfg, 32, 2, steps=1, device="cpu").tokens_per_s > 0
+                                           "train.sample_kernel=gumbel", "train.threads=1"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert measure(cfg, 32, 2, steps=1, device="cpu").tokens_per_s > 0
+        assert torch.get_num_threads() == 1  # the run's thread count, as training sets it
+    finally:
+        torch.set_num_threads(threads)
     assert seen == [("gumbel", "gumbel", "cpu")]

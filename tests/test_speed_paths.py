@@ -3,6 +3,7 @@ fused-QKV SDPA attention, in-place Gumbel noise, gradient checkpointing, fused C
 and inverse-CDF sampling (their own random streams) give the same distributions, and the same
 math with the same mask."""
 
+import copy
 import math
 
 import pytest
@@ -280,3 +281,28 @@ def test_fused_cpu_adamw_updates_like_the_foreach_path():
     for (name, a), b in zip(fused_model.named_parameters(), plain_model.parameters(), strict=True):
         assert not torch.equal(a, start[name]), name  # every tensor was updated (5 steps of lr 1e-3)
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), name
+
+
+def test_a_checkpoint_from_the_foreach_optimizer_resumes_on_the_fused_kernel():
+    from electra.config_sections import OptimConfig
+    from electra.train.optim import build_optimizer, load_optimizer_state, param_groups
+
+    cfg = OptimConfig(lr=1e-3, weight_decay=0.01)
+    old_model, new_model = tiny_model(), tiny_model()
+    new_model.load_state_dict(old_model.state_dict())
+    old = torch.optim.AdamW(param_groups(old_model, cfg.weight_decay), lr=cfg.lr, eps=cfg.eps)  # foreach, as saved before
+    for p in old_model.parameters():
+        p.grad = torch.full_like(p, 1e-2)
+    old.step()
+    saved = copy.deepcopy(old.state_dict())  # as read back from a checkpoint: no tensors shared with `old`
+    assert all(g["fused"] is None for g in saved["param_groups"])
+    new = build_optimizer(new_model, cfg)
+    new_model.load_state_dict(old_model.state_dict())
+    load_optimizer_state(new, saved)
+    assert all(g["fused"] is True and not g["foreach"] for g in new.param_groups)
+    for opt, model in ((old, old_model), (new, new_model)):  # the same next update on either kernel
+        for p in model.parameters():
+            p.grad = torch.full_like(p, -1e-2)
+        opt.step()
+    for a, b in zip(old_model.parameters(), new_model.parameters(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)

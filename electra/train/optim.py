@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -84,10 +85,27 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, lr_scale: dict[str, floa
     betas = (cfg.beta1, cfg.beta2)
     if not cfg.bias_correction:
         return AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
-    # torch's fused kernel: one pass over each tensor on CPU as on GPU; measured 3-4x faster than
+    # torch's fused kernel: one pass over each tensor on CPU as on GPU; about 3x faster than
     # foreach on CPU (BENCHMARKS.md, section 0c)
     fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps, fused=fused or None)
+
+
+def load_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Load a checkpoint's optimizer state but keep this process's kernel choice: torch restores
+    each group's saved `fused`/`foreach` flags, so a checkpoint written before the fused CPU
+    kernel (or on another device) would otherwise run the slower path for the rest of the run.
+    Both paths compute the same update (tests/test_speed_paths.py)."""
+    optimizer.load_state_dict(state)
+    if "fused" not in optimizer.defaults:  # our own AdamW (no bias correction): one path
+        return
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = optimizer.defaults["fused"], optimizer.defaults["foreach"]
+        if group["fused"]:  # the fused kernel keeps its step counts on the parameter's device
+            for p in group["params"]:
+                st = optimizer.state.get(p, {})
+                if "step" in st:
+                    st["step"] = torch.as_tensor(st["step"], dtype=torch.float32, device=p.device)
 
 
 def lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:

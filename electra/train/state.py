@@ -33,7 +33,13 @@ from electra.train.cpu_runtime import setup_allocator
 from electra.train.distributed import Context
 from electra.train.flops import flop_rate
 from electra.train.log import format_count
-from electra.train.optim import build_optimizer, build_scheduler, peak_lr, rebase_lr
+from electra.train.optim import (
+    build_optimizer,
+    build_scheduler,
+    load_optimizer_state,
+    peak_lr,
+    rebase_lr,
+)
 from electra.train.precision import Precision, resolve_precision
 from electra.train.pretrained import token_ids
 from electra.train.unigram_init import init_unigram_bias
@@ -166,9 +172,7 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
     if micro * tc.grad_accum * world != tc.batch_size:
         raise ConfigError(f"train.batch_size={tc.batch_size} must be divisible by grad_accum x "
                           f"processes = {tc.grad_accum * world}")
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    setup_allocator(tc.allocator)
+    use_process_settings(tc)
     torch.manual_seed(tc.seed + ctx.info.rank)  # ranks draw different masks and samples
     tok = data.tokenizer
     model = build_objective(cfg, token_ids(tok)).to(ctx.device)
@@ -186,6 +190,14 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
                       scheduler=build_scheduler(optimizer, cfg.optim, schedule_steps(cfg, data.seq_len)),
                       precision=Precision(resolve_precision(tc.precision, ctx.device), ctx.device),
                       loader=loader, micro_batch=micro)
+
+
+def use_process_settings(tc: TrainConfig) -> None:
+    """The process-wide settings a run starts with: its thread count and (CPU) allocator. Shared
+    with `electra plan`, so a plan measures the speed the run would get."""
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    setup_allocator(tc.allocator)
 
 
 def use_speed_settings(model: PretrainingObjective, tc: TrainConfig, device: torch.device) -> None:
@@ -250,7 +262,7 @@ def load_checkpoint(state: TrainState, path: Path, tokenizer: Tokenizer, rank: i
     ckpt.check_tokenizer(path, meta, tokenizer.fingerprint, "the run's tokenizer/")
     ckpt.load_model_state(state.model, ckpt.load_weights(path), str(path))
     trainer, rng = ckpt.load_trainer(path, rank)
-    state.optimizer.load_state_dict(trainer["optimizer"])
+    load_optimizer_state(state.optimizer, trainer["optimizer"])
     state.scheduler.load_state_dict(trainer["scheduler"])
     state.precision.scaler.load_state_dict(trainer["scaler"])
     state.loader.load_state_dict(trainer["loader"])
