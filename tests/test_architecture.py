@@ -20,7 +20,7 @@ FLOORS = [
     ("electra.hf",),
     ("electra.train",),
     ("electra.finetuning", "electra.plan", "electra.diagnose"),
-    ("electra.api", "electra.experiment"),
+    ("electra.api", "electra.experiment", "electra.experiment_report"),
     ("electra.cli", "electra.cli_checks", "electra.summaries", "electra"),
 ]
 
