@@ -11,7 +11,6 @@ compiled regions torch's dropout, which inductor generates inside its fused kern
 
 from __future__ import annotations
 
-import argparse
 import copy
 import sys
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import best_interleaved, machine_meta, write_results  # noqa: E402
+from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
 from electra.model.dropout import use_dropout_kernel  # noqa: E402
@@ -56,29 +55,18 @@ def bench(name: str, batch: int, seq: int, rounds: int, dropout: bool) -> list[d
         for _ in range(3):
             step(m)
     best = best_interleaved({k: (lambda m=m: step(m)) for k, m in models.items()}, rounds)
-    rows = [{"config": name, "variant": k, "dropout": dropout, "ms_per_step": 1e3 * s,
-             "speedup_vs_eager": best["eager"] / s} for k, s in best.items()]
-    for r in rows:
-        print(f"{name:6s} dropout={'on ' if dropout else 'off'} {r['variant']:17s} {r['ms_per_step']:8.1f} ms  "
-              f"x{r['speedup_vs_eager']:.2f}", flush=True)
-    return rows
+    return ratio_rows(best, "eager", "variant", f"{name:6s} dropout={'on ' if dropout else 'off'}",
+                      config=name, dropout=dropout)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--configs", default="tiny,small")
+    p = ratio_parser(__doc__)
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--threads", type=int, default=0, help="0: torch's default")
-    p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--dropout", action="store_true", help="keep the presets' dropout on")
-    p.add_argument("--out", default=None)
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = [r for name in args.configs.split(",")
-            for r in bench(name, args.batch, args.seq, args.rounds, args.dropout)]
-    write_results(args.out, machine_meta(batch=args.batch, seq=args.seq), rows)
+    run_configs(args, lambda name: bench(name, args.batch, args.seq, args.rounds, args.dropout),
+                batch=args.batch, seq=args.seq)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ many kernels that takes, which is host overhead a small model's step cannot hide
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import best_interleaved, machine_meta, write_results  # noqa: E402
+from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
 
 from electra.config import preset  # noqa: E402
 from electra.objective import TokenIds, build_objective  # noqa: E402
@@ -34,25 +33,12 @@ def bench(name: str, rounds: int) -> list[dict]:
         o.step()  # allocate the moment buffers
     best = best_interleaved({k: o.step for k, o in opts.items()}, rounds)
     n = sum(p.numel() for p in model.parameters())
-    rows = [{"config": name, "parameters": n, "path": k, "ms_per_step": 1e3 * s,
-             "speedup_vs_foreach": best["foreach"] / s} for k, s in best.items()]
-    for r in rows:
-        print(f"{name:6s} {n / 1e6:5.1f}M params  {r['path']:8s} {r['ms_per_step']:7.1f} ms  "
-              f"x{r['speedup_vs_foreach']:.2f} vs foreach", flush=True)
-    return rows
+    return ratio_rows(best, "foreach", "path", f"{name:6s} {n / 1e6:5.1f}M params ", config=name, parameters=n)
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--configs", default="tiny,small")
-    p.add_argument("--threads", type=int, default=0, help="0: torch's default")
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = [r for name in args.configs.split(",") for r in bench(name, args.rounds)]
-    write_results(args.out, machine_meta(), rows)
+    args = ratio_parser(__doc__).parse_args()
+    run_configs(args, lambda name: bench(name, args.rounds))
 
 
 if __name__ == "__main__":

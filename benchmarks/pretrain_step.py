@@ -33,7 +33,7 @@ from electra.train.cpu_runtime import setup_allocator  # noqa: E402
 from electra.train.flops import electra_train_flops  # noqa: E402
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step, param_groups  # noqa: E402
 from electra.train.precision import Precision, resolve_precision  # noqa: E402
-from electra.train.state import use_speed_settings  # noqa: E402
+from electra.train.state import use_process_settings, use_speed_settings  # noqa: E402
 
 FOREACH = "bench.adamw=foreach"  # a variant's marker, not a config override
 VOCAB = {"tiny": 8192, "mini": 8192, "quick": 8192}  # the others use BERT's 30522
@@ -55,7 +55,7 @@ def fake_batch(B: int, T: int, V: int, device: torch.device):
 
 
 def ours_step_fn(cfg, B, T, device, precision_name, foreach_adamw=False):
-    setup_allocator(cfg.train.allocator)
+    use_process_settings(cfg.train)
     model = build_objective(cfg, TokenIds.standard()).to(device).train()
     use_speed_settings(model, cfg.train, device)
     opt = build_optimizer(model, cfg.optim)

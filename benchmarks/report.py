@@ -6,6 +6,7 @@ across scripts."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -38,3 +39,32 @@ def best_interleaved(fns: dict[str, Callable[[], None]], rounds: int, reps: int 
                 fn()
             best[k] = min(best[k], (time.perf_counter() - t) / reps)
     return best
+
+
+def ratio_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every same-process ratio benchmark takes (configs, threads, rounds, out)."""
+    p = argparse.ArgumentParser(description=doc.split("\n")[0])
+    p.add_argument("--configs", default="tiny,small")
+    p.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", default=None)
+    return p
+
+
+def run_configs(args: argparse.Namespace, bench: Callable[[str], list[dict]], **meta) -> None:
+    """Set the thread count, run `bench` for each of --configs, write the rows to --out."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = [r for name in args.configs.split(",") for r in bench(name)]
+    write_results(args.out, machine_meta(**meta), rows)
+
+
+def ratio_rows(best: dict[str, float], baseline: str, key: str, prefix: str, **fields) -> list[dict]:
+    """One result row per timed function (ms per call, speed-up over `baseline`), each printed
+    as it is made; `fields` go into every row."""
+    rows = []
+    for name, sec in best.items():
+        ratio = best[baseline] / sec
+        rows.append({**fields, key: name, "ms_per_step": 1e3 * sec, f"speedup_vs_{baseline}": ratio})
+        print(f"{prefix} {name:17s} {1e3 * sec:8.1f} ms  x{ratio:.2f} vs {baseline}", flush=True)
+    return rows
