@@ -18,7 +18,7 @@ from electra.model.dropout import (
     resolve_dropout_kernel,
     use_dropout_kernel,
 )
-from electra.objective.losses import mlm_loss, rtd_loss
+from electra.objective.losses import mlm_loss, rtd_loss, top1_hits
 from electra.objective.sampling import cdf_sample, gumbel_sample, resolve_sample_kernel
 from tests.test_model import batch, masked, tiny_model
 
@@ -96,6 +96,30 @@ def test_inverse_cdf_sampling_keeps_shapes_streams_and_extremes():
     half = torch.tensor([[0.0, 0.0] + [float("-inf")] * 6]).expand(50_000, 8).bfloat16()
     freq = _frequencies(cdf_sample, half)  # bf16 logits are sampled in fp32
     assert abs(freq[0] - 0.5) < 0.01 and freq[2:].sum() == 0
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 0.5])
+def test_inverse_cdf_scaling_after_the_shift_draws_what_dividing_first_drew(temperature):
+    """The plain formulation divides the logits by the temperature before the shift; the sampler
+    scales the shifted buffer instead. For powers of two both are exact: the same samples."""
+    logits = torch.randn(64, 301, generator=torch.Generator().manual_seed(4)) * 4
+    logits[:, 5] = float("-inf")
+    x = logits / temperature
+    cdf = torch.exp(x - x.amax(-1, keepdim=True)).cumsum(-1)
+    u = torch.rand(64, 1, generator=torch.Generator().manual_seed(9))
+    plain = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).clamp(max=300).squeeze(1)
+    assert torch.equal(cdf_sample(logits, temperature, torch.Generator().manual_seed(9)), plain)
+
+
+def test_top1_hits_is_argmax_equal_to_the_target_with_ties_counted():
+    logits = torch.randn(4, 6, 301, generator=torch.Generator().manual_seed(5))
+    targets = logits.argmax(-1)
+    targets[0] = (targets[0] + 1) % 301  # some misses
+    assert torch.equal(top1_hits(logits, targets), logits.argmax(-1) == targets)
+    tied = torch.zeros(2, 5)
+    tied[1, 3] = 1.0
+    assert top1_hits(tied, torch.tensor([4, 3])).tolist() == [True, True]
+    assert top1_hits(tied, torch.tensor([4, 2])).tolist() == [True, False]
 
 
 def test_sample_kernel_is_a_checked_config_value_used_by_the_training_runtime(tmp_path):

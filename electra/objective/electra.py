@@ -24,7 +24,7 @@ from electra.model.heads import (
 from electra.model.layers import Embeddings, Encoder, init_positions, init_weights, zero_pad_row
 from electra.objective.base import ObjectiveOutput, PretrainingObjective, TokenIds
 from electra.objective.gdes import merged_encoder, share_gdes
-from electra.objective.losses import mlm_loss, rtd_loss
+from electra.objective.losses import mlm_loss, rtd_loss, top1_hits
 from electra.objective.masking import MaskedBatch, MaskSpec, mask_tokens
 from electra.objective.sampling import SAMPLERS
 from electra.objective.sop import SOP_STAT_NAMES, SentenceOrder, sop_loss, swap_segments
@@ -35,7 +35,7 @@ from electra.objective.weighting import LossWeighting
 class PretrainOutput(ObjectiveOutput):
     mlm_loss: torch.Tensor  # scalar
     rtd_loss: torch.Tensor  # scalar
-    gen_correct: torch.Tensor  # scalar, picked positions where argmax(G) == original
+    gen_correct: torch.Tensor  # scalar, picked positions where argmax(G) == original (top1_hits)
     gen_count: torch.Tensor  # scalar, picked positions
     disc_correct: torch.Tensor  # scalar, tokens where (logit > 0) == replaced
     disc_count: torch.Tensor  # scalar, non-pad tokens
@@ -247,7 +247,7 @@ class ElectraModel(PretrainingObjective):
         """The typed output and its additive statistics; `scored` [B, T] bool: the tokens the
         discriminator's statistics count; `extra`: a subclass's further scalar statistics."""
         with torch.no_grad():
-            gen_hit = ((g_logits.argmax(-1) == masked.targets).float() * masked.weights).sum()
+            gen_hit = (top1_hits(g_logits, masked.targets).float() * masked.weights).sum()
             disc_hit = (((d_logits > 0) == replaced) & scored).sum().float()
             gen_n, disc_n = masked.weights.sum(), scored.sum().float()
             n_replaced = (replaced & scored).sum().float()

@@ -11,22 +11,27 @@ class _WeightedCrossEntropy(torch.autograd.Function):
     """sum_i w_i (logsumexp(x_i) - x_i[t_i]) / (sum_i w_i + 1e-6), with the gradient written out:
     softmax(x) - onehot(t), scaled per row, built in one buffer. Autograd's cross-entropy
     zero-fills a [N, V] gradient, scatters into it, then runs log-softmax's backward over it:
-    at V = 30k those passes were 11% of the `small` step on CPU (BENCHMARKS.md)."""
+    at V = 30k those passes were 11% of the `small` step on CPU (BENCHMARKS.md). The forward
+    keeps exp(x - max) (in place of the logits, so memory is unchanged) and the backward only
+    scales it: a subtraction and an exponential over [N, V] fewer than recomputing softmax."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 weights: torch.Tensor) -> torch.Tensor:
-        lse = torch.logsumexp(logits, -1)  # [N]
+        top = logits.amax(-1, keepdim=True)  # [N, 1]
+        shifted_exp = torch.sub(logits, top).exp_()  # [N, V]
+        total = shifted_exp.sum(-1)  # [N]
+        lse = top.squeeze(1) + total.log()  # [N]
         picked = logits.gather(1, targets[:, None]).squeeze(1)
         denom = weights.sum() + 1e-6
-        ctx.save_for_backward(logits, lse, targets, weights, denom)
+        ctx.save_for_backward(shifted_exp, total, targets, weights, denom)
         return ((lse - picked) * weights).sum() / denom
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        logits, lse, targets, weights, denom = ctx.saved_tensors
+        shifted_exp, total, targets, weights, denom = ctx.saved_tensors
         scale = (weights * (grad_out / denom))[:, None]  # [N, 1]
-        grad = torch.sub(logits, lse[:, None]).exp_().mul_(scale)  # softmax, scaled
+        grad = shifted_exp * (scale / total[:, None])  # softmax, scaled
         grad.scatter_add_(1, targets[:, None], -scale)
         return grad, None, None
 
@@ -36,6 +41,14 @@ def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor)
     # logits: [B, P, V]; targets, weights: [B, P] -> scalar
     return _WeightedCrossEntropy.apply(logits.float().flatten(0, 1), targets.flatten(),
                                        weights.flatten().float())
+
+
+def top1_hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Where the target's logit is its row's maximum: argmax == target, except that a target tied
+    for the maximum counts too. One max pass over [..., V]: torch's CPU argmax tracks indices and
+    cost 1-2% of a pre-training step for an accuracy statistic (BENCHMARKS.md)."""
+    # logits: [..., V]; targets: [...] -> [...] bool
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) >= logits.amax(-1)
 
 
 def rtd_loss(logits: torch.Tensor, replaced: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 
 from electra.model.heads import gather_positions
 from electra.objective.electra import ElectraModel, PretrainOutput
-from electra.objective.losses import mlm_loss
+from electra.objective.losses import mlm_loss, top1_hits
 from electra.objective.masking import MaskedBatch
 
 
@@ -37,7 +37,7 @@ class ReplaceMLMModel(ElectraModel):
         d_logits = self.discriminator_mlm_head(h, self.discriminator.embeddings.word_embeddings.weight)
         d_mlm = mlm_loss(d_logits, masked.targets, masked.weights)  # picked positions only
         with torch.no_grad():
-            d_hit = ((d_logits.argmax(-1) == masked.targets).float() * masked.weights).sum()
+            d_hit = (top1_hits(d_logits, masked.targets).float() * masked.weights).sum()
         return self.output_without_rtd(self.objective.mlm_weight * mlm + d_mlm, mlm, g_logits,
                                        masked, replaced, attention_mask, corrupted,
                                        extra=(d_mlm.detach(), d_hit))

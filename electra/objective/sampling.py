@@ -33,14 +33,18 @@ def cdf_sample(logits: torch.Tensor, temperature: float = 1.0,
     noise cost 8-10% of the `small` step and 6-8% of the CPU presets' steps (BENCHMARKS.md).
     Here a row costs one exp, one running sum and a binary search, and one uniform number.
     The sum is left unnormalised (the uniform is scaled by the row's total instead), and
-    `right=True` skips entries whose probability underflowed to zero."""
+    `right=True` skips entries whose probability underflowed to zero. The temperature scales
+    x - max(x) in its own buffer (a power-of-two temperature gives bit for bit the same values as
+    dividing the logits first, one [N, V] buffer fewer)."""
     # logits: [..., V] -> ids [...]
-    x = logits.float() if temperature == 1.0 else logits.float() / temperature
-    rows = x.reshape(-1, x.shape[-1])  # [N, V]
-    cdf = torch.sub(rows, rows.amax(-1, keepdim=True)).exp_().cumsum_(-1)
+    rows = logits.float().reshape(-1, logits.shape[-1])  # [N, V]
+    shifted = torch.sub(rows, rows.amax(-1, keepdim=True))
+    if temperature != 1.0:
+        shifted.div_(temperature)
+    cdf = shifted.exp_().cumsum_(-1)
     u = torch.rand(rows.shape[0], 1, device=rows.device, dtype=torch.float32, generator=generator)
     ids = torch.searchsorted(cdf, u.mul_(cdf[:, -1:]), right=True).clamp_(max=rows.shape[-1] - 1)
-    return ids.view(x.shape[:-1])
+    return ids.view(logits.shape[:-1])
 
 
 def resolve_sample_kernel(requested: str, device: torch.device) -> str:

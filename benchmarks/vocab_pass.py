@@ -1,0 +1,98 @@
+"""The generator's work over the vocabulary in one pre-training step: MLM loss forward and
+backward, the accuracy statistic and the replacement samples, on [N, V] logits of a preset's
+shape, same process, interleaved rounds, best of each.
+
+    python benchmarks/vocab_pass.py --configs tiny,small --threads 1 --out benchmarks/results/vocab_pass.json
+
+`current` is the training code (objective/losses.py, objective/sampling.py). `recompute` is what
+it replaced: the loss keeps the logits and recomputes the softmax in its backward, the accuracy
+is an argmax, and the sampler divides the logits by the temperature before shifting them.
+`autograd` is the textbook: `F.cross_entropy` through autograd, argmax, Gumbel-max samples."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pretrain_step import make_config  # noqa: E402
+from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
+
+from electra.objective.losses import mlm_loss, top1_hits  # noqa: E402
+from electra.objective.sampling import cdf_sample, gumbel_sample  # noqa: E402
+from electra.train.cpu_runtime import keep_freed_memory  # noqa: E402
+
+
+class _RecomputedCrossEntropy(torch.autograd.Function):
+    """The previous loss: logsumexp forward, softmax recomputed from the saved logits."""
+
+    @staticmethod
+    def forward(ctx, logits, targets, weights):  # type: ignore[override]
+        lse = torch.logsumexp(logits, -1)
+        picked = logits.gather(1, targets[:, None]).squeeze(1)
+        denom = weights.sum() + 1e-6
+        ctx.save_for_backward(logits, lse, targets, weights, denom)
+        return ((lse - picked) * weights).sum() / denom
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        logits, lse, targets, weights, denom = ctx.saved_tensors
+        scale = (weights * (grad_out / denom))[:, None]
+        grad = torch.sub(logits, lse[:, None]).exp_().mul_(scale)
+        grad.scatter_add_(1, targets[:, None], -scale)
+        return grad, None, None
+
+
+def divide_first_sample(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    x = logits if temperature == 1.0 else logits / temperature
+    cdf = torch.sub(x, x.amax(-1, keepdim=True)).exp_().cumsum_(-1)
+    u = torch.rand(x.shape[0], 1).mul_(cdf[:, -1:])
+    return torch.searchsorted(cdf, u, right=True).clamp_(max=x.shape[-1] - 1)
+
+
+def bench(name: str, batch: int, rounds: int) -> list[dict]:
+    cfg = make_config(name, 128, [])
+    n, V, T = batch * round(cfg.objective.mask_prob * 128), cfg.model.vocab_size, cfg.objective.temperature
+    keep_freed_memory()  # as in training (train.allocator=auto): no page faults per step
+    logits = (torch.randn(n, V) * 2).requires_grad_()
+    targets, weights = torch.randint(0, V, (n,)), torch.ones(n)
+
+    def current() -> None:
+        logits.grad = None
+        mlm_loss(logits[None], targets[None], weights[None]).backward()
+        top1_hits(logits.detach(), targets).sum()
+        cdf_sample(logits.detach(), T)
+
+    def recompute() -> None:
+        logits.grad = None
+        _RecomputedCrossEntropy.apply(logits, targets, weights).backward()
+        (logits.detach().argmax(-1) == targets).sum()
+        divide_first_sample(logits.detach(), T)
+
+    def autograd() -> None:
+        logits.grad = None
+        ((F.cross_entropy(logits, targets, reduction="none") * weights).sum() / weights.sum()).backward()
+        (logits.detach().argmax(-1) == targets).sum()
+        gumbel_sample(logits.detach(), T)
+
+    fns = {"current": current, "recompute": recompute, "autograd": autograd}
+    for fn in fns.values():
+        fn()
+    best = best_interleaved(fns, rounds)
+    return ratio_rows(best, "recompute", "path", f"{name:6s} [{n}, {V}] T={T:g}", config=name,
+                      rows=n, vocab=V, temperature=T)
+
+
+def main() -> None:
+    p = ratio_parser(__doc__)
+    p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
+    args = p.parse_args()
+    run_configs(args, lambda name: bench(name, args.batch, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
