@@ -195,13 +195,23 @@ def _value(row: dict, panel: str) -> dict | None:
     return row["tasks"].get(panel)
 
 
+def score_panels(rows: list[dict]) -> list[str]:
+    """The tasks, and "score" only where it adds a number: with one GLUE task among others (SST-2
+    beside CoNLL-2003) the GLUE average is that task's median, a second copy of its panel."""
+    tasks = sorted({t for r in rows for t in r["tasks"]})
+    if not tasks:
+        return ["score"]
+    repeats_a_task = all(r["score"] is None or any(math.isclose(r["score"], t["median"]) for t in r["tasks"].values())
+                         for r in rows)
+    return tasks if len(tasks) == 1 or repeats_a_task else [*tasks, "score"]
+
+
 def _panel_figure(plt: Any, rows: list[dict], x_key: str, group: Callable[[dict], str], *,
                   control: dict | None, xlabel: str, log_x: bool) -> Any:
     """One panel per task (and one for the grid's score when there are several tasks), one line
     per group of rows: medians joined, bars from the worst to the best seed, the random-init
     control dashed."""
-    tasks = sorted({t for r in rows for t in r["tasks"]})
-    panels = [*tasks, "score"] if len(tasks) > 1 else tasks or ["score"]
+    panels = score_panels(rows)
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for name in sorted({group(r) for r in rows if r[x_key]}):

@@ -243,3 +243,14 @@ def test_stop_at_cannot_slice_a_grid(tiny_data, tmp_path, capsys):
     bad.write_text('preset = "tiny"\n[[cells]]\nname = "a"\noverrides = ["train.stop_at=2"]\n')
     err = cli_error(capsys, "experiment", "run", bad, "--out", tmp_path / "x", "--data", tiny_data)
     assert "cell a: train.stop_at does not slice a grid" in err
+
+
+def test_the_score_panel_appears_only_where_it_is_not_a_task_again():
+    def row(tasks: dict[str, float], score: float | None) -> dict:
+        return {"tasks": {k: {"median": v} for k, v in tasks.items()}, "score": score}
+    sst2_and_conll = [row({"sst2": 72.0, "conll2003": 61.0}, 72.0), row({"sst2": 70.0, "conll2003": 64.0}, 70.0)]
+    assert experiment_report.score_panels(sst2_and_conll) == ["conll2003", "sst2"]  # the GLUE average is SST-2
+    two_glue = [row({"sst2": 72.0, "rte": 54.0}, 63.0)]
+    assert experiment_report.score_panels(two_glue) == ["rte", "sst2", "score"]
+    assert experiment_report.score_panels([row({"sst2": 72.0}, 72.0)]) == ["sst2"]
+    assert experiment_report.score_panels([row({}, None)]) == ["score"]
