@@ -111,7 +111,7 @@ def test_inverse_cdf_scaling_after_the_shift_draws_what_dividing_first_drew(temp
     assert torch.equal(cdf_sample(logits, temperature, torch.Generator().manual_seed(9)), plain)
 
 
-def test_top1_hits_is_argmax_equal_to_the_target_with_ties_counted():
+def test_top1_hits_is_argmax_equal_to_the_target():
     logits = torch.randn(4, 6, 301, generator=torch.Generator().manual_seed(5))
     targets = logits.argmax(-1)
     targets[0] = (targets[0] + 1) % 301  # some misses
@@ -120,6 +120,8 @@ def test_top1_hits_is_argmax_equal_to_the_target_with_ties_counted():
     tied[1, 3] = 1.0
     assert top1_hits(tied, torch.tensor([4, 3])).tolist() == [True, True]
     assert top1_hits(tied, torch.tensor([4, 2])).tolist() == [True, False]
+    half = torch.tensor([[1.0, 1.001, 0.5]]).bfloat16()  # the two first round to one bf16 value
+    assert top1_hits(half, torch.tensor([1])).tolist() == [False]  # argmax says 0: no tie counted
 
 
 def test_sample_kernel_is_a_checked_config_value_used_by_the_training_runtime(tmp_path):
