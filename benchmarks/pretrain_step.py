@@ -136,6 +136,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def median_step_seconds(step, warmup: int, steps: int, device: torch.device) -> float:
+    """Median wall time of `steps` calls after `warmup` (CUDA: synchronised, peak memory reset
+    after the warm-up, so it is the measured steps' own)."""
+    for _ in range(warmup):
+        step()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
 def measure(args) -> dict:
     """One configuration, in this (fresh) process."""
     device = torch.device(args.device)
@@ -146,19 +163,7 @@ def measure(args) -> dict:
         step, prec = ours_step_fn(cfg, args.batch, int(seq), device, args.precision, FOREACH in args.override)
     else:
         step, prec = hf_step_fn(cfg, args.batch, int(seq), device, args.precision)
-    for _ in range(args.warmup):
-        step()
-    sync(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(args.steps):
-        t = time.perf_counter()
-        step()
-        sync(device)
-        times.append(time.perf_counter() - t)
-    times.sort()
-    median = times[len(times) // 2]
+    median = median_step_seconds(step, args.warmup, args.steps, device)
     peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
     return {"impl": args.impl, "config": args.one, "batch": args.batch, "precision": prec,

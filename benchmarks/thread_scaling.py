@@ -14,14 +14,13 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pretrain_step import hf_step_fn, make_config, ours_step_fn  # noqa: E402
+from pretrain_step import hf_step_fn, make_config, median_step_seconds, ours_step_fn  # noqa: E402
 from report import machine_meta, write_results  # noqa: E402
 
 BATCH, SEQ = 16, 128
@@ -32,15 +31,9 @@ def measure(impl: str, name: str, threads: int, steps: int) -> float:
     overrides = [f"train.threads={threads}"] + (["train.allocator=system"] if impl == "hf" else [])
     cfg = make_config(name, SEQ, overrides)
     torch.set_num_threads(threads)  # the reference has no config; ours sets the same from train.threads
-    step, _ = (ours_step_fn if impl == "ours" else hf_step_fn)(cfg, BATCH, SEQ, torch.device("cpu"), "auto")
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return BATCH * SEQ / sorted(times)[len(times) // 2]
+    cpu = torch.device("cpu")
+    step, _ = (ours_step_fn if impl == "ours" else hf_step_fn)(cfg, BATCH, SEQ, cpu, "auto")
+    return BATCH * SEQ / median_step_seconds(step, 3, steps, cpu)
 
 
 def main() -> None:
@@ -64,7 +57,10 @@ def main() -> None:
             for impl in ("hf", "ours"):
                 for t in counts:
                     cmd = [sys.executable, __file__, "--steps", str(args.steps), "--one", impl, name, str(t)]
-                    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                    res = subprocess.run(cmd, capture_output=True, text=True)
+                    if res.returncode:
+                        print(res.stderr[-2000:], file=sys.stderr)
+                        raise SystemExit(f"{impl} {name} at {t} threads failed")
                     tok[impl, t] = json.loads(res.stdout.strip().splitlines()[-1])
             for t in counts:
                 row = {"round": rnd, "config": name, "threads": t, "hf_tokens_per_s": tok["hf", t],

@@ -4,10 +4,12 @@ shape, same process, interleaved rounds, best of each.
 
     python benchmarks/vocab_pass.py --configs tiny,small --threads 1 --out benchmarks/results/vocab_pass.json
 
-`current` is the training code (objective/losses.py, objective/sampling.py). `recompute` is what
-it replaced: the loss keeps the logits and recomputes the softmax in its backward, the accuracy
-is an argmax, and the sampler divides the logits by the temperature before shifting them.
-`autograd` is the textbook: `F.cross_entropy` through autograd, argmax, Gumbel-max samples."""
+`current` is the training code (objective/losses.py, objective/sampling.py). `previous` is a
+frozen copy of that code before session 22 (kept here as the baseline): the loss's log-sum-exp
+through `torch.logsumexp` (an extra [N, V] buffer), the accuracy an argmax, and the sampler
+dividing a copy of the logits by the temperature before shifting them. Both recompute the
+softmax in backward. `autograd` is the textbook: `F.cross_entropy` through autograd, argmax,
+Gumbel-max samples."""
 
 from __future__ import annotations
 
@@ -22,13 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pretrain_step import make_config  # noqa: E402
 from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
 
+from electra.objective import TokenIds  # noqa: E402
 from electra.objective.losses import mlm_loss, top1_hits  # noqa: E402
+from electra.objective.masking import MaskSpec  # noqa: E402
 from electra.objective.sampling import cdf_sample, gumbel_sample  # noqa: E402
 from electra.train.cpu_runtime import keep_freed_memory  # noqa: E402
 
 
-class _RecomputedCrossEntropy(torch.autograd.Function):
-    """The previous loss: logsumexp forward, softmax recomputed from the saved logits."""
+class _PreviousCrossEntropy(torch.autograd.Function):
+    """The previous loss: torch.logsumexp forward, softmax recomputed from the saved logits."""
 
     @staticmethod
     def forward(ctx, logits, targets, weights):  # type: ignore[override]
@@ -56,7 +60,8 @@ def divide_first_sample(logits: torch.Tensor, temperature: float) -> torch.Tenso
 
 def bench(name: str, batch: int, rounds: int) -> list[dict]:
     cfg = make_config(name, 128, [])
-    n, V, T = batch * round(cfg.objective.mask_prob * 128), cfg.model.vocab_size, cfg.objective.temperature
+    spec = MaskSpec.from_config(cfg.objective, TokenIds.standard().mask_id, cfg.model.vocab_size)
+    n, V, T = batch * spec.predictions_for(128), cfg.model.vocab_size, cfg.objective.temperature
     keep_freed_memory()  # as in training (train.allocator=auto): no page faults per step
     logits = (torch.randn(n, V) * 2).requires_grad_()
     targets, weights = torch.randint(0, V, (n,)), torch.ones(n)
@@ -67,9 +72,9 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
         top1_hits(logits.detach(), targets).sum()
         cdf_sample(logits.detach(), T)
 
-    def recompute() -> None:
+    def previous() -> None:
         logits.grad = None
-        _RecomputedCrossEntropy.apply(logits, targets, weights).backward()
+        _PreviousCrossEntropy.apply(logits, targets, weights).backward()
         (logits.detach().argmax(-1) == targets).sum()
         divide_first_sample(logits.detach(), T)
 
@@ -79,11 +84,11 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
         (logits.detach().argmax(-1) == targets).sum()
         gumbel_sample(logits.detach(), T)
 
-    fns = {"current": current, "recompute": recompute, "autograd": autograd}
+    fns = {"current": current, "previous": previous, "autograd": autograd}
     for fn in fns.values():
         fn()
     best = best_interleaved(fns, rounds)
-    return ratio_rows(best, "recompute", "path", f"{name:6s} [{n}, {V}] T={T:g}", config=name,
+    return ratio_rows(best, "previous", "path", f"{name:6s} [{n}, {V}] T={T:g}", config=name,
                       rows=n, vocab=V, temperature=T)
 
 

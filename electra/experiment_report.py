@@ -28,12 +28,13 @@ def cell_file(cell_dir: Path) -> Path:
     return cell_dir.parent / f"{cell_dir.name}.json"
 
 
-def read_scores(eval_dir: Path) -> tuple[dict[str, dict], float | None]:
-    """Per task: median, min and max x100 over seeds (and n, metric); and the grid's one score:
-    the GLUE average of medians, or the mean of the task medians."""
+def read_scores(eval_dir: Path) -> tuple[dict[str, dict], float | None, bool]:
+    """Per task: median, min and max x100 over seeds (and n, metric); the grid's one score: the
+    GLUE average of medians, or the mean of the task medians; and whether that score is a task's
+    own median again (a GLUE average over one task)."""
     f = eval_dir / "results.json"
     if not f.is_file():
-        return {}, None
+        return {}, None, False
     results = json.loads(f.read_text())
     tasks = {}
     for name, t in results["tasks"].items():
@@ -41,9 +42,11 @@ def read_scores(eval_dir: Path) -> tuple[dict[str, dict], float | None]:
         if s:
             tasks[name] = {"median": 100 * s["median"], "min": 100 * s["min"], "max": 100 * s["max"],
                            "n": s["n"], "metric": t["main_metric"]}
-    glue = (results.get("glue_average") or {}).get("score")
+    glue = results.get("glue_average") or {}
+    if glue.get("score") is not None:
+        return tasks, 100 * glue["score"], len(glue.get("tasks", [])) == 1
     meds = [t["median"] for t in tasks.values()]
-    return tasks, (100 * glue if glue is not None else (statistics.mean(meds) if meds else None))
+    return tasks, (statistics.mean(meds) if meds else None), len(meds) == 1
 
 
 def read_cell(cell_dir: Path) -> dict[str, Any]:
@@ -53,19 +56,20 @@ def read_cell(cell_dir: Path) -> dict[str, Any]:
     train, valid = _metrics(cell_dir)
     last = train[-1] if train else {}
     obj = cfg.get("objective", {})
-    tasks, score = read_scores(cell_dir / "eval")
+    tasks, score, repeats = read_scores(cell_dir / "eval")
     return {"cell": cell_dir.name, "kind": obj.get("kind"), "variant": variant(obj),
             "hidden_size": cfg.get("model", {}).get("hidden_size"), "generator_size": generator_size(obj),
             "budget": cfg.get("train", {}).get("budget_flops") or None,
             "overrides": setup.get("cell", []), "flops": last.get("flops"), "tokens": last.get("tokens"),
             "step": last.get("step"), "gain_mlm_loss": valid[-1].get("gain_mlm_loss") if valid else None,
             "gain_disc_auc": valid[-1].get("gain_disc_auc") if valid else None,
-            "curve": [_at_flops(v, train) for v in valid], "tasks": tasks, "score": score}
+            "curve": [_at_flops(v, train) for v in valid], "tasks": tasks, "score": score,
+            "score_repeats_a_task": repeats}
 
 
 def read_control(out: Path) -> dict[str, Any] | None:
     """The random-init row, if the grid has evaluated one."""
-    tasks, score = read_scores(out / CONTROL / "eval")
+    tasks, score, _ = read_scores(out / CONTROL / "eval")
     if not tasks:
         return None
     meta = out / f"{CONTROL}.json"
@@ -201,14 +205,13 @@ def score_panels(rows: list[dict]) -> list[str]:
     tasks = sorted({t for r in rows for t in r["tasks"]})
     if not tasks:
         return ["score"]
-    repeats_a_task = all(r["score"] is None or any(math.isclose(r["score"], t["median"]) for t in r["tasks"].values())
-                         for r in rows)
-    return tasks if len(tasks) == 1 or repeats_a_task else [*tasks, "score"]
+    repeats = all(r.get("score_repeats_a_task", False) for r in rows)
+    return tasks if len(tasks) == 1 or repeats else [*tasks, "score"]
 
 
 def _panel_figure(plt: Any, rows: list[dict], x_key: str, group: Callable[[dict], str], *,
                   control: dict | None, xlabel: str, log_x: bool) -> Any:
-    """One panel per task (and one for the grid's score when there are several tasks), one line
+    """One panel per task (and one for the grid's score where it adds a number), one line
     per group of rows: medians joined, bars from the worst to the best seed, the random-init
     control dashed."""
     panels = score_panels(rows)

@@ -11,7 +11,8 @@ CPU scale? A tied softmax pushes every word's vector away from the contexts it d
 which in large models makes the table anisotropic ("representation degeneration", Gao et al.
 2019), and the pre-trained table alone loses SST-2 points to a random one here (RESULTS.md).
 Here the head gets its own [V, E] matrix (N(0, 0.02), as every weight), so the word table learns
-only through the encoder's input. Everything else is the `electra` command unchanged. The
+only through the encoder's input. (The patch replaces the head class, so a discriminator-side
+masked-LM head, in recipes that have one, is untied too; the default recipe has none.) Everything else is the `electra` command unchanged. The
 checkpoints carry the extra matrix, which the project's loaders reject as another model, so
 fine-tune the exported discriminator (the shared encoder; its export is exact). `geometry` prints
 a word table's effective rank (exp of the entropy of its centred singular-value spectrum) and the

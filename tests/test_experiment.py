@@ -245,12 +245,22 @@ def test_stop_at_cannot_slice_a_grid(tiny_data, tmp_path, capsys):
     assert "cell a: train.stop_at does not slice a grid" in err
 
 
-def test_the_score_panel_appears_only_where_it_is_not_a_task_again():
-    def row(tasks: dict[str, float], score: float | None) -> dict:
-        return {"tasks": {k: {"median": v} for k, v in tasks.items()}, "score": score}
-    sst2_and_conll = [row({"sst2": 72.0, "conll2003": 61.0}, 72.0), row({"sst2": 70.0, "conll2003": 64.0}, 70.0)]
+def test_the_score_panel_appears_only_where_it_is_not_a_task_again(tmp_path):
+    def row(tasks: dict[str, float], glue_tasks: list[str] | None) -> dict:
+        eval_dir = tmp_path / f"e{len(list(tmp_path.iterdir()))}"
+        eval_dir.mkdir()
+        results = {"tasks": {k: {"main_metric": "acc", "summary": {"acc": {"median": v, "min": v, "max": v, "n": 1}}}
+                             for k, v in tasks.items()}}
+        if glue_tasks is not None:
+            results["glue_average"] = {"score": sum(tasks[t] for t in glue_tasks) / len(glue_tasks), "tasks": glue_tasks}
+        (eval_dir / "results.json").write_text(json.dumps(results))
+        got, score, repeats = experiment_report.read_scores(eval_dir)
+        return {"tasks": got, "score": score, "score_repeats_a_task": repeats}
+    sst2_and_conll = [row({"sst2": 0.72, "conll2003": 0.61}, ["sst2"]), row({"sst2": 0.7, "conll2003": 0.64}, ["sst2"])]
     assert experiment_report.score_panels(sst2_and_conll) == ["conll2003", "sst2"]  # the GLUE average is SST-2
-    two_glue = [row({"sst2": 72.0, "rte": 54.0}, 63.0)]
+    two_glue = [row({"sst2": 0.7, "rte": 0.6}, ["sst2", "rte"])]
     assert experiment_report.score_panels(two_glue) == ["rte", "sst2", "score"]
-    assert experiment_report.score_panels([row({"sst2": 72.0}, 72.0)]) == ["sst2"]
-    assert experiment_report.score_panels([row({}, None)]) == ["score"]
+    evenly_spaced = [row({"conll2003": 0.6, "squad": 0.7, "ner": 0.8}, None)]  # mean 70 equals a median
+    assert experiment_report.score_panels(evenly_spaced) == ["conll2003", "ner", "squad", "score"]
+    assert experiment_report.score_panels([row({"sst2": 0.72}, ["sst2"])]) == ["sst2"]
+    assert experiment_report.score_panels([{"tasks": {}, "score": None}]) == ["score"]

@@ -11,27 +11,26 @@ class _WeightedCrossEntropy(torch.autograd.Function):
     """sum_i w_i (logsumexp(x_i) - x_i[t_i]) / (sum_i w_i + 1e-6), with the gradient written out:
     softmax(x) - onehot(t), scaled per row, built in one buffer. Autograd's cross-entropy
     zero-fills a [N, V] gradient, scatters into it, then runs log-softmax's backward over it:
-    at V = 30k those passes were 11% of the `small` step on CPU (BENCHMARKS.md). The forward
-    keeps exp(x - max) (in place of the logits, so memory is unchanged) and the backward only
-    scales it: a subtraction and an exponential over [N, V] fewer than recomputing softmax."""
+    at V = 30k those passes were 11% of the `small` step on CPU (BENCHMARKS.md). The softmax
+    is recomputed in backward rather than kept from forward: the caller holds the logits until
+    the discriminator has run, so a kept copy would be a second [N, V] buffer at the step's
+    memory peak."""
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, targets: torch.Tensor,  # type: ignore[override]
                 weights: torch.Tensor) -> torch.Tensor:
         top = logits.amax(-1, keepdim=True)  # [N, 1]
-        shifted_exp = torch.sub(logits, top).exp_()  # [N, V]
-        total = shifted_exp.sum(-1)  # [N]
-        lse = top.squeeze(1) + total.log()  # [N]
+        lse = top.squeeze(1) + torch.sub(logits, top).exp_().sum(-1).log()  # [N]: one buffer, freed here
         picked = logits.gather(1, targets[:, None]).squeeze(1)
         denom = weights.sum() + 1e-6
-        ctx.save_for_backward(shifted_exp, total, targets, weights, denom)
+        ctx.save_for_backward(logits, lse, targets, weights, denom)
         return ((lse - picked) * weights).sum() / denom
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
-        shifted_exp, total, targets, weights, denom = ctx.saved_tensors
+        logits, lse, targets, weights, denom = ctx.saved_tensors
         scale = (weights * (grad_out / denom))[:, None]  # [N, 1]
-        grad = shifted_exp * (scale / total[:, None])  # softmax, scaled
+        grad = torch.sub(logits, lse[:, None]).exp_().mul_(scale)  # softmax, scaled
         grad.scatter_add_(1, targets[:, None], -scale)
         return grad, None, None
 
