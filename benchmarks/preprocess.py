@@ -10,17 +10,15 @@ subprocess; peak RSS is the largest of the main process and its worker processes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import machine_meta, write_results  # noqa: E402
+from report import machine_meta, run_child, write_results  # noqa: E402
 
 from electra.api import default_corpus  # noqa: E402
 
@@ -71,11 +69,8 @@ def main() -> None:
                     except OSError:
                         shutil.copy(f, dest)
             mib = sum(f.stat().st_size for f in corpus.iterdir()) / 2**20
-            res = subprocess.run([sys.executable, str(script), str(corpus), str(tok), str(tmp / f"out{k}"),
-                                  str(args.workers)], capture_output=True, text=True)
-            if res.returncode:
-                raise SystemExit(res.stderr[-2000:])
-            r = json.loads(res.stdout.strip().splitlines()[-1])
+            r = run_child([sys.executable, str(script), str(corpus), str(tok), str(tmp / f"out{k}"),
+                           str(args.workers)], f"preprocessing {k}x the corpus")
             r.update(size=k, gz_mib=mib, tokens_per_s=r["tokens"] / r["seconds"],
                      peak_rss_mib=max(r["peak_rss_main_kib"], r["peak_rss_worker_kib"]) / 1024)
             rows.append(r)

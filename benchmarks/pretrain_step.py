@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from report import machine_meta, write_results  # noqa: E402
+from report import machine_meta, run_child, write_results  # noqa: E402
 
 from electra.config import apply_overrides, preset  # noqa: E402
 from electra.objective import TokenIds, build_objective  # noqa: E402
@@ -216,11 +215,7 @@ def main() -> None:
                 cmd = [sys.executable, __file__, "--one", conf, "--impl", impl, "--batch", str(args.batch),
                        "--steps", str(args.steps), "--warmup", str(args.warmup), "--device", args.device,
                        "--precision", args.precision] + [f"--override={o}" for o in overrides]
-                res = subprocess.run(cmd, capture_output=True, text=True)
-                if res.returncode:
-                    print(res.stderr[-2000:], file=sys.stderr)
-                    raise SystemExit(f"{impl} {conf} failed")
-                row = json.loads(res.stdout.strip().splitlines()[-1])
+                row = run_child(cmd, f"{impl} {conf}")
                 if i not in best or row["tokens_per_s"] > best[i]["tokens_per_s"]:
                     best[i] = row
         base = best[0]

@@ -10,9 +10,12 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -68,3 +71,13 @@ def ratio_rows(best: dict[str, float], baseline: str, key: str, prefix: str, **f
         rows.append({**fields, key: name, "ms_per_step": 1e3 * sec, f"speedup_vs_{baseline}": ratio})
         print(f"{prefix} {name:17s} {1e3 * sec:8.1f} ms  x{ratio:.2f} vs {baseline}", flush=True)
     return rows
+
+
+def run_child(cmd: list[str], what: str) -> Any:
+    """Run one measurement in a fresh process and return the JSON of its last stdout line; a
+    failed child ends the benchmark with its stderr's tail, not a parse error."""
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode:
+        print(res.stderr[-2000:], file=sys.stderr)
+        raise SystemExit(f"{what} failed")
+    return json.loads(res.stdout.strip().splitlines()[-1])

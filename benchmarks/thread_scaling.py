@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain_step import hf_step_fn, make_config, median_step_seconds, ours_step_fn  # noqa: E402
-from report import machine_meta, write_results  # noqa: E402
+from report import machine_meta, run_child, write_results  # noqa: E402
 
 BATCH, SEQ = 16, 128
 
@@ -57,11 +56,7 @@ def main() -> None:
             for impl in ("hf", "ours"):
                 for t in counts:
                     cmd = [sys.executable, __file__, "--steps", str(args.steps), "--one", impl, name, str(t)]
-                    res = subprocess.run(cmd, capture_output=True, text=True)
-                    if res.returncode:
-                        print(res.stderr[-2000:], file=sys.stderr)
-                        raise SystemExit(f"{impl} {name} at {t} threads failed")
-                    tok[impl, t] = json.loads(res.stdout.strip().splitlines()[-1])
+                    tok[impl, t] = run_child(cmd, f"{impl} {name} at {t} threads")
             for t in counts:
                 row = {"round": rnd, "config": name, "threads": t, "hf_tokens_per_s": tok["hf", t],
                        "ours_tokens_per_s": tok["ours", t], "ratio": tok["ours", t] / tok["hf", t],
