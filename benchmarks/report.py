@@ -2,7 +2,10 @@
 
 One place so that all results in `benchmarks/results/` carry the same machine fields (CPU, its
 vector capability, which decides bf16 vs fp32, threads, torch version, date) and can be compared
-across scripts."""
+across scripts. A run restricted to a narrower instruction set on a wider CPU (e.g. AVX2 code
+paths on an AVX-512 machine: `MKL_ENABLE_INSTRUCTIONS=AVX2 ATEN_CPU_CAPABILITY=avx2
+ONEDNN_MAX_CPU_ISA=AVX2`) records those variables, so its numbers are never read as the wider
+machine's."""
 
 from __future__ import annotations
 
@@ -19,11 +22,15 @@ from typing import Any
 
 import torch
 
+ISA_LIMITS = ("MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+
 
 def machine_meta(**extra) -> dict:
+    limits = {k: os.environ[k] for k in ISA_LIMITS if k in os.environ}
     return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"), **extra}
+            "torch": torch.__version__, "date": time.strftime("%Y-%m-%d"),
+            **({"isa_limits": limits} if limits else {}), **extra}
 
 
 def write_results(path: str | None, meta: dict, rows: list[dict]) -> None:

@@ -351,7 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
     pt.add_argument("--init-from", help="local HF ELECTRA/BERT discriminator directory to warm-start from")
-    pt.add_argument("--init-generator-from", help="local HF ELECTRA generator directory")
+    pt.add_argument("--init-generator-from", help="local HF ELECTRA generator directory (for a one-encoder "
+                    "run, objective.sharing=all: its masked-LM head)")
     _add_config_options(pt, "pre-training")
     pt.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.steps=1000")
     pt.set_defaults(fn=_pretrain)

@@ -41,3 +41,16 @@ def test_loader_benchmark(tmp_path):
 def test_preprocess_benchmark(tmp_path):
     r = run("preprocess", "--sizes", "1", "--vocab-size", "2000", tmp_path=tmp_path)
     assert r["rows"][0]["tokens"] > 0 and r["rows"][0]["peak_rss_mib"] > 0
+
+
+def test_machine_meta_says_when_the_instruction_set_was_restricted(monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import report
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    for name in report.ISA_LIMITS:
+        monkeypatch.delenv(name, raising=False)
+    assert "isa_limits" not in report.machine_meta()
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    assert report.machine_meta(x=1)["isa_limits"] == {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}

@@ -76,3 +76,40 @@ def test_a_run_with_the_option_starts_from_the_unigram_head(tiny_data, tmp_path)
     plain, unigram = head_bias(), head_bias("objective.unigram_bias_init=true")
     assert plain.abs().max() < 0.01  # zeros plus one Adam step
     assert unigram.max() - unigram.min() > 2.0 and (unigram.argmax() != plain.argmax())
+
+
+def test_a_one_encoder_warm_start_keeps_its_exported_head_or_starts_it_at_unigram(tiny_data, tiny_tokenizer, tmp_path):
+    """sharing=all: the discriminator export (ElectraForPreTraining) has no MLM head, the
+    generator export has it; a warm start from both keeps the trained head, from the
+    discriminator alone it starts the head where a fresh run would (the unigram start)."""
+    import pytest
+
+    from electra.errors import CheckpointError
+    from electra.hf import pretrained_to_hf, save_hf
+    from electra.train import distributed as dist
+    from electra.train.state import InitFrom, RunData, build_state
+
+    tok = Tokenizer.load(tiny_tokenizer)
+    one = ("objective.sharing=all", "objective.generator_size=1.0", "objective.unigram_bias_init=true")
+    cfg = apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}", "preprocess.seq_len=32", *one])
+    src = _model(tok, *one)
+    with torch.no_grad():
+        src.generator_head.bias.uniform_(-1.0, 1.0)  # neither zeros nor the unigram start
+    disc = save_hf(tmp_path / "d", *pretrained_to_hf(src, "discriminator"), tok)
+    gen = save_hf(tmp_path / "g", *pretrained_to_hf(src, "generator"), tok)
+    data, ctx = RunData.open(tiny_data, tok, str(tiny_tokenizer)), dist.init_distributed("cpu")
+
+    kept = build_state(cfg, data, ctx, InitFrom(disc, gen)).model
+    assert torch.equal(kept.generator_head.bias, src.generator_head.bias)
+    assert torch.equal(kept.generator_head.dense.weight, src.generator_head.dense.weight)
+    restarted = build_state(cfg, data, ctx, InitFrom(disc)).model
+    fresh = build_state(cfg, data, ctx).model
+    assert torch.equal(restarted.generator_head.bias, fresh.generator_head.bias)
+    assert fresh.generator_head.bias.std() > 0.5  # log-frequencies, not the zeros of no start
+
+    other = _model(tok, *one)  # the same head on an encoder trained further: not this run's pair
+    with torch.no_grad():
+        next(other.discriminator.parameters()).add_(0.01)
+    stranger = save_hf(tmp_path / "s", *pretrained_to_hf(other, "generator"), tok)
+    with pytest.raises(CheckpointError, match="another encoder"):
+        build_state(cfg, data, ctx, InitFrom(disc, stranger))

@@ -177,9 +177,12 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
     tok = data.tokenizer
     model = build_objective(cfg, token_ids(tok)).to(ctx.device)
     use_speed_settings(model, tc, ctx.device)
-    if init is not None:
-        load_init_weights(model, init)
-    elif cfg.objective.unigram_bias_init:
+    head_loaded = load_init_weights(model, init) if init is not None else False
+    if init is not None and not head_loaded:
+        log.info("warm start without a masked-LM head (--init-generator-from the generator export "
+                 "keeps it): the head starts afresh%s", " at the unigram distribution"
+                 if cfg.objective.unigram_bias_init else "")
+    if cfg.objective.unigram_bias_init and not head_loaded:
         init_unigram_bias(model, ShardReader(data.dir, "train", manifest=data.manifest),
                           tuple(sorted(tok.special_ids)))
     optimizer = build_optimizer(model, cfg.optim)
@@ -209,7 +212,9 @@ def use_speed_settings(model: PretrainingObjective, tc: TrainConfig, device: tor
     model.sample_kernel = resolve_sample_kernel(tc.sample_kernel, device)
 
 
-def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
+def load_init_weights(model: PretrainingObjective, init: InitFrom) -> bool:
+    """Returns whether a masked-LM head was loaded: one that was not starts afresh (and at the
+    unigram distribution where the objective asks for it)."""
     disc = HFCheckpoint(init.discriminator)
     gdes = model.objective.sharing == "gdes"
     if gdes:  # the word table goes to E_G and E_delta restarts at 0
@@ -218,22 +223,43 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> None:
         model.discriminator.load_state_dict(disc.encoder_state)
     if disc.discriminator_head is not None:
         model.discriminator_head.load_state_dict(disc.discriminator_head)
-    if model.generator is None and disc.generator_head is not None:  # one encoder (mlm): its MLM head
-        model.generator_head.load_state_dict(disc.generator_head)
     if model.sop_head is not None and disc.sop_head is not None:  # ALBERT's sentence-order head
         model.sop_head.load_state_dict(disc.sop_head)
-    if init.generator is not None and model.generator is not None:
-        gen = HFCheckpoint(init.generator)
-        state = gen.encoder_state
-        if model.objective.sharing == "embeddings":  # D's embeddings are the shared ones
-            state = {k: v for k, v in state.items() if not k.startswith("embeddings.")}
-        if gdes:  # E_G holds D's table already, so E_D = sg(E_G) + 0 is D's exactly
-            state = {k: v for k, v in state.items() if k != "embeddings.word_embeddings.weight"}
-        missing = model.generator.load_state_dict(state, strict=False).missing_keys
-        if any(not k.startswith("embeddings.") for k in missing):
-            raise CheckpointError(f"{init.generator} does not fit the generator (missing {missing[:3]})")
-        if gen.generator_head is not None:
-            model.generator_head.load_state_dict(gen.generator_head)
+    gen = HFCheckpoint(init.generator) if init.generator is not None else None
+    if model.generator is None:  # one encoder (mlm, or sharing=all): its MLM head
+        return _load_one_encoder_head(model, disc, gen, init)
+    if gen is None:
+        return False
+    state = gen.encoder_state
+    if model.objective.sharing == "embeddings":  # D's embeddings are the shared ones
+        state = {k: v for k, v in state.items() if not k.startswith("embeddings.")}
+    if gdes:  # E_G holds D's table already, so E_D = sg(E_G) + 0 is D's exactly
+        state = {k: v for k, v in state.items() if k != "embeddings.word_embeddings.weight"}
+    missing = model.generator.load_state_dict(state, strict=False).missing_keys
+    if any(not k.startswith("embeddings.") for k in missing):
+        raise CheckpointError(f"{init.generator} does not fit the generator (missing {missing[:3]})")
+    if gen.generator_head is None:
+        return False
+    model.generator_head.load_state_dict(gen.generator_head)
+    return True
+
+
+def _load_one_encoder_head(model: PretrainingObjective, disc: HFCheckpoint, gen: HFCheckpoint | None,
+                           init: InitFrom) -> bool:
+    """A masked LM's export holds its head; an ELECTRA discriminator's (ElectraForPreTraining)
+    does not, so a one-encoder ELECTRA run (sharing=all) takes it from the generator export,
+    which must hold the same encoder: a head trained on another one would start from nonsense."""
+    if disc.generator_head is not None:
+        model.generator_head.load_state_dict(disc.generator_head)
+        return True
+    if gen is None or gen.generator_head is None:
+        return False
+    mine, theirs = disc.encoder_state, gen.encoder_state
+    if mine.keys() != theirs.keys() or any(not torch.equal(v, mine[k]) for k, v in theirs.items()):
+        raise CheckpointError(f"{init.generator} holds another encoder than {init.discriminator}; this run "
+                              "has one encoder for both losses, so pass the two exports of the same run")
+    model.generator_head.load_state_dict(gen.generator_head)
+    return True
 
 
 def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, lr: float) -> Path:
