@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-ISA_LIMITS = ("MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA")
+ISA_LIMITS = ("MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
 
 
 def machine_meta(**extra) -> dict:

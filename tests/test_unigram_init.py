@@ -107,9 +107,32 @@ def test_a_one_encoder_warm_start_keeps_its_exported_head_or_starts_it_at_unigra
     assert torch.equal(restarted.generator_head.bias, fresh.generator_head.bias)
     assert fresh.generator_head.bias.std() > 0.5  # log-frequencies, not the zeros of no start
 
-    other = _model(tok, *one)  # the same head on an encoder trained further: not this run's pair
+    other = _model(tok, *one)  # src's encoder with one weight moved: not this run's pair
     with torch.no_grad():
         next(other.discriminator.parameters()).add_(0.01)
     stranger = save_hf(tmp_path / "s", *pretrained_to_hf(other, "generator"), tok)
     with pytest.raises(CheckpointError, match="another encoder"):
         build_state(cfg, data, ctx, InitFrom(disc, stranger))
+
+
+def test_a_warm_start_keeps_the_generator_head_and_starts_the_other_heads_at_unigram(tiny_data, tiny_tokenizer,
+                                                                                     tmp_path):
+    """replace_mlm: the generator's head comes from its export, the discriminator's masked-LM head
+    (never exported) still gets the unigram start a fresh run gives it."""
+    from electra.hf import pretrained_to_hf, save_hf
+    from electra.train import distributed as dist
+    from electra.train.state import InitFrom, RunData, build_state
+
+    tok = Tokenizer.load(tiny_tokenizer)
+    kind = ("objective.kind=replace_mlm", "objective.unigram_bias_init=true")
+    cfg = apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}", "preprocess.seq_len=32", *kind])
+    src = _model(tok, *kind)
+    with torch.no_grad():
+        src.generator_head.bias.uniform_(-1.0, 1.0)
+    init = InitFrom(save_hf(tmp_path / "d", *pretrained_to_hf(src, "discriminator"), tok),
+                    save_hf(tmp_path / "g", *pretrained_to_hf(src, "generator"), tok))
+    data, ctx = RunData.open(tiny_data, tok, str(tiny_tokenizer)), dist.init_distributed("cpu")
+    warm, fresh = build_state(cfg, data, ctx, init).model, build_state(cfg, data, ctx).model
+    assert torch.equal(warm.generator_head.bias, src.generator_head.bias)
+    assert torch.equal(warm.discriminator_mlm_head.bias, fresh.discriminator_mlm_head.bias)
+    assert fresh.discriminator_mlm_head.bias.std() > 0.5

@@ -179,12 +179,13 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
     use_speed_settings(model, tc, ctx.device)
     head_loaded = load_init_weights(model, init) if init is not None else False
     if init is not None and not head_loaded:
-        log.info("warm start without a masked-LM head (--init-generator-from the generator export "
-                 "keeps it): the head starts afresh%s", " at the unigram distribution"
-                 if cfg.objective.unigram_bias_init else "")
-    if cfg.objective.unigram_bias_init and not head_loaded:
+        where = (f"{init.generator} has none" if init.generator is not None
+                 else "--init-generator-from the generator export keeps it")
+        log.info("warm start without the generator's masked-LM head (%s): it starts afresh%s", where,
+                 " at the unigram distribution" if cfg.objective.unigram_bias_init else "")
+    if cfg.objective.unigram_bias_init:  # every head that was not warm-started
         init_unigram_bias(model, ShardReader(data.dir, "train", manifest=data.manifest),
-                          tuple(sorted(tok.special_ids)))
+                          tuple(sorted(tok.special_ids)), skip=(model.generator_head,) if head_loaded else ())
     optimizer = build_optimizer(model, cfg.optim)
     loader = PretrainLoader(ShardReader(data.dir, "train", manifest=data.manifest), micro,
                             seed=tc.seed, pad_id=tok.pad_id, sep_id=tok.sep_id,
@@ -213,8 +214,8 @@ def use_speed_settings(model: PretrainingObjective, tc: TrainConfig, device: tor
 
 
 def load_init_weights(model: PretrainingObjective, init: InitFrom) -> bool:
-    """Returns whether a masked-LM head was loaded: one that was not starts afresh (and at the
-    unigram distribution where the objective asks for it)."""
+    """Returns whether the generator's masked-LM head (`generator_head`) was loaded: one that was
+    not starts afresh (at the unigram distribution where the objective asks for it)."""
     disc = HFCheckpoint(init.discriminator)
     gdes = model.objective.sharing == "gdes"
     if gdes:  # the word table goes to E_G and E_delta restarts at 0
@@ -225,11 +226,11 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> bool:
         model.discriminator_head.load_state_dict(disc.discriminator_head)
     if model.sop_head is not None and disc.sop_head is not None:  # ALBERT's sentence-order head
         model.sop_head.load_state_dict(disc.sop_head)
-    gen = HFCheckpoint(init.generator) if init.generator is not None else None
     if model.generator is None:  # one encoder (mlm, or sharing=all): its MLM head
-        return _load_one_encoder_head(model, disc, gen, init)
-    if gen is None:
+        return _load_one_encoder_head(model, disc, init)
+    if init.generator is None:
         return False
+    gen = HFCheckpoint(init.generator)
     state = gen.encoder_state
     if model.objective.sharing == "embeddings":  # D's embeddings are the shared ones
         state = {k: v for k, v in state.items() if not k.startswith("embeddings.")}
@@ -244,15 +245,17 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> bool:
     return True
 
 
-def _load_one_encoder_head(model: PretrainingObjective, disc: HFCheckpoint, gen: HFCheckpoint | None,
-                           init: InitFrom) -> bool:
+def _load_one_encoder_head(model: PretrainingObjective, disc: HFCheckpoint, init: InitFrom) -> bool:
     """A masked LM's export holds its head; an ELECTRA discriminator's (ElectraForPreTraining)
     does not, so a one-encoder ELECTRA run (sharing=all) takes it from the generator export,
     which must hold the same encoder: a head trained on another one would start from nonsense."""
     if disc.generator_head is not None:
         model.generator_head.load_state_dict(disc.generator_head)
         return True
-    if gen is None or gen.generator_head is None:
+    if init.generator is None:
+        return False
+    gen = HFCheckpoint(init.generator)
+    if gen.generator_head is None:
         return False
     mine, theirs = disc.encoder_state, gen.encoder_state
     if mine.keys() != theirs.keys() or any(not torch.equal(v, mine[k]) for k, v in theirs.items()):

@@ -20,10 +20,12 @@ ROWS = 20_000  # as the validator's unigram reference: enough for a stable estim
 
 
 @torch.no_grad()
-def init_unigram_bias(model: nn.Module, train: ShardReader, special_ids: tuple[int, ...]) -> int:
-    """Set every GeneratorHead's bias to log p(token) (add-one smoothed; special tokens, never
-    targets, at the smallest real value rather than -inf). Returns how many heads were set."""
-    heads = [m for m in model.modules() if isinstance(m, GeneratorHead)]
+def init_unigram_bias(model: nn.Module, train: ShardReader, special_ids: tuple[int, ...],
+                      skip: tuple[nn.Module, ...] = ()) -> int:
+    """Set every GeneratorHead's bias but those in `skip` (warm-started ones) to log p(token)
+    (add-one smoothed; special tokens, never targets, at the smallest real value rather than
+    -inf). Returns how many heads were set."""
+    heads = [m for m in model.modules() if isinstance(m, GeneratorHead) and not any(m is s for s in skip)]
     if not heads:
         return 0
     vocab = heads[0].bias.numel()
