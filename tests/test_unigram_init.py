@@ -15,11 +15,21 @@ from electra.train.validate import evenly_spaced
 from tests.test_model import TINY
 
 
+def _config(tok: Tokenizer, *extra: str):
+    return apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}", "preprocess.seq_len=32",
+                                            *extra])
+
+
 def _model(tok: Tokenizer, *extra: str):
-    cfg = apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}",
-                                           "preprocess.seq_len=32", *extra])
     torch.manual_seed(0)
-    return build_objective(cfg, token_ids(tok))
+    return build_objective(_config(tok, *extra), token_ids(tok))
+
+
+def _exports(src, tok: Tokenizer, out) -> tuple:
+    """src's discriminator and generator exports, as `electra pretrain` writes them."""
+    from electra.hf import pretrained_to_hf, save_hf
+
+    return tuple(save_hf(out / part, *pretrained_to_hf(src, part), tok) for part in ("discriminator", "generator"))
 
 
 def test_every_masked_lm_head_starts_at_the_unigram_log_probs(tiny_data, tiny_tokenizer):
@@ -85,18 +95,15 @@ def test_a_one_encoder_warm_start_keeps_its_exported_head_or_starts_it_at_unigra
     import pytest
 
     from electra.errors import CheckpointError
-    from electra.hf import pretrained_to_hf, save_hf
     from electra.train import distributed as dist
     from electra.train.state import InitFrom, RunData, build_state
 
     tok = Tokenizer.load(tiny_tokenizer)
     one = ("objective.sharing=all", "objective.generator_size=1.0", "objective.unigram_bias_init=true")
-    cfg = apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}", "preprocess.seq_len=32", *one])
-    src = _model(tok, *one)
+    cfg, src = _config(tok, *one), _model(tok, *one)
     with torch.no_grad():
         src.generator_head.bias.uniform_(-1.0, 1.0)  # neither zeros nor the unigram start
-    disc = save_hf(tmp_path / "d", *pretrained_to_hf(src, "discriminator"), tok)
-    gen = save_hf(tmp_path / "g", *pretrained_to_hf(src, "generator"), tok)
+    disc, gen = _exports(src, tok, tmp_path)
     data, ctx = RunData.open(tiny_data, tok, str(tiny_tokenizer)), dist.init_distributed("cpu")
 
     kept = build_state(cfg, data, ctx, InitFrom(disc, gen)).model
@@ -110,7 +117,7 @@ def test_a_one_encoder_warm_start_keeps_its_exported_head_or_starts_it_at_unigra
     other = _model(tok, *one)  # src's encoder with one weight moved: not this run's pair
     with torch.no_grad():
         next(other.discriminator.parameters()).add_(0.01)
-    stranger = save_hf(tmp_path / "s", *pretrained_to_hf(other, "generator"), tok)
+    stranger = _exports(other, tok, tmp_path / "other")[1]
     with pytest.raises(CheckpointError, match="another encoder"):
         build_state(cfg, data, ctx, InitFrom(disc, stranger))
 
@@ -119,18 +126,15 @@ def test_a_warm_start_keeps_the_generator_head_and_starts_the_other_heads_at_uni
                                                                                      tmp_path):
     """replace_mlm: the generator's head comes from its export, the discriminator's masked-LM head
     (never exported) still gets the unigram start a fresh run gives it."""
-    from electra.hf import pretrained_to_hf, save_hf
     from electra.train import distributed as dist
     from electra.train.state import InitFrom, RunData, build_state
 
     tok = Tokenizer.load(tiny_tokenizer)
     kind = ("objective.kind=replace_mlm", "objective.unigram_bias_init=true")
-    cfg = apply_overrides(preset("tiny"), [*TINY, f"model.vocab_size={tok.vocab_size}", "preprocess.seq_len=32", *kind])
-    src = _model(tok, *kind)
+    cfg, src = _config(tok, *kind), _model(tok, *kind)
     with torch.no_grad():
         src.generator_head.bias.uniform_(-1.0, 1.0)
-    init = InitFrom(save_hf(tmp_path / "d", *pretrained_to_hf(src, "discriminator"), tok),
-                    save_hf(tmp_path / "g", *pretrained_to_hf(src, "generator"), tok))
+    init = InitFrom(*_exports(src, tok, tmp_path))
     data, ctx = RunData.open(tiny_data, tok, str(tiny_tokenizer)), dist.init_distributed("cpu")
     warm, fresh = build_state(cfg, data, ctx, init).model, build_state(cfg, data, ctx).model
     assert torch.equal(warm.generator_head.bias, src.generator_head.bias)

@@ -239,9 +239,13 @@ def load_init_weights(model: PretrainingObjective, init: InitFrom) -> bool:
     missing = model.generator.load_state_dict(state, strict=False).missing_keys
     if any(not k.startswith("embeddings.") for k in missing):
         raise CheckpointError(f"{init.generator} does not fit the generator (missing {missing[:3]})")
-    if gen.generator_head is None:
+    return _load_generator_head(model, gen.generator_head)
+
+
+def _load_generator_head(model: PretrainingObjective, state: dict[str, torch.Tensor] | None) -> bool:
+    if state is None:
         return False
-    model.generator_head.load_state_dict(gen.generator_head)
+    model.generator_head.load_state_dict(state)
     return True
 
 
@@ -249,11 +253,8 @@ def _load_one_encoder_head(model: PretrainingObjective, disc: HFCheckpoint, init
     """A masked LM's export holds its head; an ELECTRA discriminator's (ElectraForPreTraining)
     does not, so a one-encoder ELECTRA run (sharing=all) takes it from the generator export,
     which must hold the same encoder: a head trained on another one would start from nonsense."""
-    if disc.generator_head is not None:
-        model.generator_head.load_state_dict(disc.generator_head)
-        return True
-    if init.generator is None:
-        return False
+    if disc.generator_head is not None or init.generator is None:
+        return _load_generator_head(model, disc.generator_head)
     gen = HFCheckpoint(init.generator)
     if gen.generator_head is None:
         return False
@@ -261,8 +262,7 @@ def _load_one_encoder_head(model: PretrainingObjective, disc: HFCheckpoint, init
     if mine.keys() != theirs.keys() or any(not torch.equal(v, mine[k]) for k, v in theirs.items()):
         raise CheckpointError(f"{init.generator} holds another encoder than {init.discriminator}; this run "
                               "has one encoder for both losses, so pass the two exports of the same run")
-    model.generator_head.load_state_dict(gen.generator_head)
-    return True
+    return _load_generator_head(model, gen.generator_head)
 
 
 def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, lr: float) -> Path:
