@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 from electra.model.dropout import (
     PackedDropout,
-    keep_mask,
     packed_dropout,
     quantized_p,
     resolve_dropout_kernel,
+    scaled_keep_mask,
     use_dropout_kernel,
 )
 from electra.objective.losses import mlm_loss, rtd_loss, top1_hits
@@ -183,6 +183,27 @@ def test_packed_dropout_masks_are_independent_across_elements_and_calls():
     assert abs((a[:-4] & a[4:]).float().mean().item() - 0.25) < 0.005  # across words
 
 
+def test_the_float_mask_is_the_threshold_test_on_the_same_bits_times_the_scale():
+    for p, shape in ((0.1, (3, 1001)), (0.5, (4096,)), (0.9, (7, 5, 3))):
+        torch.manual_seed(4)
+        mask = scaled_keep_mask(torch.Size(shape), p, torch.device("cpu"))
+        torch.manual_seed(4)  # the same draws, tested the plain way
+        n = math.prod(shape)
+        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), (1 << 63) - 1)
+        keep = (words.view(torch.int16)[:n] >= round(p * (1 << 16)) - (1 << 15)).view(shape)
+        assert mask.dtype == torch.float32
+        assert torch.equal(mask, keep.float() * torch.tensor(1 / (1 - quantized_p(p)), dtype=torch.float32))
+    half = torch.randn(64, 64, dtype=torch.bfloat16, requires_grad=True)  # bf16: fp32 mask, bf16 out
+    torch.manual_seed(5)
+    y = packed_dropout(half, 0.1)
+    y.backward(torch.ones_like(y))
+    torch.manual_seed(5)
+    mask = scaled_keep_mask(half.shape, 0.1, half.device)
+    assert y.dtype == half.grad.dtype == torch.bfloat16
+    assert torch.equal(y, (half.detach().float() * mask).bfloat16())
+    assert torch.equal(half.grad, mask.bfloat16())
+
+
 def test_packed_dropout_backward_uses_the_forward_mask():
     torch.manual_seed(2)
     x = torch.randn(7, 33, requires_grad=True)  # not a multiple of 4 elements
@@ -216,8 +237,8 @@ def test_packed_attention_dropout_is_the_textbook_math_with_the_same_mask():
     probs = (split(q) @ split(k).transpose(-1, -2) / math.sqrt(H // nh)).masked_fill(
         ~mask[:, None, None, :], float("-inf")).softmax(-1)
     torch.manual_seed(9)
-    keep = keep_mask(probs.shape, 0.2, probs.device)
-    y = ((probs * keep / (1 - quantized_p(0.2))) @ split(v)).transpose(1, 2).reshape(2, 9, H)
+    keep = scaled_keep_mask(probs.shape, 0.2, probs.device)
+    y = ((probs * keep) @ split(v)).transpose(1, 2).reshape(2, 9, H)
     assert torch.allclose(got, F.linear(y, att.out.weight, att.out.bias), atol=1e-6)
 
 

@@ -4,8 +4,11 @@ On CPU, `torch.nn.Dropout` draws one Bernoulli per element with a per-element ra
 call, and in the paper's `small` step that costs about a third of the time (BENCHMARKS.md).
 Here one 64-bit draw gives four 16-bit keep/drop decisions: keep where the 16-bit value is
 at or above a threshold, so p is exact to 1/65536 (0.1 becomes 6554/65536 = 0.100006) and
-the kept values are scaled by 1 / (1 - that p), keeping E[output] = input exactly. The mask
-is saved for backward as a bool tensor, as torch's own dropout does. The random stream
+the kept values are scaled by 1 / (1 - that p), keeping E[output] = input exactly. The mask is
+built as floats holding 0 or that scale (an int16 -> float conversion and three in-place passes,
+where a bool mask costs a comparison and a mixed-dtype multiply in each direction, about three
+times as long on CPU: BENCHMARKS.md 0f), so forward and backward are one multiply each; it
+costs 4 bytes per element saved for backward where torch's bool mask costs 1. The random stream
 differs from torch's, so runs that must repeat an older run bit for bit keep
 `train.dropout_kernel=torch`."""
 
@@ -22,29 +25,35 @@ def quantized_p(p: float) -> float:
     return round(p * _LEVELS) / _LEVELS
 
 
-def keep_mask(shape: torch.Size, p: float, device: torch.device) -> torch.Tensor:
-    """Bool keep-mask with P(keep) = 1 - quantized_p(p), from n/4 64-bit draws."""
+def scaled_keep_mask(shape: torch.Size, p: float, device: torch.device,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Mask of 0 (dropped, P = quantized_p(p)) and 1 / (1 - quantized_p(p)) (kept), from n/4
+    64-bit draws."""
     n = 1
     for s in shape:
         n *= s
     # the full signed range: random_() without bounds leaves the top bit of every word 0
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), (1 << 63) - 1)
-    halves = words.view(torch.int16)[:n]  # uniform over [-32768, 32767]
-    return (halves >= round(p * _LEVELS) - (_LEVELS // 2)).view(shape)
+    halves = words.view(torch.int16)[:n].to(dtype)  # integers, uniform over [-32768, 32767]
+    threshold = round(p * _LEVELS) - (_LEVELS // 2)  # keep where half >= threshold
+    # half - (threshold - 1) is >= 1 where kept and <= 0 where dropped: clamp to {0, 1}, then scale
+    keep = halves.sub_(threshold - 1).clamp_(0, 1).mul_(1.0 / (1.0 - quantized_p(p)))
+    return keep.view(shape)
 
 
 class _PackedDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # type: ignore[override]
-        keep = keep_mask(x.shape, p, x.device)
+        # half-precision inputs keep an fp32 mask: 1 / (1 - p) is not exact in bf16
+        exact = x.dtype in (torch.float32, torch.float64)
+        keep = scaled_keep_mask(x.shape, p, x.device, x.dtype if exact else torch.float32)
         ctx.save_for_backward(keep)
-        ctx.scale = 1.0 / (1.0 - quantized_p(p))
-        return (x * keep).mul_(ctx.scale)
+        return x * keep if exact else (x * keep).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         (keep,) = ctx.saved_tensors
-        return (grad * keep).mul_(ctx.scale), None
+        return (grad * keep).to(grad.dtype), None
 
 
 def packed_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
