@@ -1,0 +1,102 @@
+"""Packed dropout with a float mask (the training code) against the same kernel with a bool mask
+(the code before session 24, kept here as the baseline): one dropout call forward + backward
+at the shapes of a preset's step, and the whole training step with each kernel swapped in,
+same process, interleaved rounds (best of each call; the median step).
+
+    python benchmarks/dropout_mask.py --configs small --threads 2 --out benchmarks/results/dropout_mask.json
+
+Both kernels draw the same random words and give bit for bit the same masks, outputs and
+gradients (tests/test_speed_paths.py); only the cost of applying the mask differs. Presets
+without dropout (tiny, mini, quick) are unaffected by either."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pretrain_step import make_config, ours_step_fn  # noqa: E402
+from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
+
+import electra.model.dropout as dropout  # noqa: E402
+
+
+class _BoolMaskDropout(torch.autograd.Function):
+    """The previous kernel: a bool keep-mask from the same words, a mixed-dtype multiply and a
+    scaling pass in each direction."""
+
+    @staticmethod
+    def forward(ctx, x, p):  # type: ignore[override]
+        n = x.numel()
+        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), (1 << 63) - 1)
+        keep = (words.view(torch.int16)[:n] >= round(p * (1 << 16)) - (1 << 15)).view(x.shape)
+        ctx.save_for_backward(keep)
+        ctx.scale = 1.0 / (1.0 - dropout.quantized_p(p))
+        return (x * keep).mul_(ctx.scale)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (keep,) = ctx.saved_tensors
+        return (grad * keep).mul_(ctx.scale), None
+
+
+def interleaved_step_medians(step, kernels: dict, rounds: int, steps: int = 3) -> dict[str, float]:
+    """Median seconds per training step with each kernel swapped in, the kernels taking turns
+    each round. The first step after a swap is not timed: the two kernels' buffers differ in
+    size, and the allocator's first reuse after a swap is not what a run sees."""
+    current, times = dropout._PackedDropout, {k: [] for k in kernels}
+    try:
+        for _ in range(rounds):
+            for k, kernel in kernels.items():
+                dropout._PackedDropout = kernel
+                step()
+                for _ in range(steps):
+                    t = time.perf_counter()
+                    step()
+                    times[k].append(time.perf_counter() - t)
+    finally:
+        dropout._PackedDropout = current
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def bench(name: str, batch: int, rounds: int) -> list[dict]:
+    cfg = make_config(name, 128, [])
+    m = cfg.model
+    if m.dropout == 0 and m.attention_dropout == 0:
+        raise SystemExit(f"the {name} preset has no dropout: nothing to measure")
+    step, _ = ours_step_fn(cfg, batch, 128, torch.device("cpu"), "auto")  # allocator as in training
+    kernels = {"bool mask": _BoolMaskDropout, "float mask": dropout._PackedDropout}
+    rows = []
+    shapes = {"attention probs": ((batch, m.num_heads, 128, 128), m.attention_dropout),
+              "hidden": ((batch, 128, m.hidden_size), m.dropout)}
+    for what, (shape, p) in shapes.items():
+        x = torch.randn(shape, requires_grad=True)
+
+        def call(kernel, p=p, x=x) -> None:
+            x.grad = None
+            kernel.apply(x, p).sum().backward()
+        fns = {k: (lambda k=k: call(kernels[k])) for k in kernels}
+        rows += ratio_rows(best_interleaved(fns, rounds), "bool mask", "kernel", f"{name} {what} {shape}",
+                           config=name, measured=f"one call, {what}", shape=list(shape))
+
+    step_s = interleaved_step_medians(step, kernels, rounds)
+    rows += ratio_rows(step_s, "bool mask", "kernel", f"{name} whole step", config=name,
+                       measured="training step (median)", batch=batch, seq=128)
+    return rows
+
+
+def main() -> None:
+    p = ratio_parser(__doc__)
+    p.set_defaults(configs="small")
+    p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
+    args = p.parse_args()
+    run_configs(args, lambda name: bench(name, args.batch, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
