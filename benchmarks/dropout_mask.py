@@ -11,9 +11,7 @@ without dropout (tiny, mini, quick) are unaffected by either."""
 
 from __future__ import annotations
 
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -21,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain_step import make_config, ours_step_fn  # noqa: E402
-from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
+from report import best_interleaved, median_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
 
 import electra.model.dropout as dropout  # noqa: E402
 
@@ -32,9 +30,8 @@ class _BoolMaskDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, p):  # type: ignore[override]
-        n = x.numel()
-        words = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device).random_(-(1 << 63), (1 << 63) - 1)
-        keep = (words.view(torch.int16)[:n] >= round(p * (1 << 16)) - (1 << 15)).view(x.shape)
+        halves = dropout.random_halves(x.numel(), x.device)
+        keep = (halves >= round(p * (1 << 16)) - (1 << 15)).view(x.shape)
         ctx.save_for_backward(keep)
         ctx.scale = 1.0 / (1.0 - dropout.quantized_p(p))
         return (x * keep).mul_(ctx.scale)
@@ -45,31 +42,14 @@ class _BoolMaskDropout(torch.autograd.Function):
         return (grad * keep).mul_(ctx.scale), None
 
 
-def interleaved_step_medians(step, kernels: dict, rounds: int, steps: int = 3) -> dict[str, float]:
-    """Median seconds per training step with each kernel swapped in, the kernels taking turns
-    each round. The first step after a swap is not timed: the two kernels' buffers differ in
-    size, and the allocator's first reuse after a swap is not what a run sees."""
-    current, times = dropout._PackedDropout, {k: [] for k in kernels}
-    try:
-        for _ in range(rounds):
-            for k, kernel in kernels.items():
-                dropout._PackedDropout = kernel
-                step()
-                for _ in range(steps):
-                    t = time.perf_counter()
-                    step()
-                    times[k].append(time.perf_counter() - t)
-    finally:
-        dropout._PackedDropout = current
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def bench(name: str, batch: int, rounds: int) -> list[dict]:
+    """One dropout call at each of the preset's two mask shapes, then its whole training step."""
     cfg = make_config(name, 128, [])
     m = cfg.model
     if m.dropout == 0 and m.attention_dropout == 0:
         raise SystemExit(f"the {name} preset has no dropout: nothing to measure")
-    step, _ = ours_step_fn(cfg, batch, 128, torch.device("cpu"), "auto")  # allocator as in training
+    # the training step as the loop runs it (allocator setting included), precision resolved by auto
+    step, _ = ours_step_fn(cfg, batch, 128, torch.device("cpu"), "auto")
     kernels = {"bool mask": _BoolMaskDropout, "float mask": dropout._PackedDropout}
     rows = []
     shapes = {"attention probs": ((batch, m.num_heads, 128, 128), m.attention_dropout),
@@ -84,8 +64,14 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
         rows += ratio_rows(best_interleaved(fns, rounds), "bool mask", "kernel", f"{name} {what} {shape}",
                            config=name, measured=f"one call, {what}", shape=list(shape))
 
-    step_s = interleaved_step_medians(step, kernels, rounds)
-    rows += ratio_rows(step_s, "bool mask", "kernel", f"{name} whole step", config=name,
+    def with_kernel(kernel: type) -> None:
+        current, dropout._PackedDropout = dropout._PackedDropout, kernel  # looked up at call time
+        try:
+            step()
+        finally:
+            dropout._PackedDropout = current
+    steps = median_interleaved({k: (lambda k=k: with_kernel(kernels[k])) for k in kernels}, rounds)
+    rows += ratio_rows(steps, "bool mask", "kernel", f"{name} whole step", config=name,
                        measured="training step (median)", batch=batch, seq=128)
     return rows
 
@@ -95,7 +81,7 @@ def main() -> None:
     p.set_defaults(configs="small")
     p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
     args = p.parse_args()
-    run_configs(args, lambda name: bench(name, args.batch, args.rounds))
+    run_configs(args, lambda name: bench(name, args.batch, args.rounds), rounds=args.rounds, batch=args.batch)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -49,6 +50,21 @@ def best_interleaved(fns: dict[str, Callable[[], None]], rounds: int, reps: int 
                 fn()
             best[k] = min(best[k], (time.perf_counter() - t) / reps)
     return best
+
+
+def median_interleaved(fns: dict[str, Callable[[], None]], rounds: int, reps: int = 3) -> dict[str, float]:
+    """Median seconds per call of each function, taking turns each round as `best_interleaved`
+    does; each turn's first call is not timed. For whole training steps whose variants differ in
+    buffer sizes: the allocator's first reuse after a switch is not what a run sees."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            fn()
+            for _ in range(reps):
+                t = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def ratio_parser(doc: str) -> argparse.ArgumentParser:

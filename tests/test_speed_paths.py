@@ -12,8 +12,10 @@ import torch.nn.functional as F
 
 from electra.model.dropout import (
     PackedDropout,
+    keep_from_halves,
     packed_dropout,
     quantized_p,
+    random_halves,
     resolve_dropout_kernel,
     scaled_keep_mask,
     use_dropout_kernel,
@@ -183,25 +185,31 @@ def test_packed_dropout_masks_are_independent_across_elements_and_calls():
     assert abs((a[:-4] & a[4:]).float().mean().item() - 0.25) < 0.005  # across words
 
 
-def test_the_float_mask_is_the_threshold_test_on_the_same_bits_times_the_scale():
-    for p, shape in ((0.1, (3, 1001)), (0.5, (4096,)), (0.9, (7, 5, 3))):
-        torch.manual_seed(4)
-        mask = scaled_keep_mask(torch.Size(shape), p, torch.device("cpu"))
-        torch.manual_seed(4)  # the same draws, tested the plain way
-        n = math.prod(shape)
-        words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(1 << 63), (1 << 63) - 1)
-        keep = (words.view(torch.int16)[:n] >= round(p * (1 << 16)) - (1 << 15)).view(shape)
-        assert mask.dtype == torch.float32
-        assert torch.equal(mask, keep.float() * torch.tensor(1 / (1 - quantized_p(p)), dtype=torch.float32))
-    half = torch.randn(64, 64, dtype=torch.bfloat16, requires_grad=True)  # bf16: fp32 mask, bf16 out
-    torch.manual_seed(5)
-    y = packed_dropout(half, 0.1)
-    y.backward(torch.ones_like(y))
-    torch.manual_seed(5)
-    mask = scaled_keep_mask(half.shape, 0.1, half.device)
-    assert y.dtype == half.grad.dtype == torch.bfloat16
-    assert torch.equal(y, (half.detach().float() * mask).bfloat16())
-    assert torch.equal(half.grad, mask.bfloat16())
+@pytest.mark.parametrize("p", [1e-6, 1 / (1 << 16), 0.1, 0.5, 0.9, 1 - 1 / (1 << 16)])
+def test_the_float_mask_keeps_exactly_the_halves_at_or_above_the_threshold(p):
+    halves = torch.arange(-(1 << 15), 1 << 15).to(torch.int16)  # every value a draw can take
+    keep = halves >= round(p * (1 << 16)) - (1 << 15)
+    assert abs(1 - keep.double().mean().item() - quantized_p(p)) < 1e-12  # the realised rate, exactly
+    for dtype in (torch.float32, torch.float64):
+        scale = torch.tensor(1 / (1 - quantized_p(p)), dtype=dtype)
+        assert torch.equal(keep_from_halves(halves, p, dtype), keep.to(dtype) * scale)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        keep_from_halves(halves, p, torch.bfloat16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_packed_dropout_equals_the_bool_mask_kernel_on_the_same_draws(dtype):
+    x = torch.randn(3, 1001, dtype=dtype, requires_grad=True)  # not a multiple of 4 elements
+    g = torch.randn(3, 1001, dtype=dtype)
+    torch.manual_seed(4)
+    y = packed_dropout(x, 0.1)
+    y.backward(g)
+    torch.manual_seed(4)  # the same draws, applied the plain way: bool mask, multiply, scale
+    keep = (random_halves(x.numel(), x.device) >= round(0.1 * (1 << 16)) - (1 << 15)).view(x.shape)
+    scale = 1 / (1 - quantized_p(0.1))
+    assert y.dtype == x.grad.dtype == dtype
+    assert torch.equal(y, (x.detach() * keep).mul_(scale))
+    assert torch.equal(x.grad, (g * keep).mul_(scale))
 
 
 def test_packed_dropout_backward_uses_the_forward_mask():

@@ -5,14 +5,16 @@ call, and in the paper's `small` step that costs about a third of the time (BENC
 Here one 64-bit draw gives four 16-bit keep/drop decisions: keep where the 16-bit value is
 at or above a threshold, so p is exact to 1/65536 (0.1 becomes 6554/65536 = 0.100006) and
 the kept values are scaled by 1 / (1 - that p), keeping E[output] = input exactly. The mask is
-built as floats holding 0 or that scale (an int16 -> float conversion and three in-place passes,
-where a bool mask costs a comparison and a mixed-dtype multiply in each direction, about three
-times as long on CPU: BENCHMARKS.md 0f), so forward and backward are one multiply each; it
-costs 4 bytes per element saved for backward where torch's bool mask costs 1. The random stream
-differs from torch's, so runs that must repeat an older run bit for bit keep
-`train.dropout_kernel=torch`."""
+built as floats holding 0 or that scale (an int16 -> float conversion and three in-place passes),
+where a bool mask costs a comparison and a mixed bool x float multiply (three times a float
+multiply on CPU) in each direction: one dropout call forward + backward is 1.3-1.7x faster
+(BENCHMARKS.md 0f). The mask saved for backward takes 4 bytes per element (8 in fp64; bf16 and
+fp16 inputs keep an fp32 mask) where a bool mask takes 1. The random stream differs from
+torch's, so runs that must repeat an older run bit for bit keep `train.dropout_kernel=torch`."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -25,26 +27,33 @@ def quantized_p(p: float) -> float:
     return round(p * _LEVELS) / _LEVELS
 
 
-def scaled_keep_mask(shape: torch.Size, p: float, device: torch.device,
-                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Mask of 0 (dropped, P = quantized_p(p)) and 1 / (1 - quantized_p(p)) (kept), from n/4
-    64-bit draws."""
-    n = 1
-    for s in shape:
-        n *= s
+def random_halves(n: int, device: torch.device) -> torch.Tensor:
+    """n int16 values uniform over [-32768, 32767], four from each 64-bit draw."""
     # the full signed range: random_() without bounds leaves the top bit of every word 0
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-(1 << 63), (1 << 63) - 1)
-    halves = words.view(torch.int16)[:n].to(dtype)  # integers, uniform over [-32768, 32767]
+    return words.view(torch.int16)[:n]
+
+
+def keep_from_halves(halves: torch.Tensor, p: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """0 where half < threshold (P = quantized_p(p)), 1 / (1 - quantized_p(p)) elsewhere. Only fp32
+    and fp64 hold every int16 and the threshold exactly; half precision would move decisions."""
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dropout masks are built in float32 or float64, not {dtype}")
     threshold = round(p * _LEVELS) - (_LEVELS // 2)  # keep where half >= threshold
     # half - (threshold - 1) is >= 1 where kept and <= 0 where dropped: clamp to {0, 1}, then scale
-    keep = halves.sub_(threshold - 1).clamp_(0, 1).mul_(1.0 / (1.0 - quantized_p(p)))
-    return keep.view(shape)
+    return halves.to(dtype).sub_(threshold - 1).clamp_(0, 1).mul_(1.0 / (1.0 - quantized_p(p)))
+
+
+def scaled_keep_mask(shape: torch.Size, p: float, device: torch.device,
+                     dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Mask of 0 (dropped) and 1 / (1 - quantized_p(p)) (kept), from n/4 64-bit draws."""
+    return keep_from_halves(random_halves(math.prod(shape), device), p, dtype).view(shape)
 
 
 class _PackedDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # type: ignore[override]
-        # half-precision inputs keep an fp32 mask: 1 / (1 - p) is not exact in bf16
+        # half-precision inputs keep an fp32 mask: bf16/fp16 hold neither every int16 nor 1 / (1 - p)
         exact = x.dtype in (torch.float32, torch.float64)
         keep = scaled_keep_mask(x.shape, p, x.device, x.dtype if exact else torch.float32)
         ctx.save_for_backward(keep)
@@ -57,6 +66,7 @@ class _PackedDropout(torch.autograd.Function):
 
 
 def packed_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """`F.dropout` with packed masks; in eval or at p = 0 it is the identity and draws nothing, like torch's."""
     if not training or p == 0.0:
         return x
     return _PackedDropout.apply(x, p)
