@@ -31,7 +31,7 @@ class _BoolMaskDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, p):  # type: ignore[override]
         halves = dropout.random_halves(x.numel(), x.device)
-        keep = (halves >= round(p * (1 << 16)) - (1 << 15)).view(x.shape)
+        keep = (halves >= dropout.keep_threshold(p)).view(x.shape)
         ctx.save_for_backward(keep)
         ctx.scale = 1.0 / (1.0 - dropout.quantized_p(p))
         return (x * keep).mul_(ctx.scale)

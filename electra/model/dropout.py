@@ -22,9 +22,17 @@ from torch import nn
 _LEVELS = 1 << 16
 
 
+_MASK_DTYPES = (torch.float32, torch.float64)  # hold every int16, the threshold and 1 / (1 - p) exactly
+
+
 def quantized_p(p: float) -> float:
     """The drop probability the packed masks realise."""
     return round(p * _LEVELS) / _LEVELS
+
+
+def keep_threshold(p: float) -> int:
+    """Keep where a random int16 is at or above this: P(drop) = quantized_p(p)."""
+    return round(p * _LEVELS) - (_LEVELS // 2)
 
 
 def random_halves(n: int, device: torch.device) -> torch.Tensor:
@@ -37,11 +45,10 @@ def random_halves(n: int, device: torch.device) -> torch.Tensor:
 def keep_from_halves(halves: torch.Tensor, p: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """0 where half < threshold (P = quantized_p(p)), 1 / (1 - quantized_p(p)) elsewhere. Only fp32
     and fp64 hold every int16 and the threshold exactly; half precision would move decisions."""
-    if dtype not in (torch.float32, torch.float64):
+    if dtype not in _MASK_DTYPES:
         raise ValueError(f"dropout masks are built in float32 or float64, not {dtype}")
-    threshold = round(p * _LEVELS) - (_LEVELS // 2)  # keep where half >= threshold
     # half - (threshold - 1) is >= 1 where kept and <= 0 where dropped: clamp to {0, 1}, then scale
-    return halves.to(dtype).sub_(threshold - 1).clamp_(0, 1).mul_(1.0 / (1.0 - quantized_p(p)))
+    return halves.to(dtype).sub_(keep_threshold(p) - 1).clamp_(0, 1).mul_(1.0 / (1.0 - quantized_p(p)))
 
 
 def scaled_keep_mask(shape: torch.Size, p: float, device: torch.device,
@@ -54,10 +61,9 @@ class _PackedDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # type: ignore[override]
         # half-precision inputs keep an fp32 mask: bf16/fp16 hold neither every int16 nor 1 / (1 - p)
-        exact = x.dtype in (torch.float32, torch.float64)
-        keep = scaled_keep_mask(x.shape, p, x.device, x.dtype if exact else torch.float32)
+        keep = scaled_keep_mask(x.shape, p, x.device, x.dtype if x.dtype in _MASK_DTYPES else torch.float32)
         ctx.save_for_backward(keep)
-        return x * keep if exact else (x * keep).to(x.dtype)
+        return (x * keep).to(x.dtype)  # no copy where the dtypes agree
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
