@@ -212,6 +212,17 @@ def test_packed_dropout_equals_the_bool_mask_kernel_on_the_same_draws(dtype):
     assert torch.equal(x.grad, (g * keep).mul_(scale))
 
 
+def test_a_drop_rate_that_rounds_to_one_keeps_one_value_in_65536_not_a_division_by_zero():
+    p = 1 - 1 / (1 << 18)  # valid (< 1), but p * 65536 rounds to 65536
+    assert quantized_p(p) == 1 - 1 / (1 << 16)
+    halves = torch.arange(-(1 << 15), 1 << 15).to(torch.int16)
+    keep = keep_from_halves(halves, p)
+    assert torch.isfinite(keep).all() and int((keep != 0).sum()) == 1 and keep.max().item() == 1 << 16
+    torch.manual_seed(5)
+    y = packed_dropout(torch.ones(1 << 16), p)
+    assert torch.isfinite(y).all()
+
+
 def test_packed_dropout_backward_uses_the_forward_mask():
     torch.manual_seed(2)
     x = torch.randn(7, 33, requires_grad=True)  # not a multiple of 4 elements

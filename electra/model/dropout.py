@@ -25,14 +25,19 @@ _LEVELS = 1 << 16
 _MASK_DTYPES = (torch.float32, torch.float64)  # hold every int16, the threshold and 1 / (1 - p) exactly
 
 
+def _drop_levels(p: float) -> int:
+    # at most _LEVELS - 1: a p within 2^-17 of 1 would otherwise round to 1 and its scale to 1 / 0
+    return min(round(p * _LEVELS), _LEVELS - 1)
+
+
 def quantized_p(p: float) -> float:
-    """The drop probability the packed masks realise."""
-    return round(p * _LEVELS) / _LEVELS
+    """The drop probability the packed masks realise (at most 1 - 2^-16, so kept values stay finite)."""
+    return _drop_levels(p) / _LEVELS
 
 
 def keep_threshold(p: float) -> int:
     """Keep where a random int16 is at or above this: P(drop) = quantized_p(p)."""
-    return round(p * _LEVELS) - (_LEVELS // 2)
+    return _drop_levels(p) - (_LEVELS // 2)
 
 
 def random_halves(n: int, device: torch.device) -> torch.Tensor:
