@@ -43,6 +43,40 @@ def test_preprocess_benchmark(tmp_path):
     assert r["rows"][0]["tokens"] > 0 and r["rows"][0]["peak_rss_mib"] > 0
 
 
+def test_dropout_mask_benchmark(tmp_path):
+    r = run("dropout_mask", "--configs", "small", "--batch", "1", "--rounds", "1", "--threads", "1", tmp_path=tmp_path)
+    assert {row["kernel"] for row in r["rows"]} == {"bool mask", "float mask"}
+    assert all(row["ms_per_step"] > 0 for row in r["rows"])
+
+
+def test_optimizer_step_benchmark(tmp_path):
+    r = run("optimizer_step", "--configs", "tiny", "--rounds", "1", "--threads", "1", tmp_path=tmp_path)
+    assert [row["path"] for row in r["rows"]] == ["fused", "foreach", "single"]
+
+
+def test_profile_step_benchmark(tmp_path):
+    r = run("profile_step", "--configs", "tiny:32", "--batch", "2", "--steps", "1", "--threads", "1", tmp_path=tmp_path)
+    row = r["rows"][0]
+    assert row["config"] == "tiny:32" and row["ms_per_step"] > 0 and row["top_ops"]
+
+
+def test_thread_scaling_benchmark(tmp_path):
+    r = run("thread_scaling", "--configs", "tiny", "--threads", "1", "--rounds", "1", "--steps", "1", tmp_path=tmp_path)
+    assert r["rows"][0]["hf_tokens_per_s"] > 0 and r["rows"][0]["ours_tokens_per_s"] > 0
+
+
+def test_vocab_pass_benchmark(tmp_path):
+    r = run("vocab_pass", "--configs", "tiny", "--batch", "1", "--rounds", "1", "--threads", "1", tmp_path=tmp_path)
+    assert [row["path"] for row in r["rows"]] == ["current", "previous", "autograd"]
+
+
+@pytest.mark.slow  # compiles three regions (about 30 s)
+def test_compile_regions_benchmark(tmp_path):
+    r = run("compile_regions", "--configs", "tiny", "--rounds", "1", "--threads", "1", "--batch", "1", "--seq", "32",
+            tmp_path=tmp_path)
+    assert r["rows"][0]["variant"] == "eager" and len(r["rows"]) == 4
+
+
 def test_machine_meta_says_when_the_instruction_set_was_restricted(monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
