@@ -47,6 +47,9 @@ from electra.finetuning.config import FINETUNE_SIZES, FinetuneConfig
 
 log = logging.getLogger("electra")
 
+TEXT_FIELD_HELP = ("where the text is: the JSONL field, or the CSV/TSV column (several joined by commas), "
+                   "default text")
+
 
 def _from_flags(cls: type, args: argparse.Namespace, flags: dict[str, str]) -> Any:
     """A config from `--config FILE` (or the defaults), then the flags the user gave, then any
@@ -113,6 +116,9 @@ def _pretrain(args: argparse.Namespace) -> None:
                            overrides=args.overrides)
     else:
         base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or DEFAULT_PRESET)
+        if args.text_field:  # the tokenizer and the packer read the same files; overrides still win
+            base = dataclasses.replace(base, tokenizer=dataclasses.replace(base.tokenizer, text_field=args.text_field),
+                                       preprocess=dataclasses.replace(base.preprocess, text_field=args.text_field))
         cfg = apply_overrides(base, args.overrides)
         if args.print_config:  # as the run would be: shape from --init-from, vocabulary and rows from --data
             return _print_config(api.planned_config(cfg, data=args.data, init=init))
@@ -320,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strip-accents", choices=("auto", "yes", "no"),
                    help="auto (default): strip when lower-casing (BERT uncased)")
     t.add_argument("--min-frequency", type=int, help="default 2")
-    t.add_argument("--text-field", help="JSONL field holding the text (default text)")
+    t.add_argument("--text-field", help=TEXT_FIELD_HELP)
     t.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace a tokenizer already in --out")
     _add_config_options(t, "tokenizer")
     t.set_defaults(fn=_tokenizer_train)
@@ -334,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--out", required=True)
     pp.add_argument("--workers", type=int, help="processes (default 0 = all cores)")
     pp.add_argument("--valid-fraction", type=float, help="share of documents held out (default 0.01)")
-    pp.add_argument("--text-field", help="JSONL field holding the text (default text)")
+    pp.add_argument("--text-field", help=TEXT_FIELD_HELP)
     pp.add_argument("--seed", type=int, help="default 12345")
     pp.add_argument("--force", "--overwrite", dest="force", action="store_true",
                     help="replace the shards already in --out (once the new ones are complete)")
@@ -347,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "the built-in Wikipedia sample) first.")
     pt.add_argument("--data", help="shards written by electra preprocess")
     pt.add_argument("--corpus", nargs="+", help="raw text to tokenize and pack first (instead of --data)")
+    pt.add_argument("--text-field", help=TEXT_FIELD_HELP)
     pt.add_argument("--preset", help=f"one of {', '.join(PRESETS)} (default {DEFAULT_PRESET})")
     pt.add_argument("--out", help="run directory (default runs/<preset>-<time>)")
     pt.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")

@@ -46,6 +46,9 @@ def check_pretrain_args(args: argparse.Namespace) -> None:
         raise ConfigError("pass either --preset or --config (a full config), not both")
     if args.init_generator_from and not args.init_from:
         raise ConfigError("--init-generator-from needs --init-from (the discriminator)")
+    if args.text_field and not args.corpus:
+        raise ConfigError("--text-field names the text in --corpus files (JSONL, CSV, TSV); pass --corpus "
+                          "or drop --text-field")
 
 
 def experiment_spec_arg(args: argparse.Namespace) -> str:

@@ -59,7 +59,7 @@ class TokenizerConfig:
     # Unicode normal form applied before everything else: auto (the kind's own: NFKC for unigram,
     # none for wordpiece and bpe), none, nfc, nfkc, nfd or nfkd
     unicode: str = "auto"
-    text_field: str = "text"  # JSONL field holding the document text
+    text_field: str = "text"  # JSONL field or CSV/TSV column(s) holding the text
 
     def __post_init__(self) -> None:
         check_choice("tokenizer.kind", self.kind, TOKENIZER_KINDS)
@@ -84,7 +84,7 @@ class PreprocessConfig:
     rows_per_shard: int = 65536
     workers: int = 0  # 0: all cores
     seed: int = 12345
-    text_field: str = "text"
+    text_field: str = "text"  # as tokenizer.text_field
     # word boundaries stored beside the shards for whole-word masking where the vocabulary cannot
     # tell them (Chinese characters): "jieba" segments each line at preprocessing time, "file"
     # reads `segmentation_file` (one line per corpus line, words separated by spaces)

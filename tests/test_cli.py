@@ -120,6 +120,25 @@ def test_user_errors_are_one_line(tmp_path, capsys):
                                     *TINY_RUN)
 
 
+def test_pretrain_on_a_task_tsv_reads_the_named_column(tiny_corpus, tmp_path, capsys):
+    """Task-adaptive pre-training: the rows of a labelled TSV, its label column never read."""
+    from electra.data.shards import read_manifest
+    lines = [ln for ln in tiny_corpus.read_text().splitlines() if ln.strip()]
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("sentence\tlabel\n" + "".join(f"{ln}\t{i % 2}\n" for i, ln in enumerate(lines)))
+    out = tmp_path / "run"
+    assert main(["pretrain", "--preset", "tiny", "--corpus", str(tsv), "--text-field", "sentence", "--out", str(out),
+                 *TINY_RUN, "preprocess.packing=full_sentences"]) == 0
+    manifest = read_manifest(out / "data")
+    assert manifest.preprocess["text_field"] == "sentence" and manifest.splits["train"].documents == len(lines) - \
+        manifest.splits["valid"].documents
+    assert load_pretrained(out).config.tokenizer.text_field == "sentence"
+    capsys.readouterr()
+    assert "--corpus" in cli_error(capsys, "pretrain", "--text-field", "sentence", "--data", str(out / "data"))
+    assert "no column 'text'" in cli_error(capsys, "pretrain", "--preset", "tiny", "--corpus", str(tsv),
+                                           "--out", str(tmp_path / "r2"), *TINY_RUN)
+
+
 def test_print_config_shows_the_resolved_preset(capsys):
     assert main(["pretrain", "--preset", "base", "--print-config", "train.steps=7"]) == 0
     cfg = json.loads(capsys.readouterr().out)

@@ -126,6 +126,28 @@ def test_bad_json_line_and_missing_field(tmp_path: Path) -> None:
         list(iter_documents([f]))
 
 
+def test_tsv_rows_are_documents_of_the_named_columns_read_unquoted(tmp_path: Path) -> None:
+    f = tmp_path / "train.tsv"  # GLUE style: bare quotes inside the text, no quoting
+    f.write_text('sentence\tlabel\nit \'s a "charming" film \t1\n\t0\n\n  dull , dull  \t0\n')
+    assert list(iter_documents([f], text_field="sentence")) == [['it \'s a "charming" film'], ["dull , dull"]]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("#1 String\t#2 String\tQuality\nA cat sat.\tA cat was sitting.\t1\n")
+    assert list(iter_documents([pairs], text_field="#1 String,#2 String")) == [["A cat sat.", "A cat was sitting."]]
+
+
+def test_csv_quoting_gzip_and_errors(tmp_path: Path) -> None:
+    f = tmp_path / "reviews.csv.gz"
+    with gzip.open(f, "wt") as out:
+        out.write('id,text\n1,"Good, honest\nwork."\n2,plain\n')
+    assert list(iter_documents([f])) == [["Good, honest", "work."], ["plain"]]
+    with pytest.raises(DataError, match=r"has no column 'body' \(columns: 'id', 'text'\).*--text-field"):
+        list(iter_documents([f], text_field="body"))
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,text\n1,a, b\n")
+    with pytest.raises(DataError, match=r"bad.csv:2 has 3 fields, the header 2; quote"):
+        list(iter_documents([bad]))
+
+
 def test_real_wikiextractor_shard() -> None:
     path = Path("/work/shared/data/pretrain/enwiki-2021/wiki_00.gz")
     if not path.exists():

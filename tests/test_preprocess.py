@@ -277,6 +277,23 @@ def test_trimmed_text_is_reported(caplog) -> None:
     assert "60% of the tokenized text was dropped" in caplog.text
 
 
+def test_rows_of_a_short_document_corpus_are_mostly_padding_unless_packed_across_documents(
+        tiny_tokenizer: Path, tmp_path: Path, caplog) -> None:
+    words = "the river crossed a new bridge and the town grew along its banks".split()
+    rng = random.Random(1)
+    corpus = tmp_path / "task.tsv"  # one short example per row, as a task's training file
+    corpus.write_text("text\tlabel\n" + "".join(" ".join(rng.choice(words) for _ in range(6)) + "\t1\n"
+                                                for _ in range(400)))
+    with caplog.at_level(logging.WARNING):
+        per_doc = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "a", PreprocessConfig(workers=1, seq_len=64))
+    assert per_doc.totals["documents"] == 400 and "of the packed rows is padding" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        joined = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "b",
+                               PreprocessConfig(workers=1, seq_len=64, packing="full_sentences"))
+    assert "padding" not in caplog.text and joined.totals["rows"] * 4 < per_doc.totals["rows"]
+
+
 def test_electra_preprocess_prints_the_trimming_warning(tiny_tokenizer: Path, tmp_path: Path) -> None:
     """Through the command, as a user sees it on stderr: 30-token sentences against 32-token rows
     leave no room for a second segment, so G-EL packing drops about half the text."""

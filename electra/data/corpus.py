@@ -1,12 +1,14 @@
 """Raw pre-training text -> documents (lists of lines), streamed file by file.
 
 Reads plain text (blank lines separate documents), JSON lines (`--text-field` holds the text),
-WikiExtractor `<doc>` files, gzip of any of these, directories and glob patterns. Formats are
+CSV/TSV tables with a header (`--text-field` names the column or columns: a task's own training
+text), WikiExtractor `<doc>` files, gzip of any of these, directories and glob patterns. Formats are
 sniffed per file so a mixed corpus works; files are never read whole, so corpus size is unbounded.
 """
 
 from __future__ import annotations
 
+import csv
 import glob
 import gzip
 import io
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
 _JSON_EXTS = (".jsonl", ".json", ".ndjson")
+_TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
 def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
@@ -102,8 +105,11 @@ def iter_file_documents(
             if "\x00" in first:
                 raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus")
             all_lines = chain(head, lines)
+            table = _TABLE_DELIMITERS.get(Path(inner).suffix.lower())
             if inner.lower().endswith(_JSON_EXTS):
                 parse = _jsonl_docs(all_lines, path, text_field)
+            elif table is not None:
+                parse = _table_docs(all_lines, path, text_field, table)
             elif first.startswith("<doc"):
                 parse = _wiki_docs(all_lines)
             elif not inner.lower().endswith(".txt") and first.startswith("{") and _is_json_object(first):
@@ -116,6 +122,9 @@ def iter_file_documents(
                     progress(pos - reported)
                     reported = pos
                 yield doc
+        except csv.Error as e:  # e.g. a field over csv's 128 KiB limit, an unclosed quote
+            raise DataError(f"{path} cannot be read as a CSV/TSV table ({e}); "
+                            "fix that row or save the text as JSONL") from e
         except UnicodeDecodeError as e:
             raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus") from e
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
@@ -191,3 +200,34 @@ def _jsonl_docs(lines: Iterable[tuple[int, str]], path: Path, field: str) -> Ite
         doc = [s for s in (part.strip() for part in value.split("\n")) if s]
         if doc:
             yield doc
+
+
+def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delimiter: str) -> Iterator[list[str]]:
+    """One document per row: the named columns' lines (split at newlines, as in JSONL). TSV is read unquoted, as GLUE's files need
+    (their text holds bare quotes); CSV with standard quoting."""
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
+    header = next(reader, None)
+    if header is None:
+        return
+    columns = _table_columns(header, fields, path)
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; "
+                            f"{'quote the text that holds a comma' if delimiter == ',' else 'fix that row'}")
+        doc = [s for s in (part.strip() for i in columns for part in row[i].split("\n")) if s]
+        if doc:
+            yield doc
+
+
+def _table_columns(header: list[str], fields: str, path: Path) -> list[int]:
+    """`fields` is a column name or, where no column is called that, several joined by commas."""
+    names = [fields] if fields in header else [f.strip() for f in fields.split(",")]
+    missing = [n for n in names if n not in header]
+    if missing:
+        cols = ", ".join(map(repr, header[:8]))
+        raise DataError(f"{path} has no column {missing[0]!r} (columns: {cols}); set --text-field to the "
+                        "column holding the text, or several joined by commas")
+    return [header.index(n) for n in names]
