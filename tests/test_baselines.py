@@ -83,3 +83,8 @@ def test_untrained_models_show_no_context_gain(tiny_data):
     assert m["nocontext_disc_auc"] > 0.7 and m["gain_disc_auc"] < 0
     assert learned_context(m) == (False, False)
     assert v(model) == m  # fixed rows, masks and samples: the same numbers every time
+    model.sample_kernel = "gumbel" if model.sample_kernel == "cdf" else "cdf"  # draws other amounts
+    other = v(model)
+    for key in ("mlm_loss", "nocontext_mlm_loss", "gen_acc"):  # masks depend on no sampler
+        assert other[key] == m[key], key
+    assert other["disc_auc"] != m["disc_auc"]  # while the samples did change

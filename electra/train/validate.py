@@ -1,7 +1,8 @@
 """Held-out evaluation of a pre-training run, beside what no context can do.
 
-Masks and generator samples come from a fixed-seed generator, so every evaluation of a run
-scores the same corrupted inputs and numbers are comparable across steps. Besides losses it
+Masks and generator samples come from fixed seeds (one per batch), so every evaluation of a run
+scores the same corrupted inputs and numbers are comparable across steps; the masks, and so the
+generator's reference, are also the same whichever kernel samples the replacements. Besides losses it
 reports the discriminator's accuracy next to the "everything is original" answer, its ROC AUC,
 and the context-free references of `objective.baselines` on the same rows, masks and samples:
 the *context gain* (model minus reference) is what pre-training has learned beyond token
@@ -62,12 +63,15 @@ class Validator:
     def _corrupt(self, model: ElectraModel, rows: np.ndarray, words: np.ndarray | None,
                  seed: int) -> dict[str, np.ndarray | float]:
         """Run `model` over `rows` with fixed masks/samples; gather what the metrics need."""
-        gen = torch.Generator(device=self.device).manual_seed(seed)
+        gen = torch.Generator(device=self.device)
         sums = torch.zeros(7, dtype=torch.float64, device=self.device)
         parts: dict[str, list[torch.Tensor]] = {k: [] for k in ("score", "replaced", "corrupted",
                                                                 "target", "shown")}
         for start in range(0, len(rows), self.batch_size):
             part = slice(start, start + self.batch_size)
+            # each batch its own stream: its masks then do not depend on how many random numbers
+            # the previous batch's sampler drew (which differs between sampling kernels)
+            gen.manual_seed(int(np.random.SeedSequence([seed, start]).generate_state(1)[0]))
             b = batch_from_rows(rows[part], self.pad_id, self.sep_id, one_segment=self.one_segment,
                                 words=None if words is None else words[part]).to(self.device)
             model.set_word_bits(b.continues_word)
