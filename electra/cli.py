@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from electra import __version__
 from electra import cli_checks as checks
 from electra.config import (
     CJK_MODES,
@@ -47,8 +48,7 @@ from electra.finetuning.config import FINETUNE_SIZES, FinetuneConfig
 
 log = logging.getLogger("electra")
 
-TEXT_FIELD_HELP = ("where the text is: the JSONL field, or the CSV/TSV column (several joined by commas), "
-                   "default text")
+TEXT_FIELD_HELP = "the JSONL field or CSV/TSV column(s, joined by commas) holding the text (default text)"
 
 
 def _from_flags(cls: type, args: argparse.Namespace, flags: dict[str, str]) -> Any:
@@ -116,10 +116,8 @@ def _pretrain(args: argparse.Namespace) -> None:
                            overrides=args.overrides)
     else:
         base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or DEFAULT_PRESET)
-        if args.text_field:  # the tokenizer and the packer read the same files; overrides still win
-            base = dataclasses.replace(base, tokenizer=dataclasses.replace(base.tokenizer, text_field=args.text_field),
-                                       preprocess=dataclasses.replace(base.preprocess, text_field=args.text_field))
-        cfg = apply_overrides(base, args.overrides)
+        fields = [f"{s}.text_field={args.text_field}" for s in ("tokenizer", "preprocess") if args.text_field]
+        cfg = apply_overrides(base, [*fields, *args.overrides])  # the tokenizer and the packer read the same files
         if args.print_config:  # as the run would be: shape from --init-from, vocabulary and rows from --data
             return _print_config(api.planned_config(cfg, data=args.data, init=init))
         args.out = args.out or str(api.default_run_dir(cfg.preset))  # an interrupt names it
@@ -311,7 +309,7 @@ def _plan(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="electra", description="Pre-train, export and evaluate ELECTRA encoders.")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    p.add_argument("--version", action="version", version=f"electra {_version()}")
+    p.add_argument("--version", action="version", version=f"electra {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     tok = sub.add_parser("tokenizer", help="train a tokenizer").add_subparsers(dest="action", required=True)
@@ -461,15 +459,6 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("dir", help="the --out of electra experiment run")
     rp.set_defaults(fn=_experiment_report)
     return p
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("electra")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

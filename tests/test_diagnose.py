@@ -1,10 +1,12 @@
 """`electra doctor`, `electra inspect`, `--version`, and `--print-config`/`--config` round trips."""
 
+import importlib.metadata
 import json
 import shutil
 
 import pytest
 
+import electra
 from electra.api import pretrain as run
 from electra.cli import main
 from electra.config import apply_overrides, preset
@@ -81,7 +83,8 @@ def test_inspect_prints_what_a_checkpoint_holds(finished, capsys):
 def test_version(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--version"])
-    assert e.value.code == 0 and capsys.readouterr().out.startswith("electra ")
+    assert e.value.code == 0 and capsys.readouterr().out == f"electra {electra.__version__}\n"
+    assert importlib.metadata.version("electra") == electra.__version__  # pyproject.toml and the package agree
 
 
 @pytest.mark.parametrize("argv", [
