@@ -197,13 +197,18 @@ def _jsonl_docs(lines: Iterable[tuple[int, str]], path: Path, field: str) -> Ite
         if not isinstance(value, str):
             raise DataError(f"{path}:{lineno} field {field!r} is a {type(value).__name__}, not "
                             "a string; set --text-field to the field holding the text")
-        doc = [s for s in (part.strip() for part in value.split("\n")) if s]
+        doc = _lines(value)
         if doc:
             yield doc
 
 
+def _lines(*texts: str) -> list[str]:
+    """A field's text as document lines: split at newlines, stripped, empty ones dropped."""
+    return [s for s in (part.strip() for text in texts for part in text.split("\n")) if s]
+
+
 def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delimiter: str) -> Iterator[list[str]]:
-    """One document per row: the named columns' lines (split at newlines, as in JSONL). TSV is read unquoted, as GLUE's files need
+    """One document per row, the named columns' lines. TSV is read unquoted, as GLUE's files need
     (their text holds bare quotes); CSV with standard quoting."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
@@ -217,7 +222,7 @@ def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delim
         if len(row) != len(header):
             raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; "
                             f"{'quote the text that holds a comma' if delimiter == ',' else 'fix that row'}")
-        doc = [s for s in (part.strip() for i in columns for part in row[i].split("\n")) if s]
+        doc = _lines(*(row[i] for i in columns))
         if doc:
             yield doc
 
