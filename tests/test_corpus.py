@@ -148,6 +148,34 @@ def test_csv_quoting_gzip_and_errors(tmp_path: Path) -> None:
         list(iter_documents([bad]))
 
 
+def test_byte_order_marks_uppercase_gz_blank_lines_nulls_and_long_cells(tmp_path: Path) -> None:
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "excel.csv").write_bytes(bom + b"sentence,label\r\nit is a good movie,1\r\n")
+    (tmp_path / "a.jsonl").write_bytes(bom + b'{"text": "hi there"}\n{"text": null}\n{"text": "ok"}\n')
+    (tmp_path / "w.txt").write_bytes(bom + b'<doc id="1" title="T">\nT\nbody\n</doc>\n')
+    assert list(iter_documents([tmp_path / "excel.csv"], text_field="sentence")) == [["it is a good movie"]]
+    assert list(iter_documents([tmp_path / "a.jsonl"])) == [["hi there"], ["ok"]]
+    assert list(iter_documents([tmp_path / "w.txt"])) == [["body"]]
+    with gzip.open(tmp_path / "UP.CSV.GZ", "wt") as out:
+        out.write("\n\ntext\n" + "x" * 200_000 + "\n")  # blank lines before the header; a cell over 128 KiB
+    assert list(iter_documents([tmp_path / "UP.CSV.GZ"])) == [["x" * 200_000]]
+
+
+def test_a_file_is_read_once_however_it_is_named_and_symlink_loops_end(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "a.txt").write_text("text\n")
+    (tmp_path / "d" / "sub" / "up").symlink_to(tmp_path / "d")  # a loop
+    monkeypatch.chdir(tmp_path)
+    assert expand_paths(["d/a.txt", str(tmp_path / "d" / "a.txt"), "d"]) == [Path("d/a.txt")]
+
+
+def test_a_bad_byte_deep_in_a_file_names_the_line_it_follows(tmp_path: Path) -> None:
+    f = tmp_path / "mostly.txt"
+    f.write_bytes(b"good line\n" * 50_000 + b"caf\xe9\n")
+    with pytest.raises(DataError, match=r"mostly.txt: bytes after line 4\d{4} are not UTF-8; convert"):
+        list(iter_documents([f]))
+
+
 def test_real_wikiextractor_shard() -> None:
     path = Path("/work/shared/data/pretrain/enwiki-2021/wiki_00.gz")
     if not path.exists():

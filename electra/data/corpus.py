@@ -14,6 +14,7 @@ import gzip
 import io
 import json
 import logging
+import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
@@ -34,22 +35,24 @@ def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
     if isinstance(paths, (str, Path)):
         paths = [paths]
     found: list[Path] = []
+    seen: set[Path] = set()  # directories walked, resolved: a symlink back up is walked once
     for raw in paths:
         p = Path(raw)
         if p.is_file():
             found.append(p)
         elif p.is_dir():
-            found.extend(_walk(p))
+            found.extend(_walk(p, seen))
         elif _GLOB_CHARS & set(str(raw)):
             matches = sorted(glob.glob(str(raw), recursive=True))
             if not matches:
                 raise DataError(f"corpus pattern {raw} matched no files; check --corpus")
             for m in matches:
                 mp = Path(m)
-                found.extend(_walk(mp) if mp.is_dir() else [mp])
+                found.extend(_walk(mp, seen) if mp.is_dir() else [mp])
         else:
             raise DataError(f"corpus path {raw} does not exist; check --corpus")
-    unique = list(dict.fromkeys(found))  # a file named twice is read once
+    unique = list({f.resolve(): f for f in reversed(found)}.values())[::-1]  # a file named twice (or
+    # by another spelling or link) is read once, where it first appears
     files = [f for f in unique if f.stat().st_size > 0]
     if not files:
         where = ", ".join(str(p) for p in paths) or "(nothing)"
@@ -57,13 +60,16 @@ def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
     return files
 
 
-def _walk(root: Path) -> list[Path]:
+def _walk(root: Path, seen: set[Path]) -> list[Path]:
+    if root.resolve() in seen:
+        return []
+    seen.add(root.resolve())
     out: list[Path] = []
     for child in sorted(root.iterdir()):
         if child.name.startswith("."):
             continue
         if child.is_dir():
-            out.extend(_walk(child))
+            out.extend(_walk(child, seen))
         elif child.is_file():
             out.append(child)
     return out
@@ -88,14 +94,16 @@ def iter_file_documents(
 ) -> Iterator[list[str]]:
     """Documents of one file; the format is sniffed from its name and first non-empty line."""
     path = Path(path)
-    gz = path.name.endswith(".gz")
+    gz = path.name.lower().endswith(".gz")
     inner = path.name[:-3] if gz else path.name
     with open(path, "rb") as raw:
         stream = gzip.GzipFile(fileobj=raw, mode="rb") if gz else raw
-        text = io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline=None)
+        # utf-8-sig: a leading byte-order mark (Excel's "CSV UTF-8", Notepad) is not text
+        text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=None)
         reported = 0
+        read = [0]  # the last line number read, for a decoding error's message
         try:
-            lines = enumerate(text, start=1)  # numbers only for file:line in errors
+            lines = _numbered(text, read)  # numbers only for file:line in errors
             head: list[tuple[int, str]] = []
             for item in lines:
                 head.append(item)
@@ -126,11 +134,20 @@ def iter_file_documents(
             raise DataError(f"{path} cannot be read as a CSV/TSV table ({e}); "
                             "fix that row or save the text as JSONL") from e
         except UnicodeDecodeError as e:
-            raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus") from e
+            if not read[0]:
+                raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus") from e
+            raise DataError(f"{path}: bytes after line {read[0]} are not UTF-8; convert the file (e.g. iconv "
+                            "-f cp1252 -t utf-8) or remove it from --corpus") from e
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
             raise DataError(f"{path} is not a valid gzip file ({e}); re-create or remove it") from e
         if progress is not None:
             progress(path.stat().st_size - reported)
+
+
+def _numbered(text: Iterable[str], read: list[int]) -> Iterator[tuple[int, str]]:
+    for n, line in enumerate(text, start=1):
+        read[0] = n
+        yield n, line
 
 
 def _is_json_object(line: str) -> bool:
@@ -194,6 +211,8 @@ def _jsonl_docs(lines: Iterable[tuple[int, str]], path: Path, field: str) -> Ite
             raise DataError(f"{path}:{lineno} has no field {field!r} (fields: {keys}); "
                             "set --text-field to the field holding the text")
         value = obj[field]
+        if value is None:  # exported datasets write null for a missing text: an empty document
+            continue
         if not isinstance(value, str):
             raise DataError(f"{path}:{lineno} field {field!r} is a {type(value).__name__}, not "
                             "a string; set --text-field to the field holding the text")
@@ -211,8 +230,9 @@ def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delim
     """One document per row, the named columns' lines. TSV is read unquoted, as GLUE's files need
     (their text holds bare quotes); CSV with standard quoting."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # one article per row is a valid corpus; rows stream
     reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
-    header = next(reader, None)
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)  # blank lines first
     if header is None:
         return
     columns = _table_columns(header, fields, path)
