@@ -271,9 +271,36 @@ def test_one_line_corpus_is_kept_whole_and_held_out_from(tiny_tokenizer: Path, t
     assert "dropped" not in caplog.text
 
 
+def test_a_large_last_document_gives_validation_its_last_rows_not_the_corpus(
+        tiny_tokenizer: Path, tmp_path: Path, caplog) -> None:
+    words = "the river crossed a new bridge and the town grew along its banks".split()
+    rng = random.Random(2)
+    corpus = tmp_path / "c.txt"  # a one-line preface, then one large document
+    corpus.write_text("A short preface line.\n\n" + "".join(
+        " ".join(rng.choice(words) for _ in range(12)) + ".\n" for _ in range(600)))
+    with caplog.at_level(logging.WARNING):
+        m = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "d",
+                          PreprocessConfig(workers=1, seq_len=32, valid_fraction=0.01))
+    assert 1 <= m.splits["valid"].rows <= 0.02 * m.totals["rows"] + 1 < m.splits["train"].rows
+    assert "rows of its last document" in caplog.text
+
+
+def test_a_last_chunk_without_rows_leaves_the_fallback_on_the_chunk_with_rows(
+        tiny_tokenizer: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(pp, "CHUNK_LINES", 8)
+    words = "the river crossed a new bridge and the town grew along its banks".split()
+    rng = random.Random(3)
+    body = "".join(" ".join(rng.choice(words) for _ in range(12)) + ".\n" for _ in range(40))
+    (tmp_path / "a.txt").write_text(body)  # one document: several chunks
+    (tmp_path / "b.txt").write_text("\u200b\n")  # a document with no tokens: a last chunk with no rows
+    m = pp.preprocess([tmp_path / "a.txt", tmp_path / "b.txt"], tiny_tokenizer, tmp_path / "d",
+                      PreprocessConfig(workers=1, seq_len=32, valid_fraction=1e-9))
+    assert m.splits["valid"].rows >= 1 and m.splits["train"].rows > m.splits["valid"].rows
+
+
 def test_trimmed_text_is_reported(caplog) -> None:
     with caplog.at_level(logging.WARNING):
-        pp._warn_trimmed(kept=40, tokenized=100, seq_len=128)
+        pp._warn_packing(kept=40, tokenized=100, rows=1, cfg=PreprocessConfig(seq_len=64))
     assert "60% of the tokenized text was dropped" in caplog.text
 
 
@@ -291,7 +318,7 @@ def test_rows_of_a_short_document_corpus_are_mostly_padding_unless_packed_across
     with caplog.at_level(logging.WARNING):
         joined = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "b",
                                PreprocessConfig(workers=1, seq_len=64, packing="full_sentences"))
-    assert "padding" not in caplog.text and joined.totals["rows"] * 4 < per_doc.totals["rows"]
+    assert "padding" not in caplog.text and joined.totals["rows"] * 3 < per_doc.totals["rows"]
 
 
 def test_electra_preprocess_prints_the_trimming_warning(tiny_tokenizer: Path, tmp_path: Path) -> None:

@@ -382,19 +382,21 @@ def preprocess(corpus: Sequence[str | Path], tokenizer_dir: str | Path, out_dir:
 
 
 def _hold_out(last: ChunkResult, counts: dict[str, list[int]], cfg: PreprocessConfig) -> ChunkResult:
-    """When the hash picked no validation document (a small corpus), hold out the last document;
-    when there is only one document (a corpus with no blank lines), its last rows. Without it the
+    """When the hash picked no validation document (a small corpus), hold out the last document
+    if it is at most half the rows; otherwise (one document, a corpus with no blank lines, or a
+    large last one) the last valid_fraction of the rows, from the last document. Without it the
     run would skip validation and never measure what it learned."""
     if cfg.valid_fraction <= 0 or counts["valid"][1] or len(last.valid):
         return last
     total_docs = counts["train"][0] + last.train_docs
     train_rows = counts["train"][1] + len(last.train)
-    if total_docs >= 2 and train_rows > last.tail_rows:
+    if total_docs >= 2 and 2 * last.tail_rows <= train_rows:
         k, docs, what = last.tail_rows, 1, "the last document"
     elif last.tail_rows >= 2:
-        k, docs = max(1, math.ceil(cfg.valid_fraction * last.tail_rows)), 0
-        what = (f"the last {k} rows of its only document (documents are separated by blank "
-                "lines; give the corpus several for a cleaner split)")
+        k, docs = min(last.tail_rows - 1, max(1, math.ceil(cfg.valid_fraction * train_rows))), 0
+        what = (f"the last {k} rows of its only document (documents are separated by blank lines; give "
+                "the corpus several for a cleaner split)" if total_docs == 1 else
+                f"the last {k} rows of its last document (more than half the corpus)")
     else:
         log.warning("no validation rows: the corpus has a single row; runs on it skip validation")
         return last
@@ -405,23 +407,19 @@ def _hold_out(last: ChunkResult, counts: dict[str, list[int]], cfg: PreprocessCo
                                train_docs=last.train_docs - docs, valid_docs=1, **words)
 
 
-def _warn_trimmed(kept: int, tokenized: int, seq_len: int) -> None:
-    """G-EL packing ends a row where it fills and cuts the sentence that overflows it; with long
-    lines against short rows that silently drops much of a corpus."""
+def _warn_packing(kept: int, tokenized: int, rows: int, cfg: PreprocessConfig) -> None:
+    """G-EL packing ends a row where it fills and cuts the sentence that overflows it: with long
+    lines against short rows that silently drops much of a corpus. Packing that never joins
+    documents pads a row per short document (the rows of a CSV/TSV task file): most of each step
+    would be padding."""
     if tokenized and kept < 0.75 * tokenized:
-        log.warning("%.0f%% of the tokenized text was dropped: packing cuts the sentence that "
-                    "overflows each %d-token row. Shorter lines (one sentence per line, blank lines "
-                    "between documents) or a longer --seq-len keep more", 100 * (1 - kept / tokenized),
-                    seq_len)
-
-
-def _warn_padded(tokens: int, rows: int, cfg: PreprocessConfig) -> None:
-    """Packing that never joins documents pads a row per short document: one-line documents (the
-    rows of a CSV/TSV task file) leave most of every row padding, and most of each step wasted."""
-    if cfg.packing != "full_sentences" and rows and tokens < 0.5 * rows * cfg.seq_len:
+        log.warning("%.0f%% of the tokenized text was dropped: packing cuts the sentence that overflows each "
+                    "%d-token row. Shorter lines (one sentence per line, blank lines between documents) or a "
+                    "longer --seq-len keep more", 100 * (1 - kept / tokenized), cfg.seq_len)
+    if cfg.packing != "full_sentences" and rows and kept < 0.5 * rows * cfg.seq_len:
         log.warning("%.0f%% of the packed rows is padding: %s packing does not join documents, and these "
                     "average %.0f tokens per row of %d; preprocess.packing=full_sentences packs across documents",
-                    100 * (1 - tokens / (rows * cfg.seq_len)), cfg.packing, tokens / rows, cfg.seq_len)
+                    100 * (1 - kept / (rows * cfg.seq_len)), cfg.packing, kept / rows, cfg.seq_len)
 
 
 def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessConfig,
@@ -457,6 +455,9 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
                 if cfg.word_segmentation == "file" else ((doc, None) for doc in documents()))
         for res in _packed_chunks(_chunks(docs, CHUNK_LINES), tokenizer, tmp / "tokenizer",
                                   cfg, workers):
+            if last is not None and not (len(res.train) or len(res.valid)):
+                write(res)  # no rows to hold out from: the fallback stays on the last chunk with rows
+                continue
             if last is not None:
                 write(last)
             last = res
@@ -492,6 +493,5 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
              "(%.0f tokenized/s)", totals["documents"], totals["rows"], totals["tokens"],
              100 * totals["tokens"] / max(input_tokens, 1), input_tokens, cfg.seq_len, workers,
              elapsed, totals["tokens"] / max(elapsed, 1e-9), input_tokens / max(elapsed, 1e-9))
-    _warn_trimmed(totals["tokens"], input_tokens, cfg.seq_len)
-    _warn_padded(totals["tokens"], totals["rows"], cfg)
+    _warn_packing(totals["tokens"], input_tokens, totals["rows"], cfg)
     return manifest
