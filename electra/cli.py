@@ -22,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,8 +83,9 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
     tok = train_tokenizer(iter_documents(args.corpus, cfg.text_field), args.out, cfg,
                           overwrite=args.force)
     print(f"wrote {args.out}/tokenizer.json ({tok.kind}, {tok.vocab_size} tokens)")
-    print(f"next: electra preprocess --corpus {' '.join(args.corpus)} --tokenizer {args.out} "
-          f"--seq-len 128 --out DATA_DIR")
+    field = "" if cfg.text_field == "text" else f" --text-field {shlex.quote(cfg.text_field)}"
+    print(f"next: electra preprocess --corpus {shlex.join(args.corpus)}{field} --tokenizer {shlex.quote(args.out)} "
+          "--seq-len 128 --out DATA_DIR")
 
 
 def _preprocess(args: argparse.Namespace) -> None:
@@ -98,7 +100,7 @@ def _preprocess(args: argparse.Namespace) -> None:
     m = preprocess(args.corpus, args.tokenizer, args.out, cfg, overwrite=args.force)
     print(f"wrote {args.out}: {m.totals['rows']} rows of {m.seq_len} tokens "
           f"({m.splits['train'].rows} train / {m.splits['valid'].rows} valid), {m.totals['tokens']} tokens")
-    print(f"next: electra pretrain --data {args.out} --preset small")
+    print(f"next: electra pretrain --data {shlex.quote(args.out)} --preset small")
 
 
 def _pretrain(args: argparse.Namespace) -> None:
@@ -187,7 +189,7 @@ def _finetune(args: argparse.Namespace) -> None:
     print(f"  model and dev predictions in {out}")
     if (out / "hf" / "config.json").is_file():
         print(f"  for transformers: {AUTO_CLASSES[spec.kind]}.from_pretrained('{out / 'hf'}')")
-    print(f"next: electra predict {out} --input TEST_FILE --out predictions{spec.pred_suffix}")
+    print(f"next: electra predict {shlex.quote(str(out))} --input TEST_FILE --out predictions{spec.pred_suffix}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:

@@ -139,6 +139,18 @@ def test_pretrain_on_a_task_tsv_reads_the_named_column(tiny_corpus, tmp_path, ca
                                            "--out", str(tmp_path / "r2"), *TINY_RUN)
 
 
+def test_the_next_command_printed_after_tokenizer_training_runs_as_printed(tiny_corpus, tmp_path, capsys):
+    import shlex
+    lines = [ln for ln in tiny_corpus.read_text().splitlines() if ln.strip()]
+    tsv = tmp_path / "my task.tsv"  # a space in the path and in the column name
+    tsv.write_text("#1 String\tQuality\n" + "".join(f"{ln}\t1\n" for ln in lines))
+    assert main(["tokenizer", "train", "--corpus", str(tsv), "--text-field", "#1 String", "--vocab-size", "300",
+                 "--out", str(tmp_path / "tok")]) == 0
+    nxt = capsys.readouterr().out.strip().splitlines()[-1].removeprefix("next: electra ")
+    argv = [a if a != "DATA_DIR" else str(tmp_path / "data") for a in shlex.split(nxt)]
+    assert main([*argv, "--seq-len", "32"]) == 0
+
+
 def test_print_config_shows_the_resolved_preset(capsys):
     assert main(["pretrain", "--preset", "base", "--print-config", "train.steps=7"]) == 0
     cfg = json.loads(capsys.readouterr().out)
