@@ -140,6 +140,10 @@ def test_train_refuses_foreign_dir_and_replaces_a_tokenizer_only_when_forced(tin
     second = train_tokenizer(iter_documents([tiny_corpus]), out, bigger, overwrite=True)
     assert Tokenizer.load(out).fingerprint == second.fingerprint != first.fingerprint
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "tok"]  # no temp dirs left
+    third = train_tokenizer(iter_documents([tiny_corpus]), out, TokenizerConfig(kind="bpe", vocab_size=300,
+                                                                                 min_frequency=1), overwrite=True)
+    assert not (out / "vocab.txt").exists()  # the WordPiece vocabulary does not outlive it
+    assert Tokenizer.load(out).fingerprint == third.fingerprint and third.kind == "bpe"
 
 
 def test_train_on_corpus_without_text(tmp_path: Path) -> None:

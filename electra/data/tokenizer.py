@@ -359,6 +359,8 @@ def _write_dir(out: Path, tok: Tokenizer) -> Path:
     if out.is_dir() and any(out.iterdir()):
         for name, text in files.items():
             write_text_atomic(out / name, text)
+        for name in set(TOKENIZER_FILES) - set(files):  # e.g. a WordPiece vocab.txt beside a new BPE
+            (out / name).unlink(missing_ok=True)
         return out
     with atomic_dir(out) as tmp:
         for name, text in files.items():
