@@ -108,8 +108,13 @@ def test_evaluate_reports_medians_over_seeds_and_resumes(backbone, data, tmp_pat
     assert main(argv) == 0  # resumes: every run is already done
     assert (out / "runs" / "cola" / "seed0" / "result.json").stat().st_mtime_ns == first
     assert json.loads((out / "results.json").read_text())["tasks"] == res["tasks"]
-    # never mix runs of different settings in one table
-    assert "another checkpoint or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
+    # never mix runs of different settings in one table: other options, other data, another step
+    assert "another checkpoint, data or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
+    other_glue = tmp_path / "glue_copy"
+    shutil.copytree(data["glue"], other_glue)
+    moved = [str(other_glue) if a == str(data["glue"]) else a for a in argv]
+    assert "another checkpoint, data or config" in cli_error(capsys, *moved)
+    assert json.loads((out / "evaluate.json").read_text())["source"] == res["source"]  # a run's names its step
 
 
 def _user_args(d, name):
@@ -232,7 +237,7 @@ def test_evaluate_claims_a_folder_of_other_files_only_with_overwrite(backbone, d
     assert main([*argv, "--overwrite"]) == 0
     assert (out / "notes.txt").read_text() == "keep" and (out / "results.json").is_file()
     assert main(argv) == 0  # claimed: it resumes like any evaluation of its own
-    assert "another checkpoint or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
+    assert "another checkpoint, data or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
     assert main([*argv, "optim.lr=2e-3", "--overwrite"]) == 0  # runs of the old settings replaced
     assert json.loads((out / "results.json").read_text())["config"]["optim"]["lr"] == 2e-3
     assert (out / "notes.txt").read_text() == "keep"
