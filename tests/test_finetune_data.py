@@ -79,7 +79,7 @@ def test_the_real_files_parse_with_the_readme_counts():
     assert sum(len(s.words) for s in conll.train) == 203621
 
 
-def test_user_csv_tsv_and_jsonl(files):
+def test_user_csv_tsv_and_jsonl(files, tmp_path):
     u = files["user"]
     spec = get_task("classification")
     cfg = dataclasses.replace(CFG, data=DataConfig(text_column="review", label_column="sentiment"))
@@ -94,6 +94,10 @@ def test_user_csv_tsv_and_jsonl(files):
     assert isinstance(reg.train[0].label, float) and reg.train[0].pair
     tags = load_data(get_task("tagging"), CFG, train=u / "train_tags.jsonl", dev=u / "dev_tags.jsonl")
     assert tags.train[0].tags[0] == "B-PER"
+    ids = tmp_path / "ids.jsonl"  # integer tag ids, as HF datasets exports them: entity F1 could only be 0
+    ids.write_text('{"tokens": ["Ann", "ran"], "tags": [1, 0]}\n{"tokens": ["Bo"], "tags": [3]}\n')
+    with pytest.raises(DataError, match=r"ids.jsonl: no tag names an entity chunk .*tags: 0, 1, 3\).*their names"):
+        load_data(get_task("tagging"), CFG, train=ids, dev=ids)
 
 
 def test_hf_datasets_directories(tmp_path):

@@ -204,6 +204,13 @@ def test_conlleval_iob1_and_iob2_by_hand():
     assert r["per_type"]["PER"]["recall"] == 0.5 and r["per_type"]["LOC"]["precision"] == 0.0
 
 
+def test_conlleval_entity_types_may_hold_hyphens():
+    # conlleval.pl splits at the first hyphen only: geo-loc and geo-gpe are two types
+    r = M.conlleval([["B-geo-loc", "I-geo-gpe"]], [["B-geo-loc", "I-geo-loc"]])
+    assert (r["chunks_correct"], r["chunks_gold"], r["chunks_guessed"]) == (0, 2, 1)
+    assert set(r["per_type"]) == {"geo-loc", "geo-gpe"}
+
+
 def test_conlleval_counts_equal_an_independent_chunk_extraction():
     rng = random.Random(1)
     tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]

@@ -158,9 +158,9 @@ def squad_v2(predictions: dict[str, str], na_odds: dict[str, float],
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
-    # perl `($t, $type) = split(/-/, $tag)`: prefix, then the text up to the next "-"
-    parts = tag.split("-")
-    return parts[0], parts[1] if len(parts) > 1 else ""
+    # conlleval.pl since 2004-01-26: /^([^-]*)-(.*)$/, so a type may hold hyphens (B-geo-loc: "geo-loc")
+    prefix, _, type_ = tag.partition("-")
+    return prefix, type_
 
 
 def _end_of_chunk(prev: str, tag: str, prev_type: str, type_: str) -> bool:
