@@ -132,6 +132,18 @@ def test_squad_v1_matches_the_official_script():
     assert 100 * M.squad_v1(missing, GOLD)["exact"] == pytest.approx(_official_v11(GOLD, missing)["exact_match"])
 
 
+def test_squad_v1_scores_only_the_questions_that_have_answers(caplog):
+    from electra.finetuning import squad
+    from electra.finetuning.config import FinetuneConfig
+    from electra.finetuning.tasks import get_task
+    ex = [squad.QAExample("a", 0, "q?", "Denver won.", (("Denver", 0),), False),
+          squad.QAExample("b", 0, "q?", "Denver won.", (), False)]  # a partly labelled file
+    preds = [squad.QAPrediction("a", "Denver", None), squad.QAPrediction("b", "won", None)]
+    with caplog.at_level("WARNING"):
+        assert squad.score(get_task("squad"), ex, preds, FinetuneConfig()) == {"exact": 1.0, "f1": 1.0}
+    assert "1 of 2 questions have no gold answer" in caplog.text and "squad2" in caplog.text
+
+
 def test_squad_normalisation_by_hand():
     assert M.normalize_answer("The  Quick, brown-fox!") == "quick brownfox"
     assert M.normalize_answer("An Apple a day") == "apple day"

@@ -253,10 +253,14 @@ def score(spec: TaskSpec, examples: list[QAExample], predictions: list[QAPredict
           cfg: FinetuneConfig) -> dict[str, float]:
     if not any(e.answers or e.impossible for e in examples):
         return {}  # unlabelled questions
-    golds = {e.qid: [a[0] for a in e.answers] for e in examples}
     preds = {p.qid: p.text for p in predictions}
     if spec.version2:
+        golds = {e.qid: [a[0] for a in e.answers] for e in examples}
         return M.squad_v2(preds, {p.qid: p.null_odds for p in predictions}, golds)
+    golds = {e.qid: [a[0] for a in e.answers] for e in examples if e.answers}
+    if len(golds) < len(examples):  # v1.1 has no unanswerable questions: score those that have answers
+        log.warning("%d of %d questions have no gold answer; SQuAD 1.1 scores the %d that do (a SQuAD 2.0 "
+                    "file? use --task squad2)", len(examples) - len(golds), len(examples), len(golds))
     return M.squad_v1(preds, golds)
 
 
