@@ -130,3 +130,15 @@ def test_mean_pooling_averages_real_tokens_only(head_cls):
     h3[:, 1:] = 0.0
     assert torch.equal(cls_head(h3, None, mask), cls_head(h, None, mask))
     assert not torch.allclose(head(h3, None, mask), out)
+
+
+def test_squad_windows_capped_to_a_short_model_keep_overlapping(caplog):
+    from electra.finetuning.config import FinetuneConfig, SquadConfig
+    from electra.finetuning.run import fit_to_model
+    short = ModelConfig(max_position_embeddings=128)
+    sq = fit_to_model(FinetuneConfig(), short).squad  # the paper's 512 / stride 128 on a 128-position model
+    assert sq.max_seq_len == 128 and sq.doc_stride == 32 < sq.max_seq_len - sq.max_query_len - 3
+    assert "doc_stride" not in caplog.text
+    with caplog.at_level("WARNING"):
+        fit_to_model(FinetuneConfig(squad=SquadConfig(max_seq_len=128, doc_stride=100)), short)
+    assert "squad.doc_stride=100 is more than the 61 context tokens" in caplog.text

@@ -107,14 +107,22 @@ class FinetuneResult:
 
 
 def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
-    """Sequence lengths capped at the model's position table (e.g. SQuAD's 512 on a 128 model)."""
+    """Sequence lengths capped at the model's position table (e.g. SQuAD's 384 on a 128 model), and
+    SQuAD's stride with them: windows that do not overlap lose every answer across their edge."""
     limit = mcfg.max_position_embeddings
     train, sq = cfg.train, cfg.squad
     if train.max_seq_len > limit:
         train = dataclasses.replace(train, max_seq_len=limit)
     if sq.max_seq_len > limit:
-        log.debug("squad.max_seq_len %d -> %d (the model's max_position_embeddings)", sq.max_seq_len, limit)
-        sq = dataclasses.replace(sq, max_seq_len=limit, max_query_len=min(sq.max_query_len, limit // 2))
+        stride = max(1, sq.doc_stride * limit // sq.max_seq_len)  # the same share of the window
+        log.debug("squad.max_seq_len %d -> %d (the model's max_position_embeddings), doc_stride %d -> %d",
+                  sq.max_seq_len, limit, sq.doc_stride, stride)
+        sq = dataclasses.replace(sq, max_seq_len=limit, max_query_len=min(sq.max_query_len, limit // 2),
+                                 doc_stride=min(sq.doc_stride, stride))
+    if sq.doc_stride > sq.max_seq_len - sq.max_query_len - 3:  # the least room a window's context has
+        log.warning("squad.doc_stride=%d is more than the %d context tokens a window may hold: windows may not "
+                    "overlap, and answers across their edges cannot be found; lower it", sq.doc_stride,
+                    sq.max_seq_len - sq.max_query_len - 3)
     return dataclasses.replace(cfg, train=train, squad=sq)
 
 
