@@ -94,6 +94,15 @@ def test_user_csv_tsv_and_jsonl(files, tmp_path):
     assert isinstance(reg.train[0].label, float) and reg.train[0].pair
     tags = load_data(get_task("tagging"), CFG, train=u / "train_tags.jsonl", dev=u / "dev_tags.jsonl")
     assert tags.train[0].tags[0] == "B-PER"
+    multi = tmp_path / "multi.csv"  # a quoted field over two lines keeps its line break
+    multi.write_text('review,sentiment\n"first line\nsecond line",positive\nplain,negative\n')
+    rows = spec.family.read(spec, multi, "train", cfg)
+    assert [(r.text, r.label) for r in rows] == [("first line\nsecond line", "positive"), ("plain", "negative")]
+    template = tmp_path / "to_predict.csv"  # an empty label column: unlabelled when predicting
+    template.write_text("review,sentiment\ngreat movie,\nawful film,\n")
+    assert [r.label for r in spec.family.read(spec, template, "test", cfg)] == [None, None]
+    with pytest.raises(DataError, match="has no label"):
+        spec.family.read(spec, template, "train", cfg)
     ids = tmp_path / "ids.jsonl"  # integer tag ids, as HF datasets exports them: entity F1 could only be 0
     ids.write_text('{"tokens": ["Ann", "ran"], "tags": [1, 0]}\n{"tokens": ["Bo"], "tags": [3]}\n')
     with pytest.raises(DataError, match=r"ids.jsonl: no tag names an entity chunk .*tags: 0, 1, 3\).*their names"):

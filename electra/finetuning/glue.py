@@ -168,7 +168,7 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
                 raise DataError(f"{path}:{n} is a JSON {type(records[-1]).__name__}, not an object; "
                                 "JSONL needs one object per line")
     elif suffix == ".csv":
-        records = _csv_records(path, lines)
+        records = _csv_records(path, [ln + "\n" for ln in lines])  # a quoted field may hold line breaks
     else:
         records = _csv_records(path, lines, delimiter="\t", quoting=csv.QUOTE_NONE)
     if not records:
@@ -183,7 +183,9 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
         if name not in keys:
             raise DataError(f"{path} has no column {name!r} (columns: {', '.join(map(repr, keys[:8]))}); "
                             f"pass {option} NAME")
-    has_label = dc.label_column in keys
+    # a file to predict may carry an empty label column (a test set's template): unlabelled
+    has_label = dc.label_column in keys and (split != "test" or any(r.get(dc.label_column) not in (None, "")
+                                                                    for r in records))
     out = []
     for n, r in enumerate(records):
         where = f"{path}: example {n + 1}"
