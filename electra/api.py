@@ -149,30 +149,12 @@ def default_run_dir(preset_name: str) -> Path:
     return Path("runs") / f"{preset_name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _last_rate(run_dir: Path, cfg: PretrainConfig) -> PretrainConfig:
-    """`cfg` at the peak rate the newest checkpoint was trained under: a rate changed on an
-    earlier resume (`--resume optim.lr=...`, the advice after a divergence) stays changed on the
-    next plain `--resume` instead of going back to config.json's. Only meta.json is read; a
-    damaged checkpoint leaves `cfg` as it is (resuming then falls back and says so)."""
-    found = ckpt.list_checkpoints(run_dir / "checkpoints")
-    try:
-        lr = ckpt.read_meta(found[-1][1]).get("optim_lr") if found else None
-    except CheckpointError:
-        return cfg
-    if not isinstance(lr, (int, float)) or lr == cfg.optim.lr:
-        return cfg
-    log.info("optim.lr=%g, as the run was last resumed with (config.json says %g)", lr, cfg.optim.lr)
-    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, lr=float(lr)))
-
-
 def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
-    """The config a run was started with, plus overrides (e.g. `train.steps=...` to extend it).
-    `train.stop_at` belongs to one invocation, so it is reset unless given again; the peak rate
-    is the one the run was last trained at (`_last_rate`), unless optim.lr is given again."""
+    """The config a run was last trained under (`ckpt.last_config`), plus overrides (e.g. `train.steps=...`
+    to extend it). `train.stop_at` belongs to one invocation, so it is reset unless given again."""
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no config.json); start it without --resume")
-    saved = _last_rate(run_dir, load_json(PretrainConfig, run_dir / "config.json"))
-    return apply_overrides(saved, ["train.stop_at=0", *overrides])
+    return apply_overrides(load_json(PretrainConfig, ckpt.last_config(run_dir)), ["train.stop_at=0", *overrides])
 
 
 _RUN_FILES = {"config.json", "run.json", "tokenizer", "data", "metrics.jsonl", "tensorboard",

@@ -39,6 +39,9 @@ def check_pretrain_args(args: argparse.Namespace) -> None:
         raise ConfigError("pass either --data (existing shards) or --corpus (raw text), not both")
     if args.resume and args.out is None:
         raise ConfigError("--resume needs --out RUN_DIR (the run to continue)")
+    if args.resume and (args.corpus or args.init_from):
+        raise ConfigError("--resume continues a run on its own data and weights; drop --corpus/--init-from "
+                          "(they would be ignored, and the overrides after --corpus with them)")
     if args.resume and (args.preset is not None or args.config):
         raise ConfigError("--resume continues a run under its own config; drop --preset/--config "
                           "(change settings with section.field=value, e.g. train.steps=...)")

@@ -41,7 +41,7 @@ def doctor(run_dir: Path) -> Report:
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
                           "an electra pretrain run")
-    cfg = load_json(PretrainConfig, run_dir / "config.json")
+    cfg = load_json(PretrainConfig, ckpt.last_config(run_dir))  # as last resumed
     rep = Report(lines=[f"run {run_dir} (preset {cfg.preset}, {cfg.train.steps:,} steps planned)"])
     last = _checkpoints(run_dir, rep)
     _data(run_dir, rep)

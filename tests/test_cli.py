@@ -112,6 +112,8 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "no run" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path))
     assert "drop --preset" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path), "--preset", "small")
     assert "not both" in cli_error(capsys, "pretrain", "--data", "a", "--corpus", "b")
+    assert "drop --corpus/--init-from" in cli_error(capsys, "pretrain", "--resume", "--out", str(tmp_path),
+                                                    "--corpus", "c.txt", "optim.lr=1e-5")
     assert "generator_size=1.0" in cli_error(capsys, "pretrain", "--preset", "tiny", "objective.sharing=all")
     assert "does not exist" in cli_error(capsys, "export", str(tmp_path / "none"), "--out", str(tmp_path / "e"))
     binary = tmp_path / "blob.txt"

@@ -398,3 +398,30 @@ def test_progress_counts_towards_the_budget_not_train_steps(tiny_data, tmp_path,
     assert len(totals) == 1
     end = int(totals.pop())
     assert 2 <= end < 1000 and lines[-1].startswith(f"step {end}/{end} |")
+
+
+def test_what_a_resume_changed_stays_and_a_changed_schedule_applies_from_its_first_step(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    run(cfg("train.steps=4", "train.save_every=1", "train.eval_every=100"), out=out, data=tiny_data)  # lr ends at 0
+    run(load_run_config(out, ["train.steps=8", "train.stop_at=5"]), out=out, resume=True)
+    w4, w5 = weights(out / "checkpoints" / "step_00000004"), weights(out / "checkpoints" / "step_00000005")
+    assert any(not torch.equal(w4[k], w5[k]) for k in w4)  # step 5 learned: not at the old schedule's lr 0
+    resumed = load_run_config(out, [])  # a plain --resume keeps train.steps=8 (config.json still says 4)
+    assert resumed.train.steps == 8 and json.loads((out / "config.json").read_text())["train"]["steps"] == 4
+    assert run(resumed, out=out, resume=True).train.step == 8
+
+
+def test_keep_last_never_prunes_the_checkpoint_just_written(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    run(cfg("train.save_every=2", "train.eval_every=100", "train.stop_at=4"), out=out, data=tiny_data)
+    (out / "checkpoints" / "step_00000004" / "trainer.pt").write_bytes(b"damaged")  # a damaged newest one
+    run(load_run_config(out, ["train.keep_last=1", "train.save_every=1", "train.stop_at=3"]), out=out,
+        resume=True)  # from step 2, saves step 3
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [3, 4]  # 4 left for the user to see
+    assert ckpt.problem(out / "checkpoints" / "step_00000003") is None
+
+
+def test_a_run_saved_without_fp16_resumes_under_fp16(tiny_data, tmp_path):
+    out = tmp_path / "r"
+    run(cfg("train.stop_at=3", "train.eval_every=100"), out=out, data=tiny_data)
+    assert run(load_run_config(out, ["train.precision=fp16"]), out=out, resume=True).train.step == 6

@@ -81,6 +81,16 @@ def problem(path: Path) -> str | None:
     return None
 
 
+def last_config(run_dir: Path) -> Path:
+    """The config a run was last trained under: that of its newest intact checkpoint, so what an
+    earlier `--resume` changed (train.steps, optim.lr after a divergence, ...) stays changed on the
+    next plain `--resume`; the run's config.json (as started) before its first checkpoint."""
+    for _, path in reversed(list_checkpoints(run_dir / "checkpoints")):
+        if (path / "config.json").is_file() and problem(path) is None:
+            return path / "config.json"
+    return run_dir / "config.json"
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path:
     """The newest checkpoint whose files are all intact, to resume from; damaged newer ones are
     named and skipped (left on disk, never deleted)."""
@@ -122,7 +132,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, trainer: dict[s
                     extra: Callable[[Path], None] | None = None) -> Path:
     """Write `step_XXXXXXXX/` atomically (main process; `rng_states` holds every rank's RNG, in
     rank order); `extra(tmp_dir)` adds files such as the config and tokenizer. Only the newest
-    `keep_last` checkpoints are kept."""
+    `keep_last` checkpoints are kept: the one written and the newest older ones (a damaged newer
+    one, left from before a resume, never pushes the new save out)."""
     final = ckpt_dir / f"step_{step:08d}"
     with atomic_dir(final, replace=True) as tmp:  # re-saving a step (after a resume) replaces it
         save_file({k: v.contiguous() for k, v in model_state(model).items()}, str(tmp / "model.safetensors"))
@@ -133,7 +144,8 @@ def save_checkpoint(ckpt_dir: Path, step: int, model: nn.Module, trainer: dict[s
             extra(tmp)
         files = tree_checksums(tmp)  # verified on load: a torn or damaged file is never resumed
         (tmp / "meta.json").write_text(json.dumps({"step": step, **meta, "files": files}, indent=2) + "\n")
-    for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
+    older = [p for s, p in list_checkpoints(ckpt_dir) if s < step]
+    for old in older[:max(0, len(older) - (keep_last - 1))]:
         shutil.rmtree(old, ignore_errors=True)
     for stale in ckpt_dir.glob(".step_*.tmp-*"):  # half-written by a process killed mid-save
         shutil.rmtree(stale, ignore_errors=True)

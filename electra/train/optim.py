@@ -147,11 +147,20 @@ def rebase_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_schedu
     if all(math.isclose(a, b, rel_tol=1e-9) for a, b in zip(old, want, strict=True)):
         return None
     scheduler.base_lrs = want
-    for group, base, factor in zip(optimizer.param_groups, want, scheduler.lr_lambdas, strict=True):
+    for group, base in zip(optimizer.param_groups, want, strict=True):
         group["initial_lr"] = base
+    resync_lr(optimizer, scheduler)
+    return old_peak
+
+
+def resync_lr(optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LambdaLR) -> None:
+    """Each group's rate from the schedule of this invocation at the loaded step: a loaded
+    optimizer holds the rate of the schedule it was saved under, which `train.steps`,
+    `optim.warmup_steps` or `train.budget_flops` given on resume change. Unchanged schedules give
+    the saved rate exactly (the same product LambdaLR computes)."""
+    for group, base, factor in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
         group["lr"] = base * factor(scheduler.last_epoch)
     scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
-    return old_peak
 
 
 def layerwise_lr_scales(names: Iterable[str], num_layers: int, decay: float, mode: str = "correct",

@@ -39,6 +39,7 @@ from electra.train.optim import (
     load_optimizer_state,
     peak_lr,
     rebase_lr,
+    resync_lr,
 )
 from electra.train.precision import Precision, resolve_precision
 from electra.train.pretrained import token_ids
@@ -293,7 +294,9 @@ def load_checkpoint(state: TrainState, path: Path, tokenizer: Tokenizer, rank: i
     trainer, rng = ckpt.load_trainer(path, rank)
     load_optimizer_state(state.optimizer, trainer["optimizer"])
     state.scheduler.load_state_dict(trainer["scheduler"])
-    state.precision.scaler.load_state_dict(trainer["scaler"])
+    resync_lr(state.optimizer, state.scheduler)
+    if trainer["scaler"]:  # empty when saved without fp16: a run moved to an fp16 device starts a fresh scaler
+        state.precision.scaler.load_state_dict(trainer["scaler"])
     state.loader.load_state_dict(trainer["loader"])
     ckpt.set_rng_state(rng)
     state.step, state.tokens = meta["step"], meta["tokens"]
