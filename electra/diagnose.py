@@ -15,11 +15,11 @@ from safetensors import safe_open
 
 from electra.config import PretrainConfig, load_json
 from electra.data.shards import read_manifest
-from electra.errors import ConfigError, ElectraError
+from electra.errors import CheckpointError, ConfigError, ElectraError
 from electra.train import checkpoint as ckpt
 from electra.train.health import HealthMonitor
 from electra.train.log import format_count, read_metrics
-from electra.train.state import verify_shards
+from electra.train.state import schedule_steps, verify_shards
 from electra.train.validate import context_line, learned_context
 
 
@@ -42,16 +42,20 @@ def doctor(run_dir: Path) -> Report:
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
                           "an electra pretrain run")
     cfg = load_json(PretrainConfig, ckpt.last_config(run_dir))  # as last resumed
-    rep = Report(lines=[f"run {run_dir} (preset {cfg.preset}, {cfg.train.steps:,} steps planned)"])
+    rep = Report(lines=[])
     last = _checkpoints(run_dir, rep)
+    end = _run_end(cfg, run_dir)
+    rep.lines.insert(0, f"run {run_dir} (preset {cfg.preset}, {end:,} steps planned"
+                        + (f": train.budget_flops={cfg.train.budget_flops:g} ends it before train.steps"
+                           if end < cfg.train.steps else "") + ")")
     _data(run_dir, rep)
     records, torn = read_metrics(run_dir / "metrics.jsonl")
     if torn:
         rep.lines.append(f"  metrics: {torn} unreadable line(s) in metrics.jsonl (a torn write), ignored")
-    _replay(cfg, records, rep)
+    _replay(cfg, records, rep, end)
     if last is None:
         rep.next_command = f"electra pretrain --out {run_dir} ...  (no checkpoint: start it again)"
-    elif last < cfg.train.steps:
+    elif last < end:
         rep.next_command = f"electra pretrain --resume --out {run_dir}"
     else:
         rep.next_command = (f"electra evaluate {run_dir} --tasks sst2 --glue-dir PATH/TO/glue "
@@ -86,8 +90,19 @@ def _data(run_dir: Path, rep: Report) -> None:
         rep.problems.append(f"data: {e}")
 
 
-def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
-    monitor = HealthMonitor(cfg, max_bad_steps=cfg.train.max_bad_steps)
+def _run_end(cfg: PretrainConfig, run_dir: Path) -> int:
+    """The step the run's schedule ends at: train.steps, or where train.budget_flops is spent."""
+    found = ckpt.list_checkpoints(run_dir / "checkpoints")
+    if not cfg.train.budget_flops or not found:
+        return cfg.train.steps
+    try:
+        return schedule_steps(cfg, int(ckpt.read_meta(found[-1][1])["seq_len"]))
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return cfg.train.steps
+
+
+def _replay(cfg: PretrainConfig, records: list[dict], rep: Report, run_steps: int) -> None:
+    monitor = HealthMonitor(cfg, max_bad_steps=cfg.train.max_bad_steps, run_steps=run_steps)
     alarms: dict[str, tuple[int, str]] = {}
     train = [r for r in records if r.get("kind") == "train"]
     valid = [r for r in records if r.get("kind") == "valid"]
@@ -96,7 +111,7 @@ def _replay(cfg: PretrainConfig, records: list[dict], rep: Report) -> None:
             alarms[a.name] = (r.get("step", 0), a.line())
     if train:
         t = train[-1]
-        rep.lines.append(f"  progress: step {t['step']:,} of {cfg.train.steps:,}, "
+        rep.lines.append(f"  progress: step {t['step']:,} of {run_steps:,}, "
                          f"{format_count(t.get('tokens', 0))} tokens, last loss {t['loss']:.4f}, "
                          f"{format_count(t.get('tokens_per_s', 0))} tokens/s")
     if valid and "nocontext_mlm_loss" in valid[-1]:

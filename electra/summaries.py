@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from electra.api import PipelineResult
+from electra.config import PretrainConfig, load_json
 from electra.experiment import CellOutcome, preempted
 from electra.plan import Plan, Throughput
+from electra.train import checkpoint as ckpt
 from electra.train.log import format_count, format_duration
 from electra.train.validate import learned_context
 
@@ -52,7 +54,16 @@ def print_pretrain_summary(res: PipelineResult) -> None:
           "or load it in transformers:\n"
           f"  python -c \"from transformers import {_architecture(res)} as M; "
           f"print(M.from_pretrained('{res.exports['discriminator']}'))\"\n"
-          f"or train it longer: electra pretrain --resume --out {run_dir} train.steps={2 * t.step}")
+          f"or train it longer: electra pretrain --resume --out {run_dir}{_longer(run_dir, t.step)}")
+
+
+def _longer(run_dir: Path, step: int) -> str:
+    """The overrides that extend a run past `step`: none where it stopped before its end (train.stop_at),
+    a larger budget where train.budget_flops ended it, else twice the steps."""
+    tc = load_json(PretrainConfig, ckpt.last_config(run_dir)).train
+    if tc.budget_flops:
+        return f" train.budget_flops={2 * tc.budget_flops:g} train.steps={max(tc.steps, 2 * step)}"
+    return "" if step < tc.steps else f" train.steps={2 * step}"
 
 
 def _architecture(res: PipelineResult) -> str:

@@ -131,3 +131,31 @@ def test_pretrain_runs_from_a_config_file(tiny_data, tmp_path, capsys):
                  "--out", str(out)]) == 0
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 4
     assert main(["pretrain", "--config", str(tmp_path / "c.json"), "--preset", "tiny"]) == 2
+
+
+def test_a_run_ended_by_its_flop_budget_is_healthy_and_told_how_to_go_on(tiny_data, tmp_path, capsys):
+    from electra.summaries import print_pretrain_summary
+    from electra.train.flops import flop_rate
+    base = apply_overrides(preset("tiny"), [*TINY_RUN, "train.steps=100"])
+    budget = flop_rate(base, 32).at(0) * 8 * 32 * 6  # a few steps of 8 rows x 32 tokens
+    out = tmp_path / "b"
+    res = run(apply_overrides(base, [f"train.budget_flops={budget}"]), out=out, data=tiny_data)
+    n = res.train.step
+    assert n < 100
+    alarms = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert not [a for a in alarms if a["kind"] == "health" and a.get("alarm") == "dead_lr"]
+    report = doctor(out)
+    assert not [p for p in report.problems if "learning rate" in p]  # the schedule ended where it should
+    assert f"{n} steps planned: train.budget_flops" in report.text()
+    assert f"progress: step {n} of {n}," in report.text()
+    assert "next: electra evaluate" in report.text()
+    print_pretrain_summary(res)
+    assert f"--resume --out {out} train.budget_flops={2 * budget:g} train.steps=100" in capsys.readouterr().out
+
+
+def test_a_run_stopped_before_its_end_is_told_to_resume_as_it_is(tiny_data, tmp_path, capsys):
+    from electra.summaries import print_pretrain_summary
+    out = tmp_path / "s"
+    res = run(apply_overrides(preset("tiny"), [*TINY_RUN, "train.stop_at=3"]), out=out, data=tiny_data)
+    print_pretrain_summary(res)
+    assert f"or train it longer: electra pretrain --resume --out {out}\n" in capsys.readouterr().out

@@ -52,6 +52,7 @@ class HealthMonitor:
     max_bad_steps: int = 3
     rollbacks: int = 0  # roll-backs the run has made so far (train.on_nonfinite=rollback)
     peak_lr: float = 0.0  # the peak rate the schedule follows (lowered by roll-backs); 0: optim.lr
+    run_steps: int = 0  # where the schedule ends (state.schedule_steps: a FLOP budget may come first); 0: train.steps
     _active: set[str] = field(default_factory=set)
     _grad_norms: list[float] = field(default_factory=list)
     _losses: list[float] = field(default_factory=list)
@@ -60,7 +61,7 @@ class HealthMonitor:
     _clean_step: int = 0  # the end of the last interval without a non-finite step
 
     def on_train(self, step: int, m: dict[str, float]) -> list[Alarm]:
-        o, steps = self.cfg.optim, self.cfg.train.steps
+        o, steps = self.cfg.optim, self.run_steps or self.cfg.train.steps
         warm = step > max(o.warmup_steps, 1)
         found: dict[str, Alarm | None] = {}
         bad = int(m.get("bad_steps", 0))
@@ -113,7 +114,7 @@ class HealthMonitor:
         return self._fire(found)
 
     def on_valid(self, step: int, m: dict[str, float]) -> list[Alarm]:
-        steps, found = self.cfg.train.steps, {}
+        steps, found = self.run_steps or self.cfg.train.steps, {}
         after_warmup = step > max(self.cfg.optim.warmup_steps, 1)
         if "disc_auc" in m and self.cfg.objective.detects_replacements and after_warmup:
             gain = m["disc_acc"] - m["baseline_acc"]

@@ -79,7 +79,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     validator = make_validator(tc, data, state, ctx) if ctx.is_main else None
     meter = Meter(model.STAT_NAMES, ctx.device)
     health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps, rollbacks=state.rollbacks,
-                           peak_lr=peak_lr(state.optimizer, state.scheduler))
+                           peak_lr=peak_lr(state.optimizer, state.scheduler), run_steps=run_end)
     if resume:  # alarms that fired before the checkpoint and still hold are not logged again
         health.replay(read_metrics(run_dir / "metrics.jsonl")[0])
     log_setup(cfg, state, ctx, rate.mean(last_step))

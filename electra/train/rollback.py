@@ -54,7 +54,8 @@ def recover(halt: Alarm, health: HealthMonitor, state: TrainState, cfg: Pretrain
     log.warning("%s", back.line())
     logger.write("health", state.step, {**back.record(), "from_step": step, "lr": new_lr})
     dist.barrier()  # the main process has cut metrics.jsonl back before anyone reads it
-    health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps, rollbacks=rollbacks, peak_lr=new_lr)
+    health = HealthMonitor(cfg, max_bad_steps=tc.max_bad_steps, rollbacks=rollbacks, peak_lr=new_lr,
+                           run_steps=health.run_steps)
     health.replay(read_metrics(run_dir / "metrics.jsonl")[0])
     return logger, health
 
