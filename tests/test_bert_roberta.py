@@ -305,6 +305,18 @@ def test_roberta_recipe_runs_and_loads_in_stock_roberta_for_masked_lm(tiny_corpu
     assert not info["missing_keys"] and not info["unexpected_keys"]
     with torch.no_grad():  # BERT has no position offset: every position agrees
         assert (bert(input_ids=ids, attention_mask=batch["attention_mask"]).logits - ours).abs().max() <= 1e-5
+    # one segment type: a pair through the BERT-format tokenizer is all type 0 and runs in stock BERT
+    bert_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "bert")
+    pair = bert_tok("The River crossed a new bridge", "Zoë painted it.", return_tensors="pt")
+    assert pair["input_ids"][0].tolist() == [tok.cls_id, *a, tok.sep_id, *b, tok.sep_id]
+    assert "token_type_ids" not in pair or not pair["token_type_ids"].any()
+    with torch.no_grad():
+        bert(**pair)
+    # and our own fine-tuning of a sentence-pair task reads it as one type
+    from tests.finetune_fixtures import write_glue
+    glue = write_glue(tmp_path / "glue")
+    assert main(["finetune", str(out), "--task", "mrpc", "--data", str(glue / "MRPC"), "--out",
+                 str(tmp_path / "ft"), "train.epochs=1", "train.threads=1"]) == 0
 
 
 def test_one_token_type_with_two_segment_rows_fails_in_one_line(tiny_data, tmp_path, capsys):

@@ -167,37 +167,41 @@ def to_bert_layout(model_type: str, config: dict, tensors: dict[str, torch.Tenso
 # ---- the tokenizer written beside the model -----------------------------------------------------
 
 
-def with_tokenizer(config: dict, tokenizer: Tokenizer) -> tuple[dict, Tokenizer | RobertaTokenizerFiles]:
+def with_tokenizer(config: dict, tokenizer: Tokenizer) -> tuple[dict, Tokenizer | OneTypeTokenizerFiles]:
     """The config with the tokenizer's special ids, and what to save as tokenizer files: for a
-    one-type RoBERTa export, RoBERTa's framing; otherwise the run's tokenizer as it is."""
-    if config.get("model_type") != "roberta":
+    model with one segment type, the run's tokenizer typing every token 0 (in RoBERTa's framing
+    for a RoBERTa export): the run's tokenizer gives a pair's second segment type 1, which
+    indexes past a one-row type table; otherwise the run's tokenizer as it is."""
+    roberta = config.get("model_type") == "roberta"
+    if roberta:
+        config = config | {"bos_token_id": tokenizer.cls_id, "eos_token_id": tokenizer.sep_id}
+    if config.get("type_vocab_size") != 1:  # the model reads segment ids (0: it ignores them)
         return config, tokenizer
-    config = config | {"bos_token_id": tokenizer.cls_id, "eos_token_id": tokenizer.sep_id}
-    if config["type_vocab_size"] > 1:  # the model reads segment ids: keep the run's 0/1 framing
-        return config, tokenizer
-    return config, RobertaTokenizerFiles(tokenizer, config["max_position_embeddings"]
-                                         - position_offset(config["pad_token_id"]))
+    offset = position_offset(config["pad_token_id"]) if roberta else 0
+    return config, OneTypeTokenizerFiles(tokenizer, config["max_position_embeddings"] - offset, roberta)
 
 
-class RobertaTokenizerFiles:
-    """The run's tokenizer (byte-level BPE in the RoBERTa recipe: <s> </s> <pad> <unk> <mask>)
-    framed as RoBERTa frames inputs: `<s> A </s>` and `<s> A </s></s> B </s>`, every token of
-    type 0, no token_type_ids among the model inputs. The tokenizer class stays the generic fast
-    one: `RobertaTokenizer` would rebuild the pipeline from vocab and merges and drop our
-    normalizer (lower-casing) and CJK split, giving other ids."""
+class OneTypeTokenizerFiles:
+    """The run's tokenizer with every token of type 0 and no token_type_ids among the model
+    inputs, framed `[CLS] A [SEP] B [SEP]`, or as RoBERTa frames inputs (`<s> A </s></s> B </s>`).
+    The tokenizer class stays the generic fast one: `RobertaTokenizer` would rebuild the pipeline
+    from vocab and merges and drop our normalizer (lower-casing) and CJK split, giving other ids."""
 
-    def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
-        self.tokenizer, self.max_length = tokenizer, max_length
+    def __init__(self, tokenizer: Tokenizer, max_length: int, roberta: bool) -> None:
+        self.tokenizer, self.max_length, self.roberta = tokenizer, max_length, roberta
 
     def save(self, out_dir: str | Path) -> Path:
         out, tok = Path(out_dir), self.tokenizer
         pipeline = HFTokenizer.from_str(tok.tok.to_str())
         cls, sep = tok.specials["cls"], tok.specials["sep"]
+        middle = f"{sep} {sep}" if self.roberta else sep
         pipeline.post_processor = processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} {sep} $B {sep}",
+            single=f"{cls} $A {sep}", pair=f"{cls} $A {middle} $B {sep}",
             special_tokens=[(cls, tok.cls_id), (sep, tok.sep_id)])
-        specials = {"bos_token": cls, "eos_token": sep, "unk_token": tok.specials["unk"], "sep_token": sep,
-                    "pad_token": tok.specials["pad"], "cls_token": cls, "mask_token": tok.specials["mask"]}
+        specials = {"unk_token": tok.specials["unk"], "sep_token": sep, "pad_token": tok.specials["pad"],
+                    "cls_token": cls, "mask_token": tok.specials["mask"]}
+        if self.roberta:
+            specials = {"bos_token": cls, "eos_token": sep, **specials}
         config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": self.max_length,
                   "model_input_names": ["input_ids", "attention_mask"], **specials}
         out.mkdir(parents=True, exist_ok=True)
