@@ -231,6 +231,18 @@ def test_gdes_export_is_the_merged_table_with_in_training_outputs(tmp_path, fami
         assert (m.discriminator(ids, types, attn) - theirs).abs().max().item() <= 1e-5
 
 
+@pytest.mark.parametrize("family,fmt,cls", [("albert", "electra", "AlbertModel"), ("electra", "bert", "BertModel")])
+def test_gdes_exports_in_albert_and_bert_formats_hold_the_merged_table(tmp_path, family, fmt, cls):
+    m = model("objective.sharing=gdes", "objective.generator_size=1.0", f"model.family={family}",
+              "model.embedding_size=32" if family == "electra" else "model.share_layers=all")
+    config, tensors = pretrained_to_hf(m, "discriminator", fmt)  # raised KeyError before
+    hf = getattr(transformers, cls).from_pretrained(save_hf(tmp_path / "d", config, tensors)).eval()
+    ids, types, attn = padded_batch()
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, attention_mask=attn.long(), token_type_ids=types).last_hidden_state
+        assert (m.discriminator(ids, types, attn) - theirs)[attn].abs().max().item() <= 1e-5
+
+
 def test_deberta_flops_count_relative_scores_and_the_emd():
     cfg = apply_overrides(preset("debertav3"), [])
     d, g = cfg.model, cfg.generator_model()

@@ -140,8 +140,8 @@ def pretrained_to_albert(model: nn.Module, part: str) -> tuple[dict, dict[str, t
     none to write and transformers initialises that unused pooler itself).
     generator: its encoder + MLM head as `AlbertForMaskedLM`."""
     if part == "discriminator":
-        cfg, encoder = model.disc_cfg, model.discriminator
-        mlm = model.generator_head if model.generator_encoder is encoder else None
+        cfg, encoder = model.disc_cfg, model.encoder  # `encoder`: GDES merged into one word table
+        mlm = model.generator_head if model.generator_encoder is model.discriminator else None
         sop = model.sop_head
     elif part == "generator":
         cfg, encoder, mlm, sop = model.gen_cfg, model.generator_encoder, model.generator_head, None

@@ -72,8 +72,8 @@ def encoder_and_head(model: nn.Module, part: str, fmt: str
     discriminator has an MLM head only when it is also the generator (objective.kind=mlm,
     sharing=all); otherwise it exports as the bare `BertModel` / `RobertaModel`."""
     if part == "discriminator":
-        cfg, encoder = model.disc_cfg, model.discriminator
-        head = model.generator_head if model.generator_encoder is encoder else None
+        cfg, encoder = model.disc_cfg, model.encoder  # `encoder`: GDES merged into one word table
+        head = model.generator_head if model.generator_encoder is model.discriminator else None
     elif part == "generator":
         cfg, encoder, head = model.gen_cfg, model.generator_encoder, model.generator_head
     else:
