@@ -214,3 +214,24 @@ def test_a_time_budget_stops_the_run_with_a_checkpoint(tiny_data, tmp_path):
     res = run(c, out=tmp_path / "minutes", data=tiny_data)
     assert res.train.step == 1 and not res.train.preempted
     assert (res.exports["generator"] / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("extra,step", [([], 0), (["objective.disc_mlm_steps=3"], 0), (["objective.disc_mlm_steps=3"], 5),
+                                        (["objective.kind=all_tokens_mlm"], 0),
+                                        (["model.family=albert", "model.share_layers=all"], 0)])
+def test_counted_flops_equal_what_torch_counts_in_a_training_step(extra, step):
+    """The accounting against torch's own FLOP counter on one forward + backward (attention on its
+    plain math path, which the counter sees): equal compute means equal counted FLOPs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from electra.objective import TokenIds, build_objective
+    from electra.train.flops import flop_rate
+    cfg = apply_overrides(preset("tiny"), [*TINY_RUN, "model.vocab_size=400", *extra])
+    torch.manual_seed(0)
+    m = build_objective(cfg, TokenIds.standard()).train()
+    m.set_step(step)
+    ids = torch.randint(5, 400, (8, 32))
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        m(ids, torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool)).loss.backward()
+    assert flop_rate(cfg, 32).at(step) == pytest.approx(counter.get_total_flops() / ids.numel(), rel=1e-9)

@@ -41,11 +41,13 @@ def relative_attention_flops(cfg: ModelConfig, seq_len: int) -> float:
 
 
 def emd_flops(cfg: ModelConfig, seq_len: int) -> float:
-    """The enhanced mask decoder (deberta family): `emd_depth` more passes of the last layer."""
+    """The enhanced mask decoder (deberta family): `emd_depth` more passes of the last layer, less
+    that layer's own backward (2/3 of it): the decoder reads the layer below, so the last layer's
+    output reaches no loss."""
     if not cfg.emd_depth:
         return 0.0
     one_layer = dataclasses.replace(cfg, num_layers=1, embedding_size=cfg.hidden_size)  # no projection
-    return cfg.emd_depth * encoder_train_flops(one_layer, seq_len)
+    return (cfg.emd_depth - 2 / 3) * encoder_train_flops(one_layer, seq_len)
 
 
 def mlm_head_flops(cfg: ModelConfig, positions_frac: float) -> float:
@@ -65,13 +67,18 @@ def sop_head_flops(cfg: ModelConfig, seq_len: int) -> float:
 
 
 def electra_train_flops(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -> float:
-    """FLOPs per token of one training step of `cfg.objective.kind` (every model and head);
-    for `algorithm=two_stage` the mean over its `train.steps` (`flop_rate` has each phase's)."""
-    if cfg.objective.algorithm == "two_stage":
+    """FLOPs per token of one training step of `cfg.objective.kind` (every model and head); for
+    `algorithm=two_stage` or a discriminator MLM warm start the mean over `train.steps`
+    (`flop_rate` has each phase's)."""
+    if cfg.objective.algorithm == "two_stage" or cfg.objective.disc_mlm_steps:
         return flop_rate(cfg, seq_len, gathered).mean(cfg.train.steps)
+    return _step_flops(cfg, seq_len, gathered)
+
+
+def _step_flops(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
     if cfg.objective.sop_weight:  # the same step plus the SOP head on one [CLS] vector per row
         without = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, sop_weight=0.0))
-        return electra_train_flops(without, seq_len, gathered) + sop_head_flops(cfg.model, seq_len)
+        return _step_flops(without, seq_len, gathered) + sop_head_flops(cfg.model, seq_len)
     d, g, kind = cfg.model, cfg.generator_model(), cfg.objective.kind
     spec = MaskSpec.from_config(cfg.objective, 0, d.vocab_size)
     frac = spec.predictions_for(seq_len) / seq_len if gathered else 1.0
@@ -159,7 +166,16 @@ def flop_rate(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -> FlopR
     """Per-step FLOPs per token of `cfg`'s training; a FLOP budget spent before two-stage's
     switch (no discriminator phase at all) is a ConfigError."""
     if cfg.objective.algorithm != "two_stage":
-        return FlopRate(((0, electra_train_flops(cfg, seq_len, gathered)),))
+        steady = _step_flops(cfg, seq_len, gathered)
+        warm = cfg.objective.disc_mlm_steps  # the discriminator and its MLM head alone first
+        if not warm:
+            return FlopRate(((0, steady),))
+        d = cfg.model
+        frac = MaskSpec.from_config(cfg.objective, 0, d.vocab_size).predictions_for(seq_len) / seq_len if gathered else 1.0
+        first = encoder_train_flops(d, seq_len) + mlm_head_flops(d, frac) + emd_flops(d, seq_len)
+        if cfg.objective.sop_weight:
+            first += sop_head_flops(d, seq_len)
+        return FlopRate(((0, first), (warm, steady)))
     switch = two_stage_switch(cfg, seq_len)
     first, second = two_stage_phases(cfg, seq_len, gathered)
     rate = FlopRate(((0, first), (switch, second)))
