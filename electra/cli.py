@@ -73,7 +73,7 @@ def _tokenizer_train(args: argparse.Namespace) -> None:
     from electra.data.tokenizer import train_tokenizer
 
     cfg = _from_flags(TokenizerConfig, args, {"kind": "kind", "vocab_size": "vocab_size", "lowercase": "lowercase",
-                                              "min_frequency": "min_frequency", "text_field": "text_field",
+                                              "min_frequency": "min_frequency", "text_field": "text_field", "limit_alphabet": "limit_alphabet",
                                               "cjk": "cjk", "unicode": "unicode"})
     if args.strip_accents is not None:  # "auto" means None, so it cannot go through _from_flags
         strip = {"auto": None, "yes": True, "no": False}[args.strip_accents]
@@ -326,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--strip-accents", choices=("auto", "yes", "no"),
                    help="auto (default): strip when lower-casing (BERT uncased)")
     t.add_argument("--min-frequency", type=int, help="default 2")
+    t.add_argument("--limit-alphabet", type=int, help="WordPiece: characters kept (default 1000; Chinese needs more)")
     t.add_argument("--text-field", help=TEXT_FIELD_HELP)
     t.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace a tokenizer already in --out")
     _add_config_options(t, "tokenizer")

@@ -31,6 +31,9 @@ def test_pretrain_from_raw_text_prints_where_everything_is(cli_run, capsys):
     for sub in ("tokenizer/tokenizer.json", "tokenizer/vocab.txt", "data/manifest.json", "config.json",
                 "metrics.jsonl", "export/discriminator/config.json", "export/generator/model.safetensors"):
         assert (cli_run / sub).is_file(), sub
+    positions = json.loads((cli_run / "export/discriminator/config.json").read_text())["max_position_embeddings"]
+    settings = json.loads((cli_run / "export/discriminator/tokenizer_config.json").read_text())
+    assert settings["model_max_length"] == positions == 64  # stock truncation=True fits the model
 
 
 def test_exported_models_match_our_checkpoint(cli_run, tmp_path):

@@ -322,3 +322,31 @@ def test_unknown_unicode_form_is_a_config_error() -> None:
     from electra.errors import ConfigError
     with pytest.raises(ConfigError, match="tokenizer.unicode='nfx' is not one of auto, none, nfc, nfkc"):
         TokenizerConfig(unicode="nfx")
+
+
+def test_a_chinese_corpus_beyond_the_alphabet_limit_is_warned_of_and_the_limit_can_be_raised(tmp_path, caplog):
+    import random
+    rng = random.Random(0)
+    chars = [chr(0x4E00 + i) for i in range(3000)]
+    weights = [1 / (i + 1) for i in range(3000)]  # Zipf: many characters, most of them rare
+    docs = [["".join(rng.choices(chars, weights, k=40))] for _ in range(400)]
+    with caplog.at_level("WARNING"):
+        train_tokenizer(iter(docs), tmp_path / "a", TokenizerConfig(vocab_size=30000, min_frequency=1))
+    assert "are [UNK]: the vocabulary keeps tokenizer.limit_alphabet=1000 characters" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        tok = train_tokenizer(iter(docs), tmp_path / "b", TokenizerConfig(vocab_size=30000, min_frequency=1,
+                                                                          limit_alphabet=5000))
+    assert "[UNK]" not in caplog.text and tok.unk_id not in {i for ln in tok.encode_lines(docs[0]) for i in ln}
+
+
+def test_reloaded_tokenizers_keep_their_casing_and_cjk_settings(tiny_corpus, tmp_path):
+    docs = list(iter_documents([tiny_corpus])) + [["北京的天气很好"]]
+    for cfg in (TokenizerConfig(vocab_size=200, min_frequency=1, unicode="nfkc"),  # a Sequence normalizer
+                TokenizerConfig(kind="unigram", vocab_size=300, cjk="none"),  # Unigram always has a Split
+                TokenizerConfig(kind="bpe", vocab_size=300, min_frequency=1, cjk="chars")):
+        out = tmp_path / f"{cfg.kind}-{cfg.unicode}-{cfg.cjk}"
+        trained = train_tokenizer(iter(docs), out, cfg)
+        loaded = Tokenizer.load(out)
+        assert (loaded.lowercase, loaded.cjk_chars) == (trained.lowercase, cfg.cjk == "chars")
+        assert loaded.fingerprint == trained.fingerprint

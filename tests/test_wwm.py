@@ -271,6 +271,10 @@ def test_reference_segmentation_round_trips_through_shards_and_loader(zh, tmp_pa
     got = sorted(" ".join(row_words(tok, r, b)) for r, b in zip(rows, bits, strict=True))
     assert got == sorted(ZH_WORDS)  # every row spells its line's words exactly
     reader.verify()  # the word-bit files are hashed in the manifest
+    bom = tmp_path / "ref_bom.txt"  # `python -m jieba -d " "` keeps a corpus's byte-order mark
+    bom.write_bytes(b"\xef\xbb\xbf" + (root / "ref.txt").read_bytes())
+    again = zh_data(zh, tmp_path / "data_bom", word_segmentation="file", segmentation_file=str(bom))
+    assert np.array_equal(again.take_words(np.arange(len(again))), bits)
     loader = PretrainLoader(reader, 4, seed=0, pad_id=tok.pad_id, sep_id=tok.sep_id,
                             vocab_size=tok.vocab_size)
     batch = loader.next_batch()

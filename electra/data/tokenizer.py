@@ -23,6 +23,7 @@ from tokenizers import models, processors
 from electra.config import TokenizerConfig
 from electra.data.fast_wordpiece import FastWordPiece, encode_rust
 from electra.data.tokenizer_models import (
+    CJK_MARK,
     MODEL_KINDS,
     ROLES,
     SPECIALS,
@@ -64,7 +65,7 @@ class Tokenizer:
         if self.unicode_form:
             norm = norm["normalizers"][-1]
         self.cjk_chars = (bool(norm.get("handle_chinese_chars")) if self.kind == "wordpiece"
-                          else '"Split"' in json.dumps(pre))
+                          else CJK_MARK in json.dumps(pre))  # Unigram always has another Split
         # role -> spelling: the kind's own first, then any other kind's (a BPE vocabulary with [CLS])
         self.specials = {role: next((s[i] for s in (SPECIALS[self.kind], *SPECIALS.values())
                                      if s[i] in self._vocab), SPECIALS[self.kind][i])
@@ -100,6 +101,8 @@ class Tokenizer:
             raise TokenizerError(f"{file} is not a valid tokenizer.json ({_first_line(e)}); "
                                  "re-create it with `electra tokenizer train`") from e
         norm = json.loads(tok.to_str()).get("normalizer") or {}
+        if norm.get("type") == "Sequence":  # a Unicode form before BERT's normalizer: read the latter
+            norm = next((n for n in norm.get("normalizers", []) if n.get("type") == "BertNormalizer"), norm)
         if norm.get("type") == "BertNormalizer":
             lowercase, strip = bool(norm.get("lowercase")), norm.get("strip_accents")
         else:
@@ -259,18 +262,21 @@ def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: To
     tok = build_pipeline(cfg.kind, new_model(cfg.kind), **options)
 
     lines = 0
+    sample: list[str] = []  # the first batch: checked for unknown characters after training
 
     def batches() -> Iterator[list[str]]:
-        nonlocal lines
+        nonlocal lines, sample
         batch: list[str] = []
         for doc in documents:
             batch.extend(doc)
             if len(batch) >= _BATCH_LINES:
                 lines += len(batch)
+                sample = sample or batch
                 yield batch
                 batch = []
         if batch:
             lines += len(batch)
+            sample = sample or batch
             yield batch
 
     tok.train_from_iterator(batches(), trainer=new_trainer(cfg.kind, cfg))
@@ -281,6 +287,8 @@ def train_tokenizer(documents: Iterable[list[str]], out_dir: str | Path, cfg: To
     tok.add_special_tokens(list(SPECIALS[cfg.kind]))
     out_tok = Tokenizer(tok, lowercase=cfg.lowercase, strip_accents=cfg.strip_accents)
     _set_post_processor(out_tok)
+    if cfg.kind == "wordpiece":
+        _warn_unknown(out_tok, sample, cfg.limit_alphabet)
     out_tok.save(out)
     log.info("trained %s tokenizer: vocab %d (asked %d), lowercase=%s, %.1fs -> %s", cfg.kind,
              out_tok.vocab_size, cfg.vocab_size, cfg.lowercase, time.perf_counter() - start, out)
@@ -322,6 +330,18 @@ def _first_line(e: BaseException) -> str:
 
 def _is_tokenizer_dir(p: Path) -> bool:
     return (p / "tokenizer.json").is_file() or (p / "vocab.txt").is_file()
+
+
+def _warn_unknown(tok: Tokenizer, sample: list[str], limit_alphabet: int) -> None:
+    """WordPiece keeps `limit_alphabet` characters: enough for alphabetic scripts, too few for
+    Chinese, where every ideograph it drops becomes [UNK] (12% of a 2,759-character text)."""
+    ids = [i for line in tok.encode_lines(sample) for i in line]
+    unknown = sum(i == tok.unk_id for i in ids) / max(len(ids), 1)
+    if unknown > 0.01:
+        log.warning("%.1f%% of the tokens of the corpus's first %d lines are %s: the vocabulary keeps "
+                    "tokenizer.limit_alphabet=%d characters; for Chinese or other large scripts raise it "
+                    "(--limit-alphabet, e.g. 8000)", 100 * unknown, len(sample), tok.specials["unk"],
+                    limit_alphabet)
 
 
 def _check_target(out: Path) -> None:

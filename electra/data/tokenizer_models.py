@@ -24,6 +24,7 @@ MODEL_KINDS = {"WordPiece": "wordpiece", "BPE": "bpe", "Unigram": "unigram"}  # 
 # CJK ideographs as BERT's `_is_chinese_char` defines them (what BertNormalizer pads with spaces)
 CJK_CHARS = Regex("[\\x{4E00}-\\x{9FFF}\\x{3400}-\\x{4DBF}\\x{20000}-\\x{2A6DF}\\x{2A700}-\\x{2B73F}"
                   "\\x{2B740}-\\x{2B81F}\\x{2B820}-\\x{2CEAF}\\x{F900}-\\x{FAFF}\\x{2F800}-\\x{2FA1F}]")
+CJK_MARK = "x{4E00}-"  # in CJK_CHARS's pattern as tokenizer.json spells it: the CJK split is there
 _SCORE_DIGITS = 6  # Unigram scores differ in the last bits from run to run (summation order)
 
 

@@ -130,7 +130,7 @@ def reference_lines(path: str | Path) -> Iterator[tuple[int, list[str]]]:
     if not p.is_file():
         raise DataError(f"preprocess.segmentation_file={p} does not exist; pass the segmented text "
                         "(one line per corpus line, words separated by spaces)")
-    with open(p, encoding="utf-8") as f:
+    with open(p, encoding="utf-8-sig") as f:  # as the corpus is read: a byte-order mark is not a word
         for number, line in enumerate(f, 1):
             if line.strip():
                 yield number, line.split()

@@ -139,9 +139,22 @@ def save_hf(out_dir: str | Path, config: dict, tensors: dict[str, torch.Tensor],
     with atomic_dir(out, replace=True) as tmp:
         if tokenizer is not None:
             tokenizer.save(tmp)
+            _fit_max_length(tmp / "tokenizer_config.json", config)
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     return out
+
+
+def _fit_max_length(path: Path, config: dict) -> None:
+    """The tokenizer truncates to the model's positions (stock `truncation=True` on a 128-position
+    model would otherwise cut at 512 and fail in the model)."""
+    positions = config.get("max_position_embeddings")
+    if not positions or not path.is_file():
+        return
+    if config.get("model_type") == "roberta":
+        positions -= bert.position_offset(config["pad_token_id"])
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps(settings | {"model_max_length": positions}, indent=2) + "\n", encoding="utf-8")
 
 
 def _check_shapes(path: Path, cfg: ModelConfig, state: dict[str, torch.Tensor]) -> None:
