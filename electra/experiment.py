@@ -43,9 +43,9 @@ class Cell:
     overrides: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _NAME.match(self.name):
-            raise ConfigError(f"cell name {self.name!r} must be letters, digits, '.', '_' or '-' "
-                              "(it names a directory)")
+        if not _NAME.match(self.name) or self.name.endswith(".json"):
+            raise ConfigError(f"cell name {self.name!r} must be letters, digits, '.', '_' or '-', not ending "
+                              "in .json (it names a directory, beside which NAME.json holds its settings)")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,6 +220,8 @@ def spec_from_dict(raw: dict[str, Any], *, default_name: str = "experiment") -> 
         raise ConfigError("finetune must be a table ([finetune] with tasks, seeds, glue_dir, ...)")
     _check_keys(ft, _FINETUNE_KEYS, "finetune.")
     seeds = ft.get("seeds", 3)
+    if not (type(seeds) is int or isinstance(seeds, list) and all(type(s) is int for s in seeds)):
+        raise ConfigError(f"finetune.seeds={seeds!r} must be a count (3) or a list of integers ([0, 1, 2])")
     seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
     tasks = ft.get("tasks", "glue")
     return ExperimentSpec(

@@ -23,10 +23,10 @@ from electra.config import PRESETS, PretrainConfig, apply_overrides, preset
 from electra.errors import ConfigError
 from electra.objective import TokenIds, build_objective
 from electra.train.distributed import resolve_device
-from electra.train.flops import electra_train_flops
+from electra.train.flops import electra_train_flops, flop_rate
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step
 from electra.train.precision import Precision, resolve_precision
-from electra.train.state import use_process_settings, use_speed_settings
+from electra.train.state import schedule_steps, use_process_settings, use_speed_settings
 
 # dense bf16 peak FLOP/s (fp16 tensor cores for V100), the usual MFU denominators
 GPU_PEAK = {"v100": 125e12, "t4": 65e12, "a10": 125e12, "l4": 121e12, "a6000": 155e12,
@@ -130,10 +130,10 @@ def make_plan(cfg: PretrainConfig, throughput: Throughput, *, tokens: float | No
         steps = max(1, round(tokens / per_step))
     elif seconds is not None:
         steps = max(1, int(seconds * throughput.tokens_per_s / per_step))
-    elif steps is None:
-        steps = cfg.train.steps
+    elif steps is None:  # where the run's schedule ends: train.budget_flops may come first
+        steps = schedule_steps(cfg, seq)
     params = parameter_count(cfg)
-    fpt = electra_train_flops(cfg, seq)
+    fpt = flop_rate(cfg, seq).mean(steps)
     return Plan(preset=cfg.preset, params=params, seq_len=seq, batch_size=cfg.train.batch_size,
                 steps=steps, tokens=steps * per_step, flops_per_token=fpt,
                 total_flops=steps * per_step * fpt, seconds=steps * per_step / throughput.tokens_per_s,

@@ -129,6 +129,10 @@ def test_bad_specs_fail_in_one_line(tiny_data, tmp_path, capsys):
     bad.write_text('[[cells]]\nname = "a"\n[finetune]\ntasks = "sst2"\nseed = 2\n')
     assert "finetune.seed; did you mean finetune.seeds?" in cli_error(capsys, "experiment", "run", bad,
                                                                        "--out", tmp_path)
+    bad.write_text('[[cells]]\nname = "a"\n[finetune]\nseeds = "12"\n')  # not seeds 1 and 2
+    assert "finetune.seeds='12' must be a count" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
+    bad.write_text('[[cells]]\nname = "a"\n[[cells]]\nname = "a.json"\n')  # beside cells/a's settings file
+    assert "not ending in .json" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
     bad.write_text('[[cells]]\nname = "a"\n[[cells]]\nname = "a"\n')
     assert "unique" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
     bad.write_text('[[cells]]\nname = "a"\n')

@@ -33,6 +33,9 @@ def test_plan_from_an_assumed_gpu_uses_the_training_flop_counter():
     assert p.checkpoint_bytes == 12 * p.params and 100e6 < p.params < 200e6
     with pytest.raises(ConfigError, match="unknown --gpu"):
         assumed(cfg, 512, "tpu", 0.4)
+    capped = apply_overrides(cfg, ["train.steps=1000000", "train.budget_flops=1e18"])  # the budget ends it
+    p = make_plan(capped, t)
+    assert p.steps < 1_000_000 and p.total_flops == pytest.approx(1e18, rel=1e-3)
 
 
 def test_budget_table_fits_more_steps_of_smaller_presets():
