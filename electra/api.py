@@ -96,14 +96,20 @@ def pretrain(config: PretrainConfig | str = DEFAULT_PRESET, *, out: str | Path |
 
     exports: dict[str, Path] = {}
     if ctx.is_main and not result.preempted:  # preempted: leave while the grace period lasts
-        trained = load_pretrained(result.checkpoint, verify=False)  # hashed as it was written
-        for part in ("discriminator", "generator"):
-            exports[part] = export(trained, run_dir / "export" / part, part, overwrite=True)
-        fmt = auto_format(trained.config, trained.tokenizer)  # a masked-LM run: BERT's model
-        if fmt is not None:
-            exports[fmt] = export(trained, run_dir / "export" / fmt, fmt=fmt, overwrite=True)
+        exports = export_run(result.checkpoint, run_dir, verify=False)  # hashed as it was written
     dist.barrier()
     return PipelineResult(train=result, exports=exports, seconds=time.perf_counter() - t0)
+
+
+def export_run(checkpoint: Path, run_dir: Path, *, verify: bool = True) -> dict[str, Path]:
+    """A run's exports (RUN/export/): both models, and BERT's format for a masked-LM run."""
+    trained = load_pretrained(checkpoint, verify=verify)
+    exports = {part: export(trained, run_dir / "export" / part, part, overwrite=True)
+               for part in ("discriminator", "generator")}
+    fmt = auto_format(trained.config, trained.tokenizer)  # a masked-LM run: BERT's model
+    if fmt is not None:
+        exports[fmt] = export(trained, run_dir / "export" / fmt, fmt=fmt, overwrite=True)
+    return exports
 
 
 def _config(config: PretrainConfig | str, overrides: Sequence[str]) -> PretrainConfig:

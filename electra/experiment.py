@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from electra.api import evaluate as api_evaluate
+from electra.api import export_run, load_run_config
 from electra.api import pretrain as api_pretrain
 from electra.config import apply_overrides, preset
 from electra.errors import ConfigError
@@ -29,6 +30,8 @@ from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.tasks import resolve_tasks
+from electra.train import checkpoint as ckpt
+from electra.train.state import schedule_steps
 
 log = logging.getLogger(__name__)
 
@@ -372,6 +375,12 @@ def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -
         log.info("%s: pre-training done, re-evaluating", tag)
         return "done"
     if any((cell_dir / "checkpoints").glob("*")):
+        newest = ckpt.latest_checkpoint(cell_dir / "checkpoints")
+        cfg = load_run_config(cell_dir, [])
+        if ckpt.read_meta(newest)["step"] >= schedule_steps(cfg, cfg.preprocess.seq_len):
+            log.info("%s: pre-training finished before its export (stopped or killed then); exporting ...", tag)
+            export_run(newest, cell_dir)
+            return "resumed"
         log.info("%s: resuming pre-training from %s ...", tag, cell_dir / "checkpoints")
         res = api_pretrain(out=cell_dir, resume=True)
         return "preempted" if res.train.preempted else "resumed"

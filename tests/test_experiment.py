@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 import torch
@@ -97,6 +98,11 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     ckpt = out / "cells" / "mlm" / "checkpoints"
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items() if ckpt in p.parents)
     assert (out / "cells" / "mlm" / "eval" / "results.json").is_file()
+    # a cell whose training ended but whose export did not happen (stopped or killed in between)
+    shutil.rmtree(out / "cells" / "electra" / "export")
+    shutil.rmtree(out / "cells" / "electra" / "eval")
+    again = experiment.run(experiment.load_spec(spec), out)
+    assert again[0].pretrain == "resumed" and (out / "cells" / "electra" / "export" / "discriminator").is_dir()
 
 
 def test_interrupted_pretraining_resumes(tiny_data, tmp_path):
