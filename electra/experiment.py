@@ -24,7 +24,7 @@ from typing import Any
 from electra.api import evaluate as api_evaluate
 from electra.api import export_run, load_run_config
 from electra.api import pretrain as api_pretrain
-from electra.config import apply_overrides, preset
+from electra.config import apply_overrides, preset, to_dict
 from electra.errors import ConfigError
 from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
@@ -314,7 +314,7 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
         cell_dir = out / "cells" / cell.name
         _check_cell(cell_dir, spec, cell)
         tag = f"[{i}/{len(spec.cells)}] cell {cell.name}"
-        if _evaluated(cell_dir / "eval", tasks, spec.finetune.seeds):
+        if _evaluated(cell_dir / "eval", tasks, spec.finetune):
             log.info("%s: done (%s)", tag, cell_dir / "eval" / "results.json")
             outcomes.append(CellOutcome(cell.name, "done", "done"))
             continue
@@ -343,7 +343,7 @@ def _evaluate_control(spec: ExperimentSpec, out: Path, tasks: list[str]) -> None
     """Fine-tune a random-init encoder of the first cell's architecture (and tokenizer) with the
     cells' fine-tuning settings, once; a rerun resumes or skips it like a cell's evaluation."""
     ft, first = spec.finetune, out / "cells" / spec.cells[0].name
-    if _evaluated(out / CONTROL / "eval", tasks, ft.seeds):
+    if _evaluated(out / CONTROL / "eval", tasks, ft):
         log.info("control (random init): done (%s)", out / CONTROL / "eval" / "results.json")
         return
     # the run directory (its newest checkpoint) as every earlier control was measured, or its
@@ -389,10 +389,17 @@ def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -
     return "preempted" if res.train.preempted else "ran"
 
 
-def _evaluated(eval_dir: Path, tasks: list[str], seeds: Sequence[int]) -> bool:
+def _evaluated(eval_dir: Path, tasks: list[str], ft: FinetuneSpec) -> bool:
+    """Every task x seed of the spec is in `eval_dir`; an evaluation under other fine-tuning
+    settings is refused, never mixed into one report with the new ones."""
     f = eval_dir / "results.json"
     if not f.is_file():
         return False
-    done = json.loads(f.read_text())
+    done, seeds = json.loads(f.read_text()), ft.seeds
+    hidden = done.get("model", {}).get("hidden_size")
+    want = to_dict(apply_overrides(FinetuneConfig(), list(ft.overrides)).resolved(hidden)) if hidden else None
+    if want is not None and done.get("config") not in (None, want):
+        raise ConfigError(f"{eval_dir} was evaluated under other fine-tuning settings than the spec's [finetune] "
+                          f"overrides; delete {eval_dir} to evaluate it again, or run the grid into another --out")
     return (done.get("seeds") == list(seeds) and
             all(len(done["tasks"].get(t, {}).get("runs", [])) == len(seeds) for t in tasks))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -103,6 +104,10 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     shutil.rmtree(out / "cells" / "electra" / "eval")
     again = experiment.run(experiment.load_spec(spec), out)
     assert again[0].pretrain == "resumed" and (out / "cells" / "electra" / "export" / "discriminator").is_dir()
+    # other fine-tuning settings are never mixed into the table of the earlier ones
+    Path(spec).write_text(Path(spec).read_text().replace("train.train_examples=16", "train.train_examples=12"))
+    with pytest.raises(ConfigError, match="evaluated under other fine-tuning settings"):
+        experiment.run(experiment.load_spec(spec), out)
 
 
 def test_interrupted_pretraining_resumes(tiny_data, tmp_path):
