@@ -257,6 +257,9 @@ def test_tokens_take_the_word_of_their_first_character():
     assert token_continuation(line, [(0, 2), (3, 4), (4, 5)], marks) == [0, 0, 1]
     with pytest.raises(DataError, match="does not spell"):
         word_marks(line, ["ab", "中"])
+    # jieba cuts Latin words at accented letters: a run of letters stays one word (no '##' piece starts one)
+    assert word_marks("Gödel证明 x2", ["G", "ö", "del", "证明", "x", "2"]) == [True] + [False] * 4 + [True, False,
+                                                                                                      True, False]
 
 
 def test_reference_segmentation_round_trips_through_shards_and_loader(zh, tmp_path):

@@ -70,7 +70,9 @@ def continuation_table(tokens: Sequence[str], kind: str, special: frozenset[int]
 
 def word_marks(line: str, words: Sequence[str], where: str = "") -> list[bool]:
     """Per non-space character of `line`: True where one of `words` begins. The words, spaces
-    dropped, must spell the line's non-space characters (a segmentation of this very line)."""
+    dropped, must spell the line's non-space characters (a segmentation of this very line). A run
+    of letters and digits outside CJK, with no space in it, stays one word whatever the
+    segmenter says (jieba cuts 'Gödel' into 'G', 'ö', 'del'), as the vocabulary's '##' pieces do."""
     marks: list[bool] = []
     for w in words:
         n = sum(1 for c in w if not c.isspace())
@@ -81,7 +83,19 @@ def word_marks(line: str, words: Sequence[str], where: str = "") -> list[bool]:
         raise DataError(f"the word segmentation{where} does not spell its corpus line "
                         f"({spelled[:30]!r}... vs {line[:30]!r}...); it must hold the same text "
                         "with spaces between words, one line per corpus line")
+    k, prev = 0, ""
+    for c in line:
+        if c.isspace():
+            prev = ""
+            continue
+        if _latin(c) and _latin(prev):
+            marks[k] = False
+        prev, k = c, k + 1
     return marks
+
+
+def _latin(c: str) -> bool:
+    return bool(c) and c.isalnum() and not _CJK.match(c)
 
 
 def split_marks(parts: Sequence[str], marks: list[bool]) -> list[list[bool]]:
