@@ -368,7 +368,7 @@ def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
              random_init: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Fine-tune every task with every seed (medians in `out`/results.json and results.md);
     re-running with the same `out` resumes. A non-empty `out` that evaluate did not write, or
-    runs of another checkpoint (or step), data or config there, need `overwrite`."""
+    runs of another checkpoint (or step) or config there, need `overwrite`."""
     from electra.finetuning.report import Sources
     from electra.finetuning.report import evaluate as run_evaluate
     from electra.finetuning.tasks import resolve_tasks

@@ -15,11 +15,11 @@ from safetensors import safe_open
 
 from electra.config import PretrainConfig, load_json
 from electra.data.shards import read_manifest
-from electra.errors import CheckpointError, ConfigError, ElectraError
+from electra.errors import ConfigError, ElectraError
 from electra.train import checkpoint as ckpt
 from electra.train.health import HealthMonitor
 from electra.train.log import format_count, read_metrics
-from electra.train.state import schedule_steps, verify_shards
+from electra.train.state import run_end, verify_shards
 from electra.train.validate import context_line, learned_context
 
 
@@ -44,7 +44,7 @@ def doctor(run_dir: Path) -> Report:
     cfg = load_json(PretrainConfig, ckpt.last_config(run_dir))  # as last resumed
     rep = Report(lines=[])
     last = _checkpoints(run_dir, rep)
-    end = _run_end(cfg, run_dir)
+    end = run_end(cfg)  # train.steps, or where train.budget_flops is spent
     rep.lines.insert(0, f"run {run_dir} (preset {cfg.preset}, {end:,} steps planned"
                         + (f": train.budget_flops={cfg.train.budget_flops:g} ends it before train.steps"
                            if end < cfg.train.steps else "") + ")")
@@ -88,17 +88,6 @@ def _data(run_dir: Path, rep: Report) -> None:
                          f"{manifest.seq_len} tokens, {hashed} shard(s) match their checksums")
     except ElectraError as e:
         rep.problems.append(f"data: {e}")
-
-
-def _run_end(cfg: PretrainConfig, run_dir: Path) -> int:
-    """The step the run's schedule ends at: train.steps, or where train.budget_flops is spent."""
-    found = ckpt.list_checkpoints(run_dir / "checkpoints")
-    if not cfg.train.budget_flops or not found:
-        return cfg.train.steps
-    try:
-        return schedule_steps(cfg, int(ckpt.read_meta(found[-1][1])["seq_len"]))
-    except (CheckpointError, KeyError, TypeError, ValueError):
-        return cfg.train.steps
 
 
 def _replay(cfg: PretrainConfig, records: list[dict], rep: Report, run_steps: int) -> None:

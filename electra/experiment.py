@@ -31,7 +31,7 @@ from electra.files import write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.tasks import resolve_tasks
 from electra.train import checkpoint as ckpt
-from electra.train.state import schedule_steps
+from electra.train.state import run_end
 
 log = logging.getLogger(__name__)
 
@@ -294,7 +294,7 @@ def _flag(override: str) -> bool:
 @dataclass(frozen=True)
 class CellOutcome:
     name: str
-    pretrain: str  # "ran", "resumed", "done" (found finished) or "preempted" (SIGTERM; the grid stops)
+    pretrain: str  # "ran", "resumed", "exported" (trained before, export missing), "done" (found finished) or "preempted" (SIGTERM; the grid stops)
     evaluate: str  # "ran", "done" or "not run"
 
 
@@ -376,11 +376,10 @@ def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -
         return "done"
     if any((cell_dir / "checkpoints").glob("*")):
         newest = ckpt.latest_checkpoint(cell_dir / "checkpoints")
-        cfg = load_run_config(cell_dir, [])
-        if ckpt.read_meta(newest)["step"] >= schedule_steps(cfg, cfg.preprocess.seq_len):
+        if ckpt.read_meta(newest)["step"] >= run_end(load_run_config(cell_dir, [])):
             log.info("%s: pre-training finished before its export (stopped or killed then); exporting ...", tag)
-            export_run(newest, cell_dir)
-            return "resumed"
+            export_run(newest, cell_dir, verify=False)  # latest_checkpoint has just hashed it
+            return "exported"
         log.info("%s: resuming pre-training from %s ...", tag, cell_dir / "checkpoints")
         res = api_pretrain(out=cell_dir, resume=True)
         return "preempted" if res.train.preempted else "resumed"

@@ -13,6 +13,7 @@ from electra.experiment import CellOutcome, preempted
 from electra.plan import Plan, Throughput
 from electra.train import checkpoint as ckpt
 from electra.train.log import format_count, format_duration
+from electra.train.state import run_end
 from electra.train.validate import learned_context
 
 
@@ -60,10 +61,13 @@ def print_pretrain_summary(res: PipelineResult) -> None:
 def _longer(run_dir: Path, step: int) -> str:
     """The overrides that extend a run past `step`: none where it stopped before its end (train.stop_at),
     a larger budget where train.budget_flops ended it, else twice the steps."""
-    tc = load_json(PretrainConfig, ckpt.last_config(run_dir)).train
-    if tc.budget_flops:
+    cfg = load_json(PretrainConfig, ckpt.last_config(run_dir, verify=False))  # written by this run just now
+    tc = cfg.train
+    if step < run_end(cfg):
+        return ""
+    if run_end(cfg) < tc.steps:
         return f" train.budget_flops={2 * tc.budget_flops:g} train.steps={max(tc.steps, 2 * step)}"
-    return "" if step < tc.steps else f" train.steps={2 * step}"
+    return f" train.steps={2 * step}"
 
 
 def _architecture(res: PipelineResult) -> str:

@@ -167,6 +167,8 @@ def test_a_file_is_read_once_however_it_is_named_and_symlink_loops_end(tmp_path:
     (tmp_path / "d" / "sub" / "up").symlink_to(tmp_path / "d")  # a loop
     monkeypatch.chdir(tmp_path)
     assert expand_paths(["d/a.txt", str(tmp_path / "d" / "a.txt"), "d"]) == [Path("d/a.txt")]
+    (tmp_path / "b.txt").write_text("more\n")
+    assert expand_paths(["d/a.txt", "b.txt", "./d/a.txt"]) == [Path("d/a.txt"), Path("b.txt")]  # where first named
 
 
 def test_a_bad_byte_deep_in_a_file_names_the_line_it_follows(tmp_path: Path) -> None:

@@ -159,3 +159,12 @@ def test_a_run_stopped_before_its_end_is_told_to_resume_as_it_is(tiny_data, tmp_
     res = run(apply_overrides(preset("tiny"), [*TINY_RUN, "train.stop_at=3"]), out=out, data=tiny_data)
     print_pretrain_summary(res)
     assert f"or train it longer: electra pretrain --resume --out {out}\n" in capsys.readouterr().out
+
+
+def test_a_budgeted_run_cut_by_stop_at_is_told_to_resume_as_it_is(tiny_data, tmp_path, capsys):
+    from electra.summaries import print_pretrain_summary
+    out = tmp_path / "sb"
+    res = run(apply_overrides(preset("tiny"), [*TINY_RUN, "train.steps=100", "train.budget_flops=1e12",
+                                               "train.stop_at=3"]), out=out, data=tiny_data)
+    print_pretrain_summary(res)
+    assert f"or train it longer: electra pretrain --resume --out {out}\n" in capsys.readouterr().out

@@ -103,7 +103,7 @@ def test_grid_runs_reports_and_resumes_without_redoing_cells(tiny_data, tmp_path
     shutil.rmtree(out / "cells" / "electra" / "export")
     shutil.rmtree(out / "cells" / "electra" / "eval")
     again = experiment.run(experiment.load_spec(spec), out)
-    assert again[0].pretrain == "resumed" and (out / "cells" / "electra" / "export" / "discriminator").is_dir()
+    assert again[0].pretrain == "exported" and (out / "cells" / "electra" / "export" / "discriminator").is_dir()
     # other fine-tuning settings are never mixed into the table of the earlier ones
     Path(spec).write_text(Path(spec).read_text().replace("train.train_examples=16", "train.train_examples=12"))
     with pytest.raises(ConfigError, match="evaluated under other fine-tuning settings"):

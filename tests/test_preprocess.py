@@ -291,7 +291,7 @@ def test_a_last_chunk_without_rows_leaves_the_fallback_on_the_chunk_with_rows(
     words = "the river crossed a new bridge and the town grew along its banks".split()
     rng = random.Random(3)
     body = "".join(" ".join(rng.choice(words) for _ in range(12)) + ".\n" for _ in range(40))
-    (tmp_path / "a.txt").write_text(body)  # one document: several chunks
+    (tmp_path / "a.txt").write_text(body)  # one document, then b.txt in a chunk of its own
     (tmp_path / "b.txt").write_text("\u200b\n")  # a document with no tokens: a last chunk with no rows
     m = pp.preprocess([tmp_path / "a.txt", tmp_path / "b.txt"], tiny_tokenizer, tmp_path / "d",
                       PreprocessConfig(workers=1, seq_len=32, valid_fraction=1e-9))

@@ -51,8 +51,8 @@ def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
                 found.extend(_walk(mp, seen) if mp.is_dir() else [mp])
         else:
             raise DataError(f"corpus path {raw} does not exist; check --corpus")
-    unique = list({f.resolve(): f for f in reversed(found)}.values())[::-1]  # a file named twice (or
-    # by another spelling or link) is read once, where it first appears
+    seen_files: set[Path] = set()  # a file named twice (or by another spelling or link) is read once,
+    unique = [f for f in found if not (f.resolve() in seen_files or seen_files.add(f.resolve()))]  # where first named
     files = [f for f in unique if f.stat().st_size > 0]
     if not files:
         where = ", ".join(str(p) for p in paths) or "(nothing)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -88,14 +89,15 @@ def word_marks(line: str, words: Sequence[str], where: str = "") -> list[bool]:
         if c.isspace():
             prev = ""
             continue
-        if _latin(c) and _latin(prev):
+        if _in_word(c) and _in_word(prev):
             marks[k] = False
         prev, k = c, k + 1
     return marks
 
 
-def _latin(c: str) -> bool:
-    return bool(c) and c.isalnum() and not _CJK.match(c)
+def _in_word(c: str) -> bool:
+    """A letter, digit or combining mark (NFD's "o" + U+0308) outside CJK."""
+    return bool(c) and (c.isalnum() or unicodedata.category(c).startswith("M")) and not _CJK.match(c)
 
 
 def split_marks(parts: Sequence[str], marks: list[bool]) -> list[list[bool]]:

@@ -71,10 +71,10 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
     # anything is written to `out`
     datasets = {spec.name: load_data(spec, cfg, **data_kwargs(spec, sources)) for spec in specs}
     resolved = cfg.resolved(backbone.model_cfg.hidden_size)
-    # the checkpoint the path resolves to now (a run trained further is another model) and the data
-    data = {k: str(Path(v).resolve()) if isinstance(v, Path) else v for k, v in dataclasses.asdict(sources).items()}
+    # `source`: the checkpoint the path resolves to now, with its step (a run trained further is
+    # another model); tasks may be added to an --out, so their data paths are not part of the key
     check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "source": backbone.source,
-                       "data": data, "config": to_dict(resolved), "random_init": random_init}, overwrite)
+                       "config": to_dict(resolved), "random_init": random_init}, overwrite)
     results = {"checkpoint": str(checkpoint), "source": backbone.source, "seeds": seeds,
                "model": {"hidden_size": backbone.model_cfg.hidden_size,
                          "num_layers": backbone.model_cfg.num_layers,
@@ -114,7 +114,7 @@ _OWN = {"evaluate.json", "runs", "results.json", "results.md"}  # what evaluate 
 
 def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
     """`out` is new, or evaluate's own (it holds evaluate.json): finished runs are reused only
-    when they came from the same checkpoint (step included), data and config. With `overwrite`, runs of other settings
+    when they came from the same checkpoint (step included) and config. With `overwrite`, runs of other settings
     are deleted, and a folder of other files is claimed (those files are left alone)."""
     names = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
     other = [n for n in names if n not in _OWN and not is_atomic_tmp(n)]
@@ -125,9 +125,9 @@ def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
     finished = any((out / "runs").rglob("result.json")) if (out / "runs").is_dir() else False
     if finished and f.is_file() and json.loads(f.read_text()) != setup:
         if not overwrite:
-            raise ConfigError(f"{out} holds runs of another checkpoint, data or config; choose another --out, "
+            raise ConfigError(f"{out} holds runs of another checkpoint (or step) or config; choose another --out, "
                               f"or pass --overwrite to replace them (or delete {out / 'runs'})")
-        log.warning("%s: replacing the runs of another checkpoint, data or config (--overwrite)", out)
+        log.warning("%s: replacing the runs of another checkpoint (or step) or config (--overwrite)", out)
         shutil.rmtree(out / "runs")
         for name in ("results.json", "results.md"):
             (out / name).unlink(missing_ok=True)

@@ -107,7 +107,7 @@ class FinetuneResult:
 
 
 def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
-    """Sequence lengths capped at the model's position table (e.g. SQuAD's 384 on a 128 model), and
+    """Sequence lengths capped at the model's position table (e.g. SQuAD's 512 on a 128 model), and
     SQuAD's stride with them: windows that do not overlap lose every answer across their edge."""
     limit = mcfg.max_position_embeddings
     train, sq = cfg.train, cfg.squad

@@ -4,7 +4,7 @@ Layout: `<run>/checkpoints/step_00001000/` holding `model.safetensors` (the unwr
 shared weights stored once), `trainer.pt` (optimizer, scheduler, scaler, loader cursor),
 `rng_<rank>.pt` (each rank's RNG states) and `meta.json` (step, tokens, FLOPs, config,
 tokenizer fingerprint). A checkpoint is written into a temporary directory and renamed, so a
-crash never leaves a half-written `step_*` directory; only the last `keep_last` are kept. This
+crash never leaves a half-written `step_*` directory; the one written and the `keep_last` - 1 before it are kept. This
 module only moves state in and out of files; `pretrained.py` builds models from them."""
 
 from __future__ import annotations
@@ -81,12 +81,12 @@ def problem(path: Path) -> str | None:
     return None
 
 
-def last_config(run_dir: Path) -> Path:
+def last_config(run_dir: Path, *, verify: bool = True) -> Path:
     """The config a run was last trained under: that of its newest intact checkpoint, so what an
     earlier `--resume` changed (train.steps, optim.lr after a divergence, ...) stays changed on the
     next plain `--resume`; the run's config.json (as started) before its first checkpoint."""
     for _, path in reversed(list_checkpoints(run_dir / "checkpoints")):
-        if (path / "config.json").is_file() and problem(path) is None:
+        if (path / "config.json").is_file() and (not verify or problem(path) is None):
             return path / "config.json"
     return run_dir / "config.json"
 

@@ -164,6 +164,11 @@ def schedule_steps(cfg: PretrainConfig, seq_len: int) -> int:
     return min(tc.steps, flop_rate(cfg, seq_len).steps_for(tc.budget_flops, tc.batch_size, seq_len))
 
 
+def run_end(cfg: PretrainConfig) -> int:
+    """`schedule_steps` of a run's saved config, whose preprocess.seq_len is its shards' row length."""
+    return schedule_steps(cfg, cfg.preprocess.seq_len)
+
+
 def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom | None = None
                 ) -> TrainState:
     """A fresh run: model (optionally warm-started), optimizer, schedule, loader."""
