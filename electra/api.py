@@ -160,7 +160,7 @@ def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
     to extend it). `train.stop_at` belongs to one invocation, so it is reset unless given again."""
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no config.json); start it without --resume")
-    return apply_overrides(load_json(PretrainConfig, ckpt.last_config(run_dir)), ["train.stop_at=0", *overrides])
+    return apply_overrides(load_json(PretrainConfig, ckpt.last_config(run_dir, verify=False)), ["train.stop_at=0", *overrides])
 
 
 _RUN_FILES = {"config.json", "run.json", "tokenizer", "data", "metrics.jsonl", "tensorboard",
@@ -244,6 +244,8 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
                           f"max_position_embeddings={cfg.model.max_position_embeddings}; shorten "
                           "the rows or raise max_position_embeddings")
     corpus = [str(c) for c in corpus] if corpus else default_corpus()
+    # the tokenizer and the packer read the same files: a field named in either section serves both
+    field = next((f for f in (cfg.preprocess.text_field, cfg.tokenizer.text_field) if f != "text"), "text")
     run_dir.mkdir(parents=True, exist_ok=True)
     if init is not None:
         tokenizer, tok_dir = Tokenizer.load(init.discriminator), init.discriminator
@@ -251,11 +253,11 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
         log.info("training a %d-token %s tokenizer on %d corpus path(s) (%s%s)", cfg.tokenizer.vocab_size, cfg.tokenizer.kind,
                  len(corpus), ", ".join(corpus[:2]), ", ..." if len(corpus) > 2 else "")
         tok_dir = run_dir / "tokenizer"
-        tokenizer = train_tokenizer(iter_documents(corpus, cfg.tokenizer.text_field), tok_dir,
-                                    cfg.tokenizer)
+        tokenizer = train_tokenizer(iter_documents(corpus, field), tok_dir, cfg.tokenizer)
     data_dir = run_dir / "data"
     log.info("packing the corpus into %d-token rows in %s", cfg.preprocess.seq_len, data_dir)
-    return data_dir, preprocess(corpus, tok_dir, data_dir, cfg.preprocess), tokenizer
+    pre = dataclasses.replace(cfg.preprocess, text_field=field)
+    return data_dir, preprocess(corpus, tok_dir, data_dir, pre), tokenizer
 
 
 # ---- after pre-training ---------------------------------------------------------------------

@@ -118,8 +118,8 @@ def _pretrain(args: argparse.Namespace) -> None:
                            overrides=args.overrides)
     else:
         base = load_json(PretrainConfig, args.config) if args.config else preset(args.preset or DEFAULT_PRESET)
-        fields = [f"{s}.text_field={args.text_field}" for s in ("tokenizer", "preprocess") if args.text_field]
-        cfg = apply_overrides(base, [*fields, *args.overrides])  # the tokenizer and the packer read the same files
+        field = [f"preprocess.text_field={args.text_field}"] if args.text_field else []  # the tokenizer's too
+        cfg = apply_overrides(base, [*field, *args.overrides])
         if args.print_config:  # as the run would be: shape from --init-from, vocabulary and rows from --data
             return _print_config(api.planned_config(cfg, data=args.data, init=init))
         args.out = args.out or str(api.default_run_dir(cfg.preset))  # an interrupt names it

@@ -137,7 +137,7 @@ def test_pretrain_on_a_task_tsv_reads_the_named_column(tiny_corpus, tmp_path, ca
     manifest = read_manifest(out / "data")
     assert manifest.preprocess["text_field"] == "sentence" and manifest.splits["train"].documents == len(lines) - \
         manifest.splits["valid"].documents
-    assert load_pretrained(out).config.tokenizer.text_field == "sentence"
+    assert load_pretrained(out).config.preprocess.text_field == "sentence"  # the tokenizer read it too
     capsys.readouterr()
     assert "--corpus" in cli_error(capsys, "pretrain", "--text-field", "sentence", "--data", str(out / "data"))
     assert "no column 'text'" in cli_error(capsys, "pretrain", "--preset", "tiny", "--corpus", str(tsv),

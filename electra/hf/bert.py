@@ -177,8 +177,7 @@ def with_tokenizer(config: dict, tokenizer: Tokenizer) -> tuple[dict, Tokenizer 
         config = config | {"bos_token_id": tokenizer.cls_id, "eos_token_id": tokenizer.sep_id}
     if config.get("type_vocab_size") != 1:  # the model reads segment ids (0: it ignores them)
         return config, tokenizer
-    offset = position_offset(config["pad_token_id"]) if roberta else 0
-    return config, OneTypeTokenizerFiles(tokenizer, config["max_position_embeddings"] - offset, roberta)
+    return config, OneTypeTokenizerFiles(tokenizer, roberta)
 
 
 class OneTypeTokenizerFiles:
@@ -187,8 +186,8 @@ class OneTypeTokenizerFiles:
     The tokenizer class stays the generic fast one: `RobertaTokenizer` would rebuild the pipeline
     from vocab and merges and drop our normalizer (lower-casing) and CJK split, giving other ids."""
 
-    def __init__(self, tokenizer: Tokenizer, max_length: int, roberta: bool) -> None:
-        self.tokenizer, self.max_length, self.roberta = tokenizer, max_length, roberta
+    def __init__(self, tokenizer: Tokenizer, roberta: bool) -> None:
+        self.tokenizer, self.roberta = tokenizer, roberta
 
     def save(self, out_dir: str | Path) -> Path:
         out, tok = Path(out_dir), self.tokenizer
@@ -202,7 +201,7 @@ class OneTypeTokenizerFiles:
                     "cls_token": cls, "mask_token": tok.specials["mask"]}
         if self.roberta:
             specials = {"bos_token": cls, "eos_token": sep, **specials}
-        config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": self.max_length,
+        config = {"tokenizer_class": "PreTrainedTokenizerFast",  # model_max_length: save_hf sets it
                   "model_input_names": ["input_ids", "attention_mask"], **specials}
         out.mkdir(parents=True, exist_ok=True)
         (out / "tokenizer.json").write_text(pipeline.to_str(pretty=True), encoding="utf-8")

@@ -80,10 +80,9 @@ def _step_flops(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
         without = dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, sop_weight=0.0))
         return _step_flops(without, seq_len, gathered) + sop_head_flops(cfg.model, seq_len)
     d, g, kind = cfg.model, cfg.generator_model(), cfg.objective.kind
-    spec = MaskSpec.from_config(cfg.objective, 0, d.vocab_size)
-    frac = spec.predictions_for(seq_len) / seq_len if gathered else 1.0
+    frac = _picked_frac(cfg, seq_len, gathered)
     if kind == "mlm":  # one encoder and its MLM head: no generator, no discriminator pass
-        return encoder_train_flops(d, seq_len) + mlm_head_flops(d, frac) + emd_flops(d, seq_len)
+        return _masked_lm_flops(cfg, seq_len, gathered)
     generator = encoder_train_flops(g, seq_len) + mlm_head_flops(g, frac) + emd_flops(g, seq_len)
     if kind in ("electra", "electra15") and cfg.objective.disc_weight == 0:  # masked LM alone
         return generator
@@ -93,6 +92,19 @@ def _step_flops(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
     if kind == "all_tokens_mlm":  # a vocabulary head and the copy gate at every token
         return generator + disc + mlm_head_flops(d, 1.0) + rtd_head_flops(d)
     return generator + disc + rtd_head_flops(d)
+
+
+def _picked_frac(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
+    """The share of tokens an MLM head scores: the picked positions (gathered), or all of them."""
+    spec = MaskSpec.from_config(cfg.objective, 0, cfg.model.vocab_size)
+    return spec.predictions_for(seq_len) / seq_len if gathered else 1.0
+
+
+def _masked_lm_flops(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
+    """The discriminator-sized encoder and its MLM head alone: objective.kind=mlm, and the
+    discriminator's MLM warm start (objective.disc_mlm_steps)."""
+    d = cfg.model
+    return encoder_train_flops(d, seq_len) + mlm_head_flops(d, _picked_frac(cfg, seq_len, gathered)) + emd_flops(d, seq_len)
 
 
 @dataclass(frozen=True)
@@ -135,8 +147,7 @@ def two_stage_phases(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -
     """FLOPs per token of two-stage's phases: (generator forward + backward, generator forward +
     discriminator forward + backward with its RTD head)."""
     d, g = cfg.model, cfg.generator_model()
-    spec = MaskSpec.from_config(cfg.objective, 0, d.vocab_size)
-    frac = spec.predictions_for(seq_len) / seq_len if gathered else 1.0
+    frac = _picked_frac(cfg, seq_len, gathered)
     generator = encoder_train_flops(g, seq_len) + mlm_head_flops(g, frac) + emd_flops(g, seq_len)
     return generator, generator / 3 + encoder_train_flops(d, seq_len) + rtd_head_flops(d)
 
@@ -170,11 +181,9 @@ def flop_rate(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -> FlopR
         warm = cfg.objective.disc_mlm_steps  # the discriminator and its MLM head alone first
         if not warm:
             return FlopRate(((0, steady),))
-        d = cfg.model
-        frac = MaskSpec.from_config(cfg.objective, 0, d.vocab_size).predictions_for(seq_len) / seq_len if gathered else 1.0
-        first = encoder_train_flops(d, seq_len) + mlm_head_flops(d, frac) + emd_flops(d, seq_len)
+        first = _masked_lm_flops(cfg, seq_len, gathered)
         if cfg.objective.sop_weight:
-            first += sop_head_flops(d, seq_len)
+            first += sop_head_flops(cfg.model, seq_len)
         return FlopRate(((0, first), (warm, steady)))
     switch = two_stage_switch(cfg, seq_len)
     first, second = two_stage_phases(cfg, seq_len, gathered)
