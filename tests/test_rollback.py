@@ -52,6 +52,9 @@ def test_nonfinite_steps_roll_back_and_the_run_finishes_with_finite_weights(roll
     last = ckpt.list_checkpoints(rolled / "checkpoints")[-1][1]
     assert all(torch.isfinite(t).all() for t in ckpt.load_weights(last).values())
     assert ckpt.read_meta(last)["rollbacks"] == 1
+    # the diverged checkpoints (steps 2-5) were set aside at the roll-back: never resumed from, kept to look at
+    aside = sorted(p.name for p in (rolled / "checkpoints").glob("rolled_back*"))
+    assert aside and all(p.startswith("rolled_back-step_0000000") for p in aside)
 
 
 def test_the_lowered_rate_survives_a_resume(rolled, tmp_path, caplog):

@@ -81,6 +81,18 @@ def problem(path: Path) -> str | None:
     return None
 
 
+def set_aside_after(ckpt_dir: Path, target: Path) -> list[Path]:
+    """Rename the checkpoints newer than `target` to `rolled_back-step_*` (kept to inspect, never
+    resumed or counted by keep_last); returns their new paths."""
+    step = int(_STEP_DIR.match(target.name).group(1))
+    moved = []
+    for s, path in list_checkpoints(ckpt_dir):
+        if s > step:
+            n = 1 + sum(1 for p in ckpt_dir.glob(f"rolled_back*-{path.name}"))  # an earlier roll-back's too
+            moved.append(path.rename(path.with_name(f"rolled_back{n if n > 1 else ''}-{path.name}")))
+    return moved
+
+
 def last_config(run_dir: Path, *, verify: bool = True) -> Path:
     """The config a run was last trained under: that of its newest intact checkpoint, so what an
     earlier `--resume` changed (train.steps, optim.lr after a divergence, ...) stays changed on the

@@ -44,6 +44,9 @@ def recover(halt: Alarm, health: HealthMonitor, state: TrainState, cfg: Pretrain
         raise stop_error(f"{halt.message}{why}", step, run_dir, lr, resumable=not halt.rollback)
     new_lr, rollbacks = lr * tc.rollback_lr_factor, state.rollbacks + 1
     load_checkpoint(state, target, tokenizer, ctx.info.rank)
+    if ctx.is_main:  # the checkpoints past the target hold the run that went wrong: a later --resume
+        ckpt.set_aside_after(run_dir / "checkpoints", target)  # must not pick them up
+    dist.barrier()
     rebase_lr(state.optimizer, state.scheduler, new_lr)
     state.rollbacks = rollbacks
     back = Alarm("rollback", f"too many non-finite steps (train.max_bad_steps={tc.max_bad_steps}) by "
