@@ -160,7 +160,7 @@ def load_run_config(run_dir: Path, overrides: list[str]) -> PretrainConfig:
     to extend it). `train.stop_at` belongs to one invocation, so it is reset unless given again."""
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"--resume: {run_dir} holds no run (no config.json); start it without --resume")
-    return apply_overrides(load_json(PretrainConfig, ckpt.last_config(run_dir, verify=False)), ["train.stop_at=0", *overrides])
+    return apply_overrides(load_json(PretrainConfig, ckpt.last_config(run_dir)), ["train.stop_at=0", *overrides])
 
 
 _RUN_FILES = {"config.json", "run.json", "tokenizer", "data", "metrics.jsonl", "tensorboard",

@@ -41,9 +41,11 @@ def doctor(run_dir: Path) -> Report:
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
                           "an electra pretrain run")
-    cfg = load_json(PretrainConfig, ckpt.last_config(run_dir))  # as last resumed
     rep = Report(lines=[])
-    last = _checkpoints(run_dir, rep)
+    last, newest = _checkpoints(run_dir, rep)
+    # the config the run was last trained under: the newest intact checkpoint's (hashed just above)
+    saved = newest / "config.json" if newest is not None and (newest / "config.json").is_file() else None
+    cfg = load_json(PretrainConfig, saved or run_dir / "config.json")
     end = run_end(cfg)  # train.steps, or where train.budget_flops is spent
     rep.lines.insert(0, f"run {run_dir} (preset {cfg.preset}, {end:,} steps planned"
                         + (f": train.budget_flops={cfg.train.budget_flops:g} ends it before train.steps"
@@ -63,19 +65,19 @@ def doctor(run_dir: Path) -> Report:
     return rep
 
 
-def _checkpoints(run_dir: Path, rep: Report) -> int | None:
-    """The newest intact checkpoint's step; damaged ones become problems."""
+def _checkpoints(run_dir: Path, rep: Report) -> tuple[int | None, Path | None]:
+    """The newest intact checkpoint's step and directory; damaged ones become problems."""
     found = ckpt.list_checkpoints(run_dir / "checkpoints")
-    good = None
+    good, good_path = None, None
     for step, path in found:
         why = ckpt.problem(path)
         if why:
             rep.problems.append(f"checkpoint {path.name} is damaged ({why}); --resume skips it")
         else:
-            good = step
+            good, good_path = step, path
     rep.lines.append(f"  checkpoints: {len(found)} ({', '.join(p.name for _, p in found) or 'none'}); "
                      f"newest intact: {'step ' + str(good) if good is not None else 'none'}")
-    return good
+    return good, good_path
 
 
 def _data(run_dir: Path, rep: Report) -> None:

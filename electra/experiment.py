@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from electra.api import evaluate as api_evaluate
-from electra.api import export_run, load_run_config
+from electra.api import export_run
 from electra.api import pretrain as api_pretrain
-from electra.config import apply_overrides, preset, to_dict
+from electra.config import PretrainConfig, apply_overrides, load_json, preset, to_dict
 from electra.errors import ConfigError
 from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
@@ -376,7 +376,7 @@ def _pretrain_cell(tag: str, cell_dir: Path, spec: ExperimentSpec, cell: Cell) -
         return "done"
     if any((cell_dir / "checkpoints").glob("*")):
         newest = ckpt.latest_checkpoint(cell_dir / "checkpoints")
-        if ckpt.read_meta(newest)["step"] >= run_end(load_run_config(cell_dir, [])):
+        if ckpt.read_meta(newest)["step"] >= run_end(load_json(PretrainConfig, newest / "config.json")):
             log.info("%s: pre-training finished before its export (stopped or killed then); exporting ...", tag)
             export_run(newest, cell_dir, verify=False)  # latest_checkpoint has just hashed it
             return "exported"

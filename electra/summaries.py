@@ -11,7 +11,6 @@ from electra.api import PipelineResult
 from electra.config import PretrainConfig, load_json
 from electra.experiment import CellOutcome, preempted
 from electra.plan import Plan, Throughput
-from electra.train import checkpoint as ckpt
 from electra.train.log import format_count, format_duration
 from electra.train.state import run_end
 from electra.train.validate import learned_context
@@ -55,17 +54,17 @@ def print_pretrain_summary(res: PipelineResult) -> None:
           "or load it in transformers:\n"
           f"  python -c \"from transformers import {_architecture(res)} as M; "
           f"print(M.from_pretrained('{res.exports['discriminator']}'))\"\n"
-          f"or train it longer: electra pretrain --resume --out {run_dir}{_longer(run_dir, t.step)}")
+          f"or train it longer: electra pretrain --resume --out {run_dir}{_longer(t.checkpoint, t.step)}")
 
 
-def _longer(run_dir: Path, step: int) -> str:
+def _longer(checkpoint: Path, step: int) -> str:
     """The overrides that extend a run past `step`: none where it stopped before its end (train.stop_at),
     a larger budget where train.budget_flops ended it, else twice the steps."""
-    cfg = load_json(PretrainConfig, ckpt.last_config(run_dir, verify=False))  # written by this run just now
-    tc = cfg.train
-    if step < run_end(cfg):
+    cfg = load_json(PretrainConfig, checkpoint / "config.json")  # the config this run was trained under
+    tc, end = cfg.train, run_end(cfg)
+    if step < end:
         return ""
-    if run_end(cfg) < tc.steps:
+    if end < tc.steps:
         return f" train.budget_flops={2 * tc.budget_flops:g} train.steps={max(tc.steps, 2 * step)}"
     return f" train.steps={2 * step}"
 

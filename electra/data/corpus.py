@@ -232,13 +232,12 @@ def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delim
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # one article per row is a valid corpus; rows stream
     reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
-    header = next((row for row in reader if any(cell.strip() for cell in row)), None)  # blank lines first
+    rows = (row for row in reader if any(cell.strip() for cell in row))  # blank lines skipped
+    header = next(rows, None)
     if header is None:
         return
     columns = _table_columns(header, fields, path)
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue
+    for row in rows:
         if len(row) != len(header):
             raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; "
                             f"{'quote the text that holds a comma' if delimiter == ',' else 'fix that row'}")

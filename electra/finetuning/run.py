@@ -119,10 +119,10 @@ def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
                   sq.max_seq_len, limit, sq.doc_stride, stride)
         sq = dataclasses.replace(sq, max_seq_len=limit, max_query_len=min(sq.max_query_len, limit // 2),
                                  doc_stride=min(sq.doc_stride, stride))
-    if sq.doc_stride > sq.max_seq_len - sq.max_query_len - 3:  # the least room a window's context has
+    room = sq.max_seq_len - sq.max_query_len - 3  # the least context a window holds
+    if sq.doc_stride > room:
         log.warning("squad.doc_stride=%d is more than the %d context tokens a window may hold: windows may not "
-                    "overlap, and answers across their edges cannot be found; lower it", sq.doc_stride,
-                    sq.max_seq_len - sq.max_query_len - 3)
+                    "overlap, and answers across their edges cannot be found; lower it", sq.doc_stride, room)
     return dataclasses.replace(cfg, train=train, squad=sq)
 
 
@@ -405,8 +405,7 @@ def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
     device = resolve_device(cfg.train.device)
     precision = Precision(resolve_precision(cfg.train.precision, device), device)
     examples = spec.family.read(spec, Path(input_path), "test", cfg)
-    types = next((m.num_embeddings for n, m in model.named_modules() if n.endswith("token_type_embeddings")), 0)
-    enc = encode(spec, examples, tok, labels, cfg, False, types)
+    enc = encode(spec, examples, tok, labels, cfg, False, info["model"]["type_vocab_size"])
     rows = predict(model.to(device), spec, enc, cfg.train.eval_batch_size, tok.pad_id, device, precision)
     predictions = spec.family.decode(spec, examples, enc, rows, labels, cfg)
     out_path.parent.mkdir(parents=True, exist_ok=True)

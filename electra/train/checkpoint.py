@@ -93,12 +93,13 @@ def set_aside_after(ckpt_dir: Path, target: Path) -> list[Path]:
     return moved
 
 
-def last_config(run_dir: Path, *, verify: bool = True) -> Path:
-    """The config a run was last trained under: that of its newest intact checkpoint, so what an
-    earlier `--resume` changed (train.steps, optim.lr after a divergence, ...) stays changed on the
-    next plain `--resume`; the run's config.json (as started) before its first checkpoint."""
+def last_config(run_dir: Path) -> Path:
+    """The config a run was last trained under: that of its newest checkpoint, so what an earlier
+    `--resume` changed (train.steps, optim.lr after a divergence, ...) stays changed on the next
+    plain `--resume`; the run's config.json (as started) before its first checkpoint. Not hashed:
+    resuming checks the checkpoint it loads."""
     for _, path in reversed(list_checkpoints(run_dir / "checkpoints")):
-        if (path / "config.json").is_file() and (not verify or problem(path) is None):
+        if (path / "config.json").is_file():
             return path / "config.json"
     return run_dir / "config.json"
 

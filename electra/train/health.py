@@ -60,8 +60,12 @@ class HealthMonitor:
     _best_gen_acc: float = 0.0
     _clean_step: int = 0  # the end of the last interval without a non-finite step
 
+    @property
+    def _run_length(self) -> int:
+        return self.run_steps or self.cfg.train.steps
+
     def on_train(self, step: int, m: dict[str, float]) -> list[Alarm]:
-        o, steps = self.cfg.optim, self.run_steps or self.cfg.train.steps
+        o, steps = self.cfg.optim, self._run_length
         warm = step > max(o.warmup_steps, 1)
         found: dict[str, Alarm | None] = {}
         bad = int(m.get("bad_steps", 0))
@@ -114,7 +118,7 @@ class HealthMonitor:
         return self._fire(found)
 
     def on_valid(self, step: int, m: dict[str, float]) -> list[Alarm]:
-        steps, found = self.run_steps or self.cfg.train.steps, {}
+        steps, found = self._run_length, {}
         after_warmup = step > max(self.cfg.optim.warmup_steps, 1)
         if "disc_auc" in m and self.cfg.objective.detects_replacements and after_warmup:
             gain = m["disc_acc"] - m["baseline_acc"]
