@@ -337,3 +337,14 @@ def test_a_run_without_validation_rows_says_so(tiny_corpus, tiny_tokenizer, tmp_
         assert main(["pretrain", "--preset", "tiny", "--data", str(data), "--out", str(tmp_path / "r"), *TINY_RUN,
                      "train.steps=3"]) == 0
     assert f"{data} has no validation rows: this run cannot measure what it learns" in caplog.text
+
+
+def test_python_dash_m_electra_is_the_electra_command(tmp_path):
+    import subprocess
+    import sys
+    # a user whose venv is not activated (no `electra` on PATH) runs the same command this way
+    done = subprocess.run([sys.executable, "-m", "electra", "pretrain", "--preset", "quick", "--print-config"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["preset"] == "quick"
