@@ -186,3 +186,31 @@ def test_real_wikiextractor_shard() -> None:
     assert 300 < len(docs) < 2000  # ~1/64 of 36,183 docs with text
     assert not any(line.startswith(("<doc", "</doc")) for doc in docs for line in doc)
     assert docs[0][0].startswith("Jarred Shaw (born")  # the title line "Jarred Shaw" is dropped
+
+
+def test_a_table_reads_the_same_as_corpus_and_as_fine_tuning_data(tmp_path: Path) -> None:
+    """One reader (data/tables.py) for both: quoted line breaks and commas, long cells, a row
+    short of its trailing field, and the same refusal of a row with too many fields."""
+    import csv
+
+    from electra.finetuning.config import FinetuneConfig
+    from electra.finetuning.tasks import get_task
+
+    task, cfg = get_task("classification"), FinetuneConfig()
+    long = "y" * 200_000
+    f = tmp_path / "t.csv"
+    f.write_text(f'sentence,label\n"Good, honest\nwork.",1\n{long},0\n')
+    old = csv.field_size_limit(131_072)  # csv's default: the fine-tuning reader once stopped at it
+    try:
+        assert [r.text for r in task.family.read(task, f, "train", cfg)] == ["Good, honest\nwork.", long]
+    finally:
+        csv.field_size_limit(old)
+    assert list(iter_documents([f], text_field="sentence")) == [["Good, honest", "work."], [long]]
+    f.write_text("sentence,label\nfine,1\nshort\n")  # a dropped trailing field: an empty cell
+    assert list(iter_documents([f], text_field="sentence")) == [["fine"], ["short"]]
+    with pytest.raises(DataError, match=r"t.csv: example 2 has no label"):
+        task.family.read(task, f, "train", cfg)
+    f.write_text("sentence,label\na, b,1\n")
+    for read in (lambda: list(iter_documents([f], text_field="sentence")), lambda: task.family.read(task, f, "train", cfg)):
+        with pytest.raises(DataError, match=r"t.csv:2 has 3 fields, the header 2; quote the text"):
+            read()

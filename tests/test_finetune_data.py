@@ -271,5 +271,5 @@ def test_rows_with_extra_fields_are_refused(tmp_path):
         cola.family.read(cola, tmp_path / "cola.tsv", "dev", CFG)
     user = get_task("classification")
     (tmp_path / "u.csv").write_text("sentence,label\nfine film,1\nso, bad,0\n")
-    with pytest.raises(DataError, match=r"record 2 has 3 fields, the header has 2; quote"):
+    with pytest.raises(DataError, match=r":3 has 3 fields, the header 2; quote"):
         user.family.read(user, tmp_path / "u.csv", "dev", CFG)

@@ -8,25 +8,23 @@ sniffed per file so a mixed corpus works; files are never read whole, so corpus 
 
 from __future__ import annotations
 
-import csv
 import glob
 import gzip
 import io
 import json
 import logging
-import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 
+from electra.data.tables import DELIMITERS, column_indices, table_rows
 from electra.errors import DataError
 
 log = logging.getLogger(__name__)
 
 _GLOB_CHARS = frozenset("*?[")
 _JSON_EXTS = (".jsonl", ".json", ".ndjson")
-_TABLE_DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
 def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
@@ -113,7 +111,7 @@ def iter_file_documents(
             if "\x00" in first:
                 raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus")
             all_lines = chain(head, lines)
-            table = _TABLE_DELIMITERS.get(Path(inner).suffix.lower())
+            table = DELIMITERS.get(Path(inner).suffix.lower())
             if inner.lower().endswith(_JSON_EXTS):
                 parse = _jsonl_docs(all_lines, path, text_field)
             elif table is not None:
@@ -130,9 +128,6 @@ def iter_file_documents(
                     progress(pos - reported)
                     reported = pos
                 yield doc
-        except csv.Error as e:  # e.g. a field over csv's 128 KiB limit, an unclosed quote
-            raise DataError(f"{path} cannot be read as a CSV/TSV table ({e}); "
-                            "fix that row or save the text as JSONL") from e
         except UnicodeDecodeError as e:
             if not read[0]:
                 raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus") from e
@@ -227,31 +222,17 @@ def _lines(*texts: str) -> list[str]:
 
 
 def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delimiter: str) -> Iterator[list[str]]:
-    """One document per row, the named columns' lines. TSV is read unquoted, as GLUE's files need
-    (their text holds bare quotes); CSV with standard quoting."""
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # one article per row is a valid corpus; rows stream
-    reader = csv.reader((line for _, line in lines), delimiter=delimiter, quoting=quoting)
-    rows = (row for row in reader if any(cell.strip() for cell in row))  # blank lines skipped
-    header = next(rows, None)
-    if header is None:
+    """One document per row: the lines of the column `fields` names or, where no column is called
+    that, of several joined by commas."""
+    rows = table_rows((line for _, line in lines), path, delimiter)
+    first = next(rows, None)
+    if first is None:
         return
-    columns = _table_columns(header, fields, path)
-    for row in rows:
-        if len(row) != len(header):
-            raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; "
-                            f"{'quote the text that holds a comma' if delimiter == ',' else 'fix that row'}")
+    header = first[1]
+    names = [fields] if fields in header else [f.strip() for f in fields.split(",")]
+    columns = column_indices(header, names, path, "set --text-field to the column holding the text, "
+                                                  "or several joined by commas")
+    for _, row in rows:
         doc = _lines(*(row[i] for i in columns))
         if doc:
             yield doc
-
-
-def _table_columns(header: list[str], fields: str, path: Path) -> list[int]:
-    """`fields` is a column name or, where no column is called that, several joined by commas."""
-    names = [fields] if fields in header else [f.strip() for f in fields.split(",")]
-    missing = [n for n in names if n not in header]
-    if missing:
-        cols = ", ".join(map(repr, header[:8]))
-        raise DataError(f"{path} has no column {missing[0]!r} (columns: {cols}); set --text-field to the "
-                        "column holding the text, or several joined by commas")
-    return [header.index(n) for n in names]

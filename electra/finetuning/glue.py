@@ -6,7 +6,6 @@ by official header name or, for CoLA's header-less files, by position. MRPC/STS-
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -20,7 +19,8 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer as HFTokenizer
 from torch import nn
 
-from electra.errors import DataError, first_line
+from electra.data.tables import DELIMITERS, column_indices, table_rows
+from electra.errors import DataError
 from electra.finetuning import metrics as M
 from electra.finetuning.features import Batch, Encoded, Family
 from electra.model.heads import ClassificationHead, ElectraClassificationHead
@@ -167,10 +167,8 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
             if not isinstance(records[-1], dict):
                 raise DataError(f"{path}:{n} is a JSON {type(records[-1]).__name__}, not an object; "
                                 "JSONL needs one object per line")
-    elif suffix == ".csv":
-        records = _csv_records(path, [ln + "\n" for ln in lines])  # a quoted field may hold line breaks
     else:
-        records = _csv_records(path, lines, delimiter="\t", quoting=csv.QUOTE_NONE)
+        records = _table_records(path, lines, DELIMITERS.get(suffix, "\t"))
     if not records:
         raise DataError(f"{path} has a header but no examples")
     keys = list(records[0])
@@ -180,9 +178,7 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
     if split != "test" or dc.label_column in keys:
         wanted.append((dc.label_column, "--label-column"))
     for name, option in wanted:
-        if name not in keys:
-            raise DataError(f"{path} has no column {name!r} (columns: {', '.join(map(repr, keys[:8]))}); "
-                            f"pass {option} NAME")
+        column_indices(keys, [name], path, f"pass {option} NAME")
     # a file to predict may carry an empty label column (a test set's template): unlabelled
     has_label = dc.label_column in keys and (split != "test" or any(r.get(dc.label_column) not in (None, "")
                                                                     for r in records))
@@ -204,18 +200,10 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
     return out
 
 
-def _csv_records(path: Path, lines: list[str], **fmt: object) -> list[dict]:
-    reader = csv.DictReader(lines, **fmt)
-    try:
-        records = list(reader)
-    except csv.Error as e:  # e.g. a field over csv's 128 KiB limit
-        raise DataError(f"{path}:{reader.line_num} cannot be read as CSV ({first_line(e)}); fix that "
-                        "row or save the data as JSONL") from None
-    for n, r in enumerate(records):
-        if None in r:  # more fields than the header: a delimiter inside unquoted text
-            raise DataError(f"{path}: record {n + 1} has {len(r) - 1 + len(r[None])} fields, the header has "
-                            f"{len(r) - 1}; quote the text that holds the delimiter")
-    return records
+def _table_records(path: Path, lines: list[str], delimiter: str) -> list[dict]:
+    rows = table_rows((ln + "\n" for ln in lines), path, delimiter)  # a quoted field may hold line breaks
+    header = next(rows, (0, []))[1]
+    return [dict(zip(header, row, strict=True)) for _, row in rows]
 
 
 HF_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",

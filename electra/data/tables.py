@@ -1,0 +1,54 @@
+"""CSV and TSV tables with a header row, read by one set of rules for pre-training corpora
+(`--corpus train.tsv --text-field sentence`) and for fine-tuning data (`--train my.csv`), so a
+file that one accepts the other reads the same way.
+
+TSV is read without quoting (GLUE's sentences hold bare `"`), CSV with standard quoting (a quoted
+field may hold the delimiter or line breaks). Blank rows are skipped; cells may be of any size (one
+article per row is a valid corpus). A row with more fields than the header has the delimiter inside
+unquoted text and is refused; a row with fewer is filled with empty cells (a dropped trailing
+field)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from electra.errors import DataError, first_line
+
+DELIMITERS = {".csv": ",", ".tsv": "\t"}
+
+
+def table_rows(lines: Iterable[str], path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line the row ends on, its cells) for the header and every non-blank row after it, each
+    body row as wide as the header. `lines` keep their line ends (a quoted line break needs them)."""
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # rows stream, so a cell's size is no risk
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    header: list[str] | None = None
+    try:
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = row
+            elif len(row) > len(header):
+                fix = "quote the text that holds a comma" if delimiter == "," else \
+                    "remove the tab inside its text (TSV has no quoting)"
+                raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; {fix}")
+            else:
+                row += [""] * (len(header) - len(row))
+            yield reader.line_num, row
+    except csv.Error as e:  # an unclosed quote, a NUL byte
+        raise DataError(f"{path}:{reader.line_num} cannot be read as a {'CSV' if delimiter == ',' else 'TSV'} "
+                        f"table ({first_line(e)}); fix that row or save the text as JSONL") from None
+
+
+def column_indices(header: list[str], names: list[str], path: Path, fix: str) -> list[int]:
+    """Where each of `names` is in `header`; a missing one is an error that lists the columns there
+    are and ends with `fix` (the option that names the column)."""
+    for n in names:
+        if n not in header:
+            raise DataError(f"{path} has no column {n!r} (columns: {', '.join(map(repr, header[:8]))}); {fix}")
+    return [header.index(n) for n in names]
