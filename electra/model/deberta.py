@@ -55,11 +55,12 @@ class RelativePositions(nn.Module):
         self.cfg = cfg
         self.embeddings = nn.Embedding(2 * cfg.relative_span, cfg.hidden_size)
         self.norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self._rows: dict[int, tuple[int, int]] = {}  # T -> reached_rows: computed once per length
 
     def forward(self, T: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(table [R, H], index [T, T]) for a length-T sequence: only the R rows that distances
         -(T-1)..T-1 reach are kept (HF projects all 2S; the scores are the same)."""
-        lo, hi = reached_rows(self.cfg, T)
+        lo, hi = self._rows.get(T) or self._rows.setdefault(T, reached_rows(self.cfg, T))
         pos = torch.arange(T, device=device)
         index = relative_row(pos[:, None] - pos[None, :], self.cfg) - lo  # [T, T], query i - key j
         return self.norm(self.embeddings.weight[lo:hi + 1]), index
