@@ -317,6 +317,20 @@ def test_roberta_recipe_runs_and_loads_in_stock_roberta_for_masked_lm(tiny_corpu
     glue = write_glue(tmp_path / "glue")
     assert main(["finetune", str(out), "--task", "mrpc", "--data", str(glue / "MRPC"), "--out",
                  str(tmp_path / "ft"), "train.epochs=1", "train.threads=1"]) == 0
+    # whose Hugging Face export reads a pair in stock transformers as our model does (its
+    # tokenizer typed the second segment 1, past the one-row table)
+    from electra.finetuning.run import load_finetuned
+    assert main(["export", str(tmp_path / "ft"), "--out", str(tmp_path / "ft_hf")]) == 0
+    cls_tok = transformers.AutoTokenizer.from_pretrained(tmp_path / "ft_hf")
+    cls = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "ft_hf").eval()
+    pair = cls_tok("The River crossed a new bridge", "Zoë painted it.", return_tensors="pt")
+    ft_model, *_ = load_finetuned(tmp_path / "ft")
+    enc = tok.encode("The River crossed a new bridge", "Zoë painted it.")
+    assert pair["input_ids"][0].tolist() == enc["input_ids"]
+    ids = torch.tensor([enc["input_ids"]])
+    with torch.no_grad():
+        ours = ft_model.eval()(ids, torch.tensor([enc["token_type_ids"]]), torch.ones_like(ids, dtype=torch.bool))
+        assert (cls(**pair).logits - ours).abs().max() <= 1e-5
 
 
 def test_one_token_type_with_two_segment_rows_fails_in_one_line(tiny_data, tmp_path, capsys):

@@ -109,6 +109,25 @@ def test_token_and_span_heads():
     assert model_with(SpanHead(32, answerable=False))(ids, types, attn).impossible is None
 
 
+def test_one_type_encoder_reads_type_0_and_the_span_head_still_finds_the_context():
+    """RoBERTa's and DeBERTa-v3's recipes have one segment type (or none): the encoder must read
+    every token as type 0, but SQuAD's head needs the segments to find the context (it masked
+    every answer when it was handed the encoder's all-zero types)."""
+    import dataclasses
+    one = dataclasses.replace(MCFG, type_vocab_size=1)
+    torch.manual_seed(0)
+    model = FinetuneModel(Encoder(one), SpanHead(32, answerable=False)).eval()
+    init_weights(model)
+    ids = torch.randint(5, 300, (2, 12))
+    types = torch.tensor([[0] * 5 + [1] * 7, [0] * 4 + [1] * 8])
+    attn = torch.ones_like(ids, dtype=torch.bool)
+    with torch.no_grad():
+        out = model(ids, types, attn)
+        h = model.encoder(ids, torch.zeros_like(types), attn)
+        assert torch.equal(out.start[types == 1], model.head.span(h)[..., 0][types == 1])
+    assert torch.all(out.start[types == 1] > -1e3) and torch.all(out.start[:, 1:][types[:, 1:] == 0] == -1e4)
+
+
 @pytest.mark.parametrize("head_cls", [ClassificationHead, ElectraClassificationHead])
 def test_mean_pooling_averages_real_tokens_only(head_cls):
     torch.manual_seed(0)

@@ -15,6 +15,7 @@ from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.run import load_finetuned
 from electra.finetuning.tasks import TaskSpec
 from electra.hf import finetuned_to_hf, save_hf
+from electra.hf.bert import with_tokenizer
 
 # task kind -> the transformers auto class that loads its export
 AUTO_CLASSES = {"classification": "AutoModelForSequenceClassification",
@@ -45,7 +46,8 @@ def export_finetuned(model_dir: str | Path, out: str | Path, *, overwrite: bool 
     config, tensors, notes = finetuned_to_hf(model.encoder.cfg, model.encoder.state_dict(), model.head,
                                              tuple(info["labels"]), regression=scale)
     config["finetuning_task"] = spec.name
-    path = save_hf(out, config, tensors, tokenizer, overwrite=overwrite)
+    config, files = with_tokenizer(config, tokenizer)  # a one-type model's tokenizer types every token 0
+    path = save_hf(out, config, tensors, files, overwrite=overwrite)
     return FinetunedExport(path=path, task=spec.name, architecture=config["architectures"][0],
                            auto_class=AUTO_CLASSES[spec.kind], notes=tuple(notes + _decoding_notes(spec, cfg)))
 

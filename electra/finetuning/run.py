@@ -197,17 +197,6 @@ class _Job:
     epochs: float
 
 
-def encode(spec: TaskSpec, examples: list, tok: Tokenizer, labels: tuple[str, ...], cfg: FinetuneConfig,
-           training: bool, type_vocab_size: int) -> Encoded:
-    """The task's features for a model with `type_vocab_size` segment types: one with a single type
-    (or none: RoBERTa's and DeBERTa-v3's recipes) reads every token as type 0, where the second
-    segment of a pair would index past its table."""
-    enc = spec.family.encode(spec, examples, tok, labels, cfg, training)
-    if type_vocab_size <= 1:
-        enc.token_type_ids = [[0] * len(types) for types in enc.token_type_ids]
-    return enc
-
-
 def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig) -> _Job:
     tc, oc, tok = cfg.train, cfg.optim, backbone.tokenizer
     device = resolve_device(tc.device)
@@ -219,14 +208,13 @@ def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConf
     train_examples = data.train
     if 0 < tc.train_examples < len(train_examples):
         train_examples = random.Random(cfg.seed).sample(train_examples, tc.train_examples)
-    types = backbone.model_cfg.type_vocab_size
-    train_set = encode(spec, train_examples, tok, labels, cfg, True, types)
+    train_set = spec.family.encode(spec, train_examples, tok, labels, cfg, True)
     if not len(train_set):
         raise DataError(f"no usable training examples for {spec.name}; check the training file")
     dev = {}
     for split, examples in data.dev.items():
         examples = examples[: tc.eval_examples or None]
-        dev[split] = (examples, encode(spec, examples, tok, labels, cfg, False, types))
+        dev[split] = (examples, spec.family.encode(spec, examples, tok, labels, cfg, False))
 
     model = build_model(backbone, spec, labels, cfg).to(device)
     use_dropout_kernel(model, resolve_dropout_kernel(tc.dropout_kernel, device))
@@ -405,7 +393,7 @@ def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
     device = resolve_device(cfg.train.device)
     precision = Precision(resolve_precision(cfg.train.precision, device), device)
     examples = spec.family.read(spec, Path(input_path), "test", cfg)
-    enc = encode(spec, examples, tok, labels, cfg, False, info["model"]["type_vocab_size"])
+    enc = spec.family.encode(spec, examples, tok, labels, cfg, False)
     rows = predict(model.to(device), spec, enc, cfg.train.eval_batch_size, tok.pad_id, device, precision)
     predictions = spec.family.decode(spec, examples, enc, rows, labels, cfg)
     out_path.parent.mkdir(parents=True, exist_ok=True)
