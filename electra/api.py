@@ -38,7 +38,7 @@ from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
 from electra.errors import CheckpointError, ConfigError, ElectraError
 from electra.files import is_atomic_tmp
-from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.config import FinetuneConfig, seed_list
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
 from electra.hf.bert import auto_format, with_tokenizer
 from electra.train import checkpoint as ckpt
@@ -62,24 +62,29 @@ class PipelineResult:
     seconds: float
 
 
-def pretrain(config: PretrainConfig | str = DEFAULT_PRESET, *, out: str | Path | None = None,
-             data: str | Path | None = None, corpus: Sequence[str | Path] | None = None,
+def pretrain(config: PretrainConfig | str | None = None, *, out: str | Path | None = None,
+             data: str | Path | None = None, corpus: Sequence[str | Path] | str | Path | None = None,
              resume: bool = False, init: InitFrom | None = None,
-             overrides: Sequence[str] = ()) -> PipelineResult:
-    """Pre-train from shards (`data`) or raw text (`corpus`, default: the built-in sample), then
-    export. `config`: a preset name or a `PretrainConfig`; `overrides`: `section.field=value`.
-    With `resume`, the run in `out` continues from its newest checkpoint under its saved config
-    (plus `overrides`, e.g. a larger `train.steps`), or under `config` if one is given."""
+             overrides: Sequence[str] | str = ()) -> PipelineResult:
+    """Pre-train from shards (`data`) or raw text (`corpus`: paths, default the built-in sample),
+    then export. `config`: a preset name (default "quick") or a `PretrainConfig`; `overrides`:
+    `section.field=value`. With `resume`, the run in `out` continues from its newest checkpoint
+    under its saved config (plus `overrides`, e.g. a larger `train.steps`), or under a
+    `PretrainConfig` if one is given (a preset name other than the run's is refused)."""
     t0 = time.perf_counter()
+    corpus, overrides = _listed(corpus), _listed(overrides)
     if resume:  # the run's own config (+ overrides), or one the caller resolved from it
         if out is None:
             raise ConfigError("resuming needs the run directory (out=...)")
         run_dir = Path(out)
         cfg = (_config(config, overrides) if isinstance(config, PretrainConfig)
-               else load_run_config(run_dir, list(overrides)))
+               else load_run_config(run_dir, overrides))
+        if isinstance(config, str) and config != cfg.preset:
+            raise ConfigError(f"resume=True continues the run in {out} (preset {cfg.preset!r}) under its own "
+                              f"config; drop the preset {config!r} (change settings with overrides, e.g. train.steps=...)")
         ckpt.latest_checkpoint(run_dir / "checkpoints")  # fail before building anything
     else:
-        cfg = _config(config, overrides)
+        cfg = _config(DEFAULT_PRESET if config is None else config, overrides)
         run_dir = Path(out) if out is not None else default_run_dir(cfg.preset)
     ctx = dist.init_distributed(cfg.train.device)
     if ctx.is_main and not resume:
@@ -110,6 +115,13 @@ def export_run(checkpoint: Path, run_dir: Path, *, verify: bool = True) -> dict[
     if fmt is not None:
         exports[fmt] = export(trained, run_dir / "export" / fmt, fmt=fmt, overwrite=True)
     return exports
+
+
+def _listed(value: Sequence[str | Path] | str | Path | None) -> list:
+    """A path or override given alone is one item (a list() of a string is its characters)."""
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, Path)) else list(value)
 
 
 def _config(config: PretrainConfig | str, overrides: Sequence[str]) -> PretrainConfig:
@@ -282,6 +294,8 @@ def _pretraining_dir(p: Path) -> Path:
     if (p / "finetune.json").is_file():
         raise CheckpointError(f"{p} is a fine-tuned model, not a pre-training run; export it with "
                               f"electra export {p} --out DIR")
+    if (p / "run.json").is_file():
+        raise CheckpointError(ckpt.no_checkpoint_yet(p))
     if (p / "config.json").is_file():
         raise CheckpointError(f"{p} is already a Hugging Face model directory; transformers loads it as "
                               "it is")
@@ -327,7 +341,7 @@ def export_finetuned(model_dir: str | Path, out: str | Path, *, overwrite: bool 
 def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
              train: str | Path | None = None, dev: str | Path | None = None,
              out: str | Path | None = None, seed: int = 0, config: FinetuneConfig | None = None,
-             overrides: Sequence[str] = (), random_init: bool = False, split_by_article: int = 0,
+             overrides: Sequence[str] | str = (), random_init: bool = False, split_by_article: int = 0,
              overwrite: bool = False):
     """Fine-tune `model` (a run, checkpoint, HF or fine-tuned directory) on one task with one
     seed; returns a `FinetuneResult` (dev metrics, history) and, with `out`, saves the model there
@@ -366,7 +380,7 @@ def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
              seeds: int | Sequence[int] = 3, glue_dir: str | Path | None = None,
              squad: str | Path | None = None, conll_dir: str | Path | None = None,
              split_by_article: int = 0, config: FinetuneConfig | None = None,
-             overrides: Sequence[str] = (), save_models: bool = False,
+             overrides: Sequence[str] | str = (), save_models: bool = False,
              random_init: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Fine-tune every task with every seed (medians in `out`/results.json and results.md);
     re-running with the same `out` resumes. A non-empty `out` that evaluate did not write, or
@@ -375,18 +389,17 @@ def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
     from electra.finetuning.report import evaluate as run_evaluate
     from electra.finetuning.tasks import resolve_tasks
 
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     names = tasks if isinstance(tasks, str) else ",".join(tasks)
     sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
                       split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
-    return run_evaluate(model, resolve_tasks(names), seed_list, _finetune_config(config, overrides),
+    return run_evaluate(model, resolve_tasks(names), seed_list(seeds), _finetune_config(config, overrides),
                         sources, Path(out), save_models=save_models, random_init=random_init,
                         overwrite=overwrite)
 
 
-def _finetune_config(config: FinetuneConfig | None, overrides: Sequence[str]) -> FinetuneConfig:
+def _finetune_config(config: FinetuneConfig | None, overrides: Sequence[str] | str) -> FinetuneConfig:
     base = config or FinetuneConfig()
-    return apply_overrides(base, list(overrides)) if overrides else base
+    return apply_overrides(base, _listed(overrides)) if overrides else base
 
 
 def _opt_path(value: str | Path | None) -> Path | None:

@@ -71,13 +71,13 @@ def parse_budgets(text: str | None) -> list[float] | None:
 
 def parse_seeds(text: str) -> list[int]:
     """`--seeds`: a count (5 -> 0..4) or a list of distinct seeds (0,1,2)."""
+    from electra.finetuning.config import seed_list
+
     try:
-        seeds = [int(s) for s in text.split(",")] if "," in text else list(range(int(text)))
+        value: object = [int(s) for s in text.split(",")] if "," in text else int(text)
     except ValueError:
-        seeds = []
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds {text!r}: give a count (5) or distinct seeds (0,1,2)")
-    return seeds
+        value = text
+    return seed_list(value, "--seeds")
 
 
 def interrupted_line(args: argparse.Namespace, argv: list[str]) -> str:

@@ -28,7 +28,7 @@ from electra.config import PretrainConfig, apply_overrides, load_json, preset, t
 from electra.errors import ConfigError
 from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
-from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.config import FinetuneConfig, seed_list
 from electra.finetuning.tasks import resolve_tasks
 from electra.train import checkpoint as ckpt
 from electra.train.state import run_end
@@ -68,8 +68,7 @@ class FinetuneSpec:
     def __post_init__(self) -> None:
         if not isinstance(self.control, bool):
             raise ConfigError(f"finetune.control={self.control!r} must be true or false")
-        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
-            raise ConfigError(f"finetune.seeds={list(self.seeds)} must be distinct and not empty")
+        seed_list(list(self.seeds), "finetune.seeds")
         resolve_tasks(self.tasks)
         apply_overrides(FinetuneConfig(), list(self.overrides))
 
@@ -222,10 +221,7 @@ def spec_from_dict(raw: dict[str, Any], *, default_name: str = "experiment") -> 
     if not isinstance(ft, dict):
         raise ConfigError("finetune must be a table ([finetune] with tasks, seeds, glue_dir, ...)")
     _check_keys(ft, _FINETUNE_KEYS, "finetune.")
-    seeds = ft.get("seeds", 3)
-    if not (type(seeds) is int or isinstance(seeds, list) and all(type(s) is int for s in seeds)):
-        raise ConfigError(f"finetune.seeds={seeds!r} must be a count (3) or a list of integers ([0, 1, 2])")
-    seeds = list(range(seeds)) if isinstance(seeds, int) else seeds
+    seeds = seed_list(ft.get("seeds", 3), "finetune.seeds")
     tasks = ft.get("tasks", "glue")
     return ExperimentSpec(
         name=_str(raw, "name", default_name), preset=_str(raw, "preset", "small"), data=raw.get("data"),

@@ -425,3 +425,31 @@ def test_a_run_saved_without_fp16_resumes_under_fp16(tiny_data, tmp_path):
     out = tmp_path / "r"
     run(cfg("train.stop_at=3", "train.eval_every=100"), out=out, data=tiny_data)
     assert run(load_run_config(out, ["train.precision=fp16"]), out=out, resume=True).train.step == 6
+
+
+def test_api_takes_a_path_or_override_alone_and_refuses_a_preset_on_resume(tiny_corpus, tmp_path):
+    import electra
+
+    out = tmp_path / "run"
+    res = run(cfg("train.steps=1"), out=out, corpus=Path(tiny_corpus), overrides="train.steps=2")  # one each
+    assert res.train.step == 2
+    with pytest.raises(ConfigError, match="under its own config; drop the preset 'albert'"):
+        run("albert", out=out, resume=True, overrides=["train.steps=3"])
+    assert load_run_config(out, []).train.steps == 2  # nothing was trained under the preset
+    for seeds in (0, [0, 0], "3", True):
+        with pytest.raises(ConfigError, match=r"seeds=.* must be a count \(3\) or distinct integers"):
+            electra.evaluate(out, "sst2", tmp_path / "ev", seeds=seeds, glue_dir=tmp_path)
+    assert not (tmp_path / "ev").exists()
+
+
+def test_a_run_that_saved_nothing_yet_is_not_called_a_hugging_face_directory(tiny_data, tmp_path):
+    import electra
+
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError):  # fails at the data check, after writing config.json and run.json
+        run(cfg("model.max_position_embeddings=16"), out=out, data=tiny_data)
+    assert (out / "config.json").is_file() and (out / "run.json").is_file()
+    for call in (lambda: electra.load(out), lambda: electra.export(out, tmp_path / "hf"),
+                 lambda: electra.finetune(out, "sst2", data=tmp_path)):
+        with pytest.raises(CheckpointError, match="is a pre-training run with no checkpoint yet"):
+            call()

@@ -18,6 +18,7 @@ from electra.config import (
     check_choice,
     check_prob,
 )
+from electra.errors import ConfigError
 
 FINETUNE_SIZES = ("auto", "tiny", "small", "base", "large")
 # size -> (peak lr, layer-wise lr decay): small/base/large are paper Table 7 / G-EL
@@ -28,6 +29,17 @@ SIZE_DEFAULTS = {"tiny": (1e-3, 1.0), "small": (3e-4, 0.8), "base": (1e-4, 0.8),
 LLRD_MODES = ("correct", "original")
 POOLINGS = ("cls", "mean")
 HEAD_KINDS = ("linear", "electra")
+
+
+def seed_list(seeds: object, name: str = "seeds") -> list[int]:
+    """Fine-tuning seeds from a count (3: seeds 0, 1, 2) or distinct integers, as the CLI's
+    --seeds, an experiment's finetune.seeds and the Python API take them."""
+    ok = (type(seeds) is int and seeds >= 1) or (
+        isinstance(seeds, (list, tuple)) and bool(seeds) and all(type(s) is int for s in seeds)
+        and len(set(seeds)) == len(seeds))
+    if not ok:
+        raise ConfigError(f"{name}={seeds!r} must be a count (3) or distinct integers ([0, 1, 2])")
+    return list(range(seeds)) if type(seeds) is int else list(seeds)
 
 
 @dataclass(kw_only=True)

@@ -104,6 +104,13 @@ def last_config(run_dir: Path) -> Path:
     return run_dir / "config.json"
 
 
+def no_checkpoint_yet(run_dir: Path) -> str:
+    """What to say of a run directory (run.json, config.json, tokenizer/) with nothing saved: it
+    holds a config.json, so it would otherwise read as a Hugging Face directory."""
+    return (f"{run_dir} is a pre-training run with no checkpoint yet (it stopped before its first save); "
+            "run the command that started it again, or pass a run that has checkpoints")
+
+
 def latest_checkpoint(ckpt_dir: Path) -> Path:
     """The newest checkpoint whose files are all intact, to resume from; damaged newer ones are
     named and skipped (left on disk, never deleted)."""
