@@ -38,6 +38,9 @@ class Report:
 
 
 def doctor(run_dir: Path) -> Report:
+    if (run_dir / "meta.json").is_file():
+        raise ConfigError(f"{run_dir} is one checkpoint of a run; pass the run directory "
+                          f"({run_dir.parent.parent}), or electra inspect {run_dir}")
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
                           "an electra pretrain run")
@@ -134,7 +137,8 @@ def inspect(path: Path) -> list[str]:
         lines.append(f"  discriminator {m.num_layers} x {m.hidden_size} (heads {m.num_heads}, "
                      f"embeddings {m.embedding_size}, vocab {m.vocab_size}); generator "
                      f"{g.num_layers} x {g.hidden_size}; sharing {cfg.objective.sharing}")
-    if (p / "model.safetensors").is_file():
+    why = ckpt.problem(p)
+    if (p / "model.safetensors").is_file() and why is None:  # a damaged file is reported, not read
         with safe_open(str(p / "model.safetensors"), "pt") as f:
             counts: dict[str, int] = {}
             for k in f.keys():  # noqa: SIM118 - safe_open has no __iter__
@@ -146,7 +150,6 @@ def inspect(path: Path) -> list[str]:
                 counts[part] = counts.get(part, 0) + n
         lines.append("  parameters: " + ", ".join(f"{k} {format_count(v)}" for k, v in sorted(counts.items())))
     files = meta.get("files", {})
-    why = ckpt.problem(p)
     lines.append("  files: " + (f"DAMAGED: {why}" if why else f"{len(files)} checked against their "
                                 "checksums, all intact" if files else "no checksums recorded (an older checkpoint)"))
     return lines

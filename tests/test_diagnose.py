@@ -46,6 +46,9 @@ def test_doctor_names_damage_and_the_way_on(finished, tmp_path):
     assert "newest intact: step 3" in text and "1 unreadable line(s)" in text
     assert f"next: electra pretrain --resume --out {run_dir}" in text
     assert "DAMAGED: trainer.pt" in "\n".join(inspect(newest))
+    with open(newest / "model.safetensors", "r+b") as f:  # a torn weights file: reported, not read
+        f.truncate(1000)
+    assert "DAMAGED: model.safetensors" in "\n".join(inspect(newest))
 
 
 def test_doctor_exits_1_on_a_corrupt_shard_and_0_on_a_healthy_run(finished, tiny_data, tmp_path, capsys):
@@ -68,9 +71,12 @@ def test_doctor_exits_1_on_a_corrupt_shard_and_0_on_a_healthy_run(finished, tiny
     assert "problem: data:" in out and "train_00000.bin does not match its checksum" in out
 
 
-def test_doctor_refuses_a_directory_without_a_run(tmp_path):
+def test_doctor_refuses_a_directory_without_a_run(finished, tmp_path):
     with pytest.raises(ConfigError, match="holds no run"):
         doctor(tmp_path)
+    step = finished / "checkpoints" / "step_00000006"
+    with pytest.raises(ConfigError, match=f"one checkpoint of a run; pass the run directory \\({finished}\\)"):
+        doctor(step)
 
 
 def test_inspect_prints_what_a_checkpoint_holds(finished, capsys):
