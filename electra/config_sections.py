@@ -66,6 +66,8 @@ class TokenizerConfig:
         check_choice("tokenizer.cjk", self.cjk, CJK_MODES)
         check_choice("tokenizer.unicode", self.unicode, UNICODE_MODES)
         check(self.vocab_size >= 100, f"tokenizer.vocab_size={self.vocab_size} is too small; use at least 100")
+        check(self.limit_alphabet >= 26, f"tokenizer.limit_alphabet={self.limit_alphabet} keeps too few characters "
+              "for a vocabulary (every other one becomes [UNK]); use at least 26, e.g. the default 1000")
         check(self.kind != "bpe" or self.vocab_size > 261, f"tokenizer.vocab_size={self.vocab_size} "
               "leaves byte-level BPE no merges (256 bytes + 5 special tokens); use at least 300")
         check(self.min_frequency >= 1, "tokenizer.min_frequency must be >= 1")

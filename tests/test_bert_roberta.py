@@ -338,3 +338,17 @@ def test_one_token_type_with_two_segment_rows_fails_in_one_line(tiny_data, tmp_p
                  "model.type_vocab_size=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("electra: error:") and "\n" not in err and "packing=electra" in err
+
+
+def test_a_narrow_generator_as_bert_names_the_setting_that_fixes_it(tiny_data, tmp_path):
+    from electra.api import export
+    from electra.api import pretrain as run
+    from electra.config import apply_overrides
+    from electra.errors import CheckpointError
+    from tests.conftest import TINY_RUN
+
+    out = tmp_path / "run"  # embeddings as wide as the discriminator, the generator half as wide
+    run(apply_overrides(preset("tiny"), [*TINY_RUN, "model.embedding_size=32", "train.steps=1"]), out=out, data=tiny_data)
+    export(out, tmp_path / "d", fmt="bert")  # the discriminator has no projection: it exports
+    with pytest.raises(CheckpointError, match=r"generator \(embeddings 32, its width 16\).*objective.generator_size=1.0"):
+        export(out, tmp_path / "g", part="generator", fmt="bert")

@@ -44,6 +44,7 @@ def test_overrides_are_typed_and_validated():
     ("model.num_heads=3", "not divisible"),
     ("train", "section.field=value"),
     ("train=3", "is a section"),
+    ("tokenizer.limit_alphabet=0", "keeps too few characters"),
 ])
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):

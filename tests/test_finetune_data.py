@@ -273,3 +273,14 @@ def test_rows_with_extra_fields_are_refused(tmp_path):
     (tmp_path / "u.csv").write_text("sentence,label\nfine film,1\nso, bad,0\n")
     with pytest.raises(DataError, match=r":3 has 3 fields, the header 2; quote"):
         user.family.read(user, tmp_path / "u.csv", "dev", CFG)
+
+
+def test_a_file_of_another_format_is_named_in_a_short_error(tmp_path):
+    """A JSON file passed where a TSV belongs has its whole first line as one 'column': the
+    message shows it cut short (it printed megabytes)."""
+    spec = get_task("sst2")
+    f = tmp_path / "dev-v1.1.json"
+    f.write_text('{"data": [{"title": "' + "x" * 100_000 + '"}]}\n')
+    with pytest.raises(DataError, match=r"has no column 'sentence' \(header: '\{\"data\".{30,40}\.\.\.'\)") as e:
+        spec.family.read(spec, f, "test", CFG)
+    assert len(str(e.value)) < 400

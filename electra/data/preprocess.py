@@ -488,10 +488,11 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
     tr, va = splits["train"], splits["valid"]
     log.info("split: train %d documents / %d rows, valid %d documents / %d rows (valid_fraction=%g)",
              tr.documents, tr.rows, va.documents, va.rows, cfg.valid_fraction)
-    log.info("preprocessed %d documents -> %d rows, %d tokens (%.1f%% of %d tokenized; G-EL packing "
-             "trims what overflows a row) with seq_len %d, %d workers in %.1fs: %.0f tokens/s "
-             "(%.0f tokenized/s)", totals["documents"], totals["rows"], totals["tokens"],
-             100 * totals["tokens"] / max(input_tokens, 1), input_tokens, cfg.seq_len, workers,
-             elapsed, totals["tokens"] / max(elapsed, 1e-9), input_tokens / max(elapsed, 1e-9))
+    trims = "G-EL packing trims what overflows a row" if cfg.packing == "electra" else \
+        f"{cfg.packing} packing keeps every token"
+    log.info("preprocessed %d documents -> %d rows of %d, %d tokens with [CLS]/[SEP], from %d tokens of text "
+             "(%s), %d workers in %.1fs: %.0f tokens/s (%.0f tokenized/s)", totals["documents"], totals["rows"],
+             cfg.seq_len, totals["tokens"], input_tokens, trims, workers, elapsed,
+             totals["tokens"] / max(elapsed, 1e-9), input_tokens / max(elapsed, 1e-9))
     _warn_packing(totals["tokens"], input_tokens, totals["rows"], cfg)
     return manifest

@@ -50,5 +50,12 @@ def column_indices(header: list[str], names: list[str], path: Path, fix: str) ->
     are and ends with `fix` (the option that names the column)."""
     for n in names:
         if n not in header:
-            raise DataError(f"{path} has no column {n!r} (columns: {', '.join(map(repr, header[:8]))}); {fix}")
+            raise DataError(f"{path} has no column {n!r} (columns: {shown_columns(header)}); {fix}")
     return [header.index(n) for n in names]
+
+
+def shown_columns(header: list[str]) -> str:
+    """A header for an error message: the first 8 names, each cut at 40 characters (a file of
+    another format, JSON say, has its whole first line as one 'column')."""
+    return ", ".join(repr(h if len(h) <= 40 else h[:40] + "...") for h in header[:8]) + \
+        (", ..." if len(header) > 8 else "")

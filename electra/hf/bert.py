@@ -82,10 +82,12 @@ def encoder_and_head(model: nn.Module, part: str, fmt: str
         raise CheckpointError(f"model.family={cfg.family} has its own layers; {_CLASSES[fmt]} holds only "
                               "BERT's (model.family=electra): export with --format electra")
     if cfg.embedding_size != cfg.hidden_size:
+        width, fix = (("model.hidden_size", "model.embedding_size=model.hidden_size") if part == "discriminator"
+                      else ("its width", "objective.generator_size=1.0 and model.embedding_size=model.hidden_size"))
         raise CheckpointError(
-            f"{_CLASSES[fmt]} has no embedding projection, so the {part} (model.embedding_size="
-            f"{cfg.embedding_size}, model.hidden_size={cfg.hidden_size}) cannot be written as {fmt}; "
-            "export it with --format electra, or train with model.embedding_size=model.hidden_size")
+            f"{_CLASSES[fmt]} has no embedding projection, so the {part} (embeddings {cfg.embedding_size}, "
+            f"{width} {cfg.hidden_size}) cannot be written as {fmt}; export it with --format electra, "
+            f"or train with {fix}")
     return cfg, encoder, None if head is None else head.state_dict()
 
 
