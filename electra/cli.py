@@ -285,11 +285,9 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
 def _plan(args: argparse.Namespace) -> None:
     from electra import plan
 
-    given = [x is not None for x in (args.tokens, args.steps, args.budget)]
-    if sum(given) > 1:
-        raise ElectraError("pass at most one of --tokens, --steps and --budget")
+    checks.check_plan_args(args)
     if args.config:
-        vocab = [f"model.vocab_size={args.vocab_size}"] if args.vocab_size else []
+        vocab = [f"model.vocab_size={args.vocab_size}"] if args.vocab_size is not None else []
         cfg = apply_overrides(load_json(PretrainConfig, args.config), [*vocab, *args.overrides])
     else:
         cfg = plan.preset_with_vocab(args.preset, args.vocab_size, args.overrides)

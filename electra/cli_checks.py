@@ -62,6 +62,20 @@ def experiment_spec_arg(args: argparse.Namespace) -> str:
     return args.spec or args.config
 
 
+def check_plan_args(args: argparse.Namespace) -> None:
+    """`electra plan`'s numbers, before anything is built (0 divided, negatives made tensors)."""
+    if sum(x is not None for x in (args.tokens, args.steps, args.budget)) > 1:
+        raise ConfigError("pass at most one of --tokens, --steps and --budget")
+    bad = [f"--{name.replace('_', '-')} {value}" for name, value, ok in (
+        ("mfu", args.mfu, 0 < args.mfu <= 1), ("tokens", args.tokens, args.tokens is None or args.tokens >= 1),
+        ("steps", args.steps, args.steps is None or args.steps >= 1),
+        ("micro_batch", args.micro_batch, args.micro_batch >= 0), ("measure_steps", args.measure_steps, args.measure_steps >= 1),
+    ) if not ok]
+    if bad:
+        raise ConfigError(f"{bad[0]} is out of range: --mfu is a fraction in (0, 1] (0.4 = 40%), --tokens, --steps "
+                          "and --measure-steps are >= 1, --micro-batch >= 1 (0: the default)")
+
+
 def parse_budgets(text: str | None) -> list[float] | None:
     try:
         return [float(b) for b in text.split(",")] if text else None

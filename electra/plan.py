@@ -35,11 +35,13 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 
 
 def parse_duration(text: str) -> float:
-    """'8h', '90m', '2d', '3600' -> seconds."""
+    """'8h', '90m', '2d', '3600s' -> seconds. A bare number is refused: '8' is as likely to mean
+    hours as seconds."""
     m = _DURATION.match(text)
-    if not m:
-        raise ConfigError(f"--budget {text!r} is not a duration; use e.g. 45m, 8h or 2d")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if not m or not m.group(2) or float(m.group(1)) <= 0:
+        raise ConfigError(f"--budget {text!r} is not a positive duration with a unit; use e.g. 45m, 8h, 2d "
+                          "or 3600s")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
 
 
 def parameter_count(cfg: PretrainConfig) -> int:
@@ -150,7 +152,7 @@ def scaled(throughput: Throughput, cfg: PretrainConfig) -> Throughput:
 
 def preset_with_vocab(name: str, vocab_size: int | None, overrides: list[str]) -> PretrainConfig:
     """A preset with the vocabulary the user will train with (None: the preset's own)."""
-    vocab = [f"model.vocab_size={vocab_size}"] if vocab_size else []
+    vocab = [f"model.vocab_size={vocab_size}"] if vocab_size is not None else []
     return apply_overrides(preset(name), [*vocab, *overrides])
 
 

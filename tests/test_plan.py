@@ -17,9 +17,10 @@ from tests.test_model import TINY
 
 def test_parse_duration():
     assert parse_duration("8h") == 8 * 3600 and parse_duration("90m") == 5400
-    assert parse_duration("2d") == 172800 and parse_duration("30") == 30
-    with pytest.raises(ConfigError, match="not a duration"):
-        parse_duration("eight hours")
+    assert parse_duration("2d") == 172800 and parse_duration("30s") == 30
+    for text in ("eight hours", "8", "0h"):  # a bare number could mean hours or seconds
+        with pytest.raises(ConfigError, match="not a positive duration with a unit"):
+            parse_duration(text)
 
 
 def test_plan_from_an_assumed_gpu_uses_the_training_flop_counter():
@@ -61,6 +62,12 @@ def test_plan_cli_prints_time_memory_and_budget(capsys):
     out = capsys.readouterr().out
     assert "measured" in out and "in 1h at the same FLOP rate" in out and "large" in out
     assert main(["plan", "--steps", "5", "--tokens", "9"]) == 2
+    capsys.readouterr()
+    for bad in (["--gpu", "a100", "--mfu", "0"], ["--gpu", "a100", "--mfu", "5"], ["--measure-steps", "0"],
+                ["--micro-batch", "-2"], ["--steps", "-3"], ["--tokens", "-5"], ["--gpu", "a100", "--vocab-size", "0"]):
+        assert main(["plan", "--preset", "small", *bad]) == 2, bad
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and ("out of range" in err or "vocab_size" in err), err
 
 
 def test_measured_plan_runs_the_model_with_trainings_threads_and_speed_settings(monkeypatch):
