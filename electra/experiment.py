@@ -29,6 +29,7 @@ from electra.errors import ConfigError
 from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
 from electra.finetuning.config import FinetuneConfig, seed_list
+from electra.finetuning.report import Sources, read_all
 from electra.finetuning.tasks import resolve_tasks
 from electra.train import checkpoint as ckpt
 from electra.train.state import run_end
@@ -302,7 +303,12 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
                           "electra preprocess) or set data = \"DIR\" in the spec")
     if not Path(spec.data).is_dir():
         raise ConfigError(f"data {spec.data} does not exist; pass the directory written by electra preprocess")
-    tasks = [t.name for t in resolve_tasks(spec.finetune.tasks)]
+    specs, ft = resolve_tasks(spec.finetune.tasks), spec.finetune
+    tasks = [t.name for t in specs]
+    # the cells' fine-tuning data, read now: a wrong --glue-dir fails before hours of pre-training
+    glue, squad, conll = (Path(p) if p else None for p in (ft.glue_dir, ft.squad, ft.conll))
+    read_all(specs, apply_overrides(FinetuneConfig(), list(ft.overrides)),
+             Sources(glue_dir=glue, squad=squad, conll_dir=conll))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "experiment.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     outcomes = []

@@ -148,6 +148,12 @@ def test_bad_specs_fail_in_one_line(tiny_data, tmp_path, capsys):
     assert "unique" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
     bad.write_text('[[cells]]\nname = "a"\n')
     assert "names no data; pass --data" in cli_error(capsys, "experiment", "run", bad, "--out", tmp_path)
+    # fine-tuning data that is not there fails before any cell is pre-trained
+    for glue in ("", f'glue_dir = "{tmp_path / "nosuch"}"\n'):
+        bad.write_text(f'[[cells]]\nname = "a"\n[finetune]\ntasks = "sst2"\n{glue}')
+        err = cli_error(capsys, "experiment", "run", bad, "--out", tmp_path / "x", "--data", tiny_data)
+        assert "--glue-dir" in err or "nosuch" in err, err
+        assert not (tmp_path / "x" / "cells").exists()
     assert "did you mean 'ablations'" in cli_error(capsys, "experiment", "run", "ablation", "--out", tmp_path)
     assert "one budget" in cli_error(capsys, "experiment", "run", "ablations", "--budgets", "1e15,1e16",
                                      "--out", tmp_path)

@@ -20,7 +20,7 @@ from electra.errors import ConfigError
 from electra.files import is_atomic_tmp, write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.run import finetune, load_backbone
-from electra.finetuning.tasks import TASKS, TaskSpec, load_data
+from electra.finetuning.tasks import TASKS, TaskData, TaskSpec, load_data
 from electra.train.log import format_duration
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,12 @@ def data_kwargs(spec: TaskSpec, sources: Sources) -> dict:
     return {"data": sources.glue_dir}
 
 
+def read_all(specs: list[TaskSpec], cfg: FinetuneConfig, sources: Sources) -> dict[str, TaskData]:
+    """Every task's data, read first: a wrong path fails before hours of fine-tuning (or of
+    pre-training, for an experiment's cells)."""
+    return {spec.name: load_data(spec, cfg, **data_kwargs(spec, sources)) for spec in specs}
+
+
 def summarize(values: list[float]) -> dict[str, float]:
     """Median (the paper's statistic), mean, sample std, min and max over seeds."""
     a = np.asarray(values, dtype=np.float64)
@@ -67,9 +73,7 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
              overwrite: bool = False) -> dict:
     out = Path(out)
     backbone = load_backbone(checkpoint, random_init=random_init)
-    # read every task's data first: a wrong path fails before hours of fine-tuning, and before
-    # anything is written to `out`
-    datasets = {spec.name: load_data(spec, cfg, **data_kwargs(spec, sources)) for spec in specs}
+    datasets = read_all(specs, cfg, sources)  # before anything is written to `out`
     resolved = cfg.resolved(backbone.model_cfg.hidden_size)
     # `source`: the checkpoint the path resolves to now, with its step (a run trained further is
     # another model); tasks may be added to an --out, so their data paths are not part of the key
