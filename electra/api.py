@@ -338,7 +338,7 @@ def export_finetuned(model_dir: str | Path, out: str | Path, *, overwrite: bool 
     return run_export(model_dir, out, overwrite=overwrite)
 
 
-def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
+def finetune(model: str | Path | Pretrained, task: str, *, data: str | Path | None = None,
              train: str | Path | None = None, dev: str | Path | None = None,
              out: str | Path | None = None, seed: int = 0, config: FinetuneConfig | None = None,
              overrides: Sequence[str] | str = (), random_init: bool = False, split_by_article: int = 0,
@@ -355,13 +355,18 @@ def finetune(model: str | Path, task: str, *, data: str | Path | None = None,
     spec = get_task(task)
     if out is not None:
         check_out(Path(out), overwrite)  # before the model and data are read
-    backbone = load_backbone(model, random_init=random_init)
+    backbone = load_backbone(_model_path(model), random_init=random_init)
     task_data = load_data(spec, cfg, data=_opt_path(data), train=_opt_path(train), dev=_opt_path(dev),
                           split_by_article=split_by_article)
     result = run_finetune(backbone, spec, task_data, cfg, out=_opt_path(out), overwrite=overwrite)
     if out is not None:
         _hf_copy(Path(out))
     return result
+
+
+def _model_path(model: str | Path | Pretrained) -> Path:
+    """What `load` returned stands for the checkpoint it was read from."""
+    return model.path if isinstance(model, Pretrained) else Path(model)
 
 
 def _hf_copy(model_dir: Path) -> None:
@@ -376,7 +381,7 @@ def _hf_copy(model_dir: Path) -> None:
         log.info("%s: %s", res.path, note)
 
 
-def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
+def evaluate(model: str | Path | Pretrained, tasks: str | Sequence[str], out: str | Path, *,
              seeds: int | Sequence[int] = 3, glue_dir: str | Path | None = None,
              squad: str | Path | None = None, conll_dir: str | Path | None = None,
              split_by_article: int = 0, config: FinetuneConfig | None = None,
@@ -392,7 +397,7 @@ def evaluate(model: str | Path, tasks: str | Sequence[str], out: str | Path, *,
     names = tasks if isinstance(tasks, str) else ",".join(tasks)
     sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
                       split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
-    return run_evaluate(model, resolve_tasks(names), seed_list(seeds), _finetune_config(config, overrides),
+    return run_evaluate(_model_path(model), resolve_tasks(names), seed_list(seeds), _finetune_config(config, overrides),
                         sources, Path(out), save_models=save_models, random_init=random_init,
                         overwrite=overwrite)
 

@@ -165,6 +165,9 @@ def test_our_run_directory_is_a_backbone(tiny_data, data, tmp_path, capsys):
 
     assert torch.equal(load_backbone(tmp_path / "run").encoder_state["layers.0.ffn_in.weight"],
                        HFCheckpoint(res.exports["discriminator"]).encoder_state["layers.0.ffn_in.weight"])
+    import electra  # what electra.load returns fine-tunes as the checkpoint it was read from
+    api_res = electra.finetune(electra.load(tmp_path / "run"), "rte", data=data["glue"], overrides=FAST)
+    assert api_res.task == "rte" and "acc" in api_res.metrics
     shutil.copytree(res.train.checkpoint, tmp_path / "no_tok")
     shutil.rmtree(tmp_path / "no_tok" / "tokenizer")
     assert "has no tokenizer/ directory" in cli_error(capsys, "finetune", tmp_path / "no_tok", "--task", "rte",
