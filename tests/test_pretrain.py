@@ -453,3 +453,10 @@ def test_a_run_that_saved_nothing_yet_is_not_called_a_hugging_face_directory(tin
                  lambda: electra.finetune(out, "sst2", data=tmp_path)):
         with pytest.raises(CheckpointError, match="is a pre-training run with no checkpoint yet"):
             call()
+
+
+def test_rows_from_data_that_the_config_did_not_ask_for_are_said(tiny_data, tmp_path, caplog):
+    run(cfg("preprocess.seq_len=16", "train.steps=1"), out=tmp_path / "run", data=tiny_data)
+    assert "decides the rows: 32 tokens" in caplog.text
+    assert "preprocess.seq_len=16" in caplog.text
+    assert load_run_config(tmp_path / "run", []).preprocess.seq_len == 32
