@@ -110,18 +110,21 @@ def _parse_value(text: str, tp: Any, key: str) -> Any:
         if tp is str:
             return text
     except (ValueError, OverflowError):
-        raise ConfigError(f"{key}={text!r} is not a valid {tp.__name__}") from None
+        allowed = "true or false (yes/no, on/off, 1/0)" if tp is bool else f"a valid {tp.__name__}"
+        raise ConfigError(f"{key}={text!r} is not {allowed}") from None
     raise ConfigError(f"{key} cannot be set from the command line")
 
 
-def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
-    """Return a new config with `section.field=value` overrides applied and re-validated."""
+def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
+    """Return a new config with `section.field=value` overrides applied and re-validated.
+    `section` ("preprocess."): `cfg` is that section alone, and messages name keys in full."""
     data = to_dict(cfg)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not of the form section.field=value")
         key, text = item.split("=", 1)
         parts = key.strip().split(".")
+        key = section + key.strip()
         node_cls, node = type(cfg), data
         for i, part in enumerate(parts):
             names = [f.name for f in dataclasses.fields(node_cls)]
@@ -133,7 +136,7 @@ def apply_overrides(cfg: Any, overrides: list[str]) -> Any:
                 hint = ([".".join([*parts[:i], near[0], *parts[i + 1:]])] if near
                         else difflib.get_close_matches(full, candidates, n=1))
                 raise ConfigError(f"unknown config key {key!r}"
-                                  + (f"; did you mean {hint[0]!r}?" if hint else ""))
+                                  + (f"; did you mean {section + hint[0]!r}?" if hint else ""))
             tp = typing.get_type_hints(node_cls)[part]
             if i == len(parts) - 1:
                 if dataclasses.is_dataclass(tp):

@@ -348,3 +348,9 @@ def test_python_dash_m_electra_is_the_electra_command(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["preset"] == "quick"
+
+
+def test_a_section_command_names_a_mistyped_key_in_full(tiny_corpus, tiny_tokenizer, tmp_path, capsys):
+    assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(tiny_tokenizer), "--out",
+                 str(tmp_path / "d"), "preprocess.seq_lenn=64"]) == 2
+    assert "unknown config key 'preprocess.seq_lenn'; did you mean 'preprocess.seq_len'?" in capsys.readouterr().err

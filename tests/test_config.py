@@ -45,6 +45,7 @@ def test_overrides_are_typed_and_validated():
     ("train", "section.field=value"),
     ("train=3", "is a section"),
     ("tokenizer.limit_alphabet=0", "keeps too few characters"),
+    ("train.compile=maybe", "is not true or false"),
 ])
 def test_bad_overrides_name_the_problem(override, message):
     with pytest.raises(ConfigError, match=message):
