@@ -3,6 +3,7 @@ first-sub-token labels, SQuAD windows, double_unordered; bad input gives clear e
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -284,3 +285,16 @@ def test_a_file_of_another_format_is_named_in_a_short_error(tmp_path):
     with pytest.raises(DataError, match=r"has no column 'sentence' \(header: '\{\"data\".{30,40}\.\.\.'\)") as e:
         spec.family.read(spec, f, "test", CFG)
     assert len(str(e.value)) < 400
+
+
+def test_another_tasks_directory_or_a_root_without_the_task_is_named(tmp_path):
+    from tests.finetune_fixtures import write_glue
+
+    glue = write_glue(tmp_path / "glue")
+    cola = get_task("cola")
+    with pytest.raises(ConfigError, match=r"SST-2 is the SST-2 directory; task cola reads CoLA/"):
+        load_data(cola, CFG, data=glue / "SST-2")  # CoLA's reader would take SST-2's files
+    shutil.rmtree(glue / "MRPC")
+    with pytest.raises(ConfigError, match=r"holds GLUE task directories but no MRPC/ for task mrpc"):
+        load_data(get_task("mrpc"), CFG, data=glue)
+    assert load_data(get_task("sst2"), CFG, data=glue / "SST-2").train  # the task's own directory

@@ -68,7 +68,7 @@ def read(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> list[Te
 
 def read_lines(path: Path) -> list[str]:
     if not path.is_file():
-        raise DataError(f"{path} does not exist; check --data / --train / --dev")
+        raise DataError(f"{path} does not exist; check the path given for the task's data")
     try:
         text = path.read_text(encoding="utf-8-sig")  # utf-8-sig drops MRPC's byte-order mark
     except UnicodeDecodeError:
