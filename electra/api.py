@@ -36,7 +36,7 @@ from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
-from electra.errors import CheckpointError, ConfigError, ElectraError
+from electra.errors import ConfigError, ElectraError
 from electra.files import is_atomic_tmp
 from electra.finetuning.config import FinetuneConfig, seed_list
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
@@ -282,30 +282,7 @@ def _prepare_data(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
 def load(path: str | Path) -> Pretrained:
     """A run directory (its newest checkpoint) or a checkpoint directory: `.model` (generator +
     discriminator, on CPU), `.config`, `.tokenizer`, `.meta`."""
-    return load_pretrained(_pretraining_dir(Path(path)))
-
-
-def _pretraining_dir(p: Path) -> Path:
-    """`p` if it looks like a pre-training run or checkpoint; otherwise one line saying what it
-    is instead (a bare 'holds no checkpoints' would not tell a fine-tuned or HF dir apart)."""
-    if not p.exists():
-        raise CheckpointError(f"{p} does not exist; pass a run or checkpoint directory, or a directory "
-                              "written by electra finetune")
-    if p.is_file():
-        raise CheckpointError(f"{p} is a file; pass a run, checkpoint or fine-tuned model directory")
-    if (p / "meta.json").is_file() or (p / "checkpoints").is_dir():
-        return p
-    if (p / "finetune.json").is_file():
-        raise CheckpointError(f"{p} is a fine-tuned model, not a pre-training run; export it with "
-                              f"electra export {p} --out DIR")
-    if (p / "run.json").is_file():
-        raise CheckpointError(ckpt.no_checkpoint_yet(p))
-    if (p / "config.json").is_file():
-        raise CheckpointError(f"{p} is already a Hugging Face model directory; transformers loads it as "
-                              "it is")
-    raise CheckpointError(f"{p} is neither a pre-training run or checkpoint (no checkpoints/ or meta.json) "
-                          "nor a fine-tuned model (no finetune.json); pass a directory written by "
-                          "electra pretrain or electra finetune")
+    return load_pretrained(path)
 
 
 def export(checkpoint: str | Path | Pretrained, out: str | Path, part: str | None = None, *,

@@ -174,3 +174,8 @@ def test_a_budgeted_run_cut_by_stop_at_is_told_to_resume_as_it_is(tiny_data, tmp
                                                "train.stop_at=3"]), out=out, data=tiny_data)
     print_pretrain_summary(res)
     assert f"or train it longer: electra pretrain --resume --out {out}\n" in capsys.readouterr().out
+
+
+def test_inspect_says_what_a_directory_is_when_it_is_no_run(finished, capsys):
+    assert main(["inspect", str(finished / "export" / "discriminator")]) == 2
+    assert "already a Hugging Face model directory" in capsys.readouterr().err

@@ -104,6 +104,18 @@ def last_config(run_dir: Path) -> Path:
     return run_dir / "config.json"
 
 
+def _not_a_run(p: Path) -> str:
+    """What to say of a directory with no checkpoints: what it is instead, if it is ours or HF's."""
+    if (p / "finetune.json").is_file():
+        return f"{p} is a fine-tuned model, not a pre-training run; export it with electra export {p} --out DIR"
+    if (p / "run.json").is_file() or (p / "checkpoints").is_dir():
+        return no_checkpoint_yet(p)
+    if (p / "config.json").is_file():
+        return f"{p} is already a Hugging Face model directory; transformers loads it as it is"
+    return (f"{p} is neither a pre-training run or checkpoint (no checkpoints/ or meta.json) nor a fine-tuned "
+            "model (no finetune.json); pass a directory written by electra pretrain or electra finetune")
+
+
 def no_checkpoint_yet(run_dir: Path) -> str:
     """What to say of a run directory (run.json, config.json, tokenizer/) with nothing saved: it
     holds a config.json, so it would otherwise read as a Hugging Face directory."""
@@ -240,7 +252,9 @@ def resolve_checkpoint(path: str | Path, *, verify: bool = True) -> Path:
     report the damage itself."""
     p = Path(path)
     if not p.exists():
-        raise CheckpointError(f"{p} does not exist; pass a run directory or a checkpoint directory")
+        raise CheckpointError(f"{p} does not exist; pass a run or checkpoint directory (electra pretrain --out)")
+    if p.is_file():
+        raise CheckpointError(f"{p} is a file; pass a run or checkpoint directory")
     if (p / "meta.json").is_file() or _STEP_DIR.match(p.name):
         if verify:
             read_meta(p)  # a missing or corrupt meta.json has its own message
@@ -250,7 +264,7 @@ def resolve_checkpoint(path: str | Path, *, verify: bool = True) -> Path:
         return p
     ckpts = list_checkpoints(p / "checkpoints")
     if not ckpts:
-        raise CheckpointError(f"{p} holds no checkpoints (looked in {p / 'checkpoints'})")
+        raise CheckpointError(_not_a_run(p))
     if not verify:
         return ckpts[-1][1]
     return newest_intact(p / "checkpoints", f"{p}: using", "restore the damaged files from a copy, or "
