@@ -176,10 +176,8 @@ def _finetune(args: argparse.Namespace) -> None:
     from electra.finetuning.tasks import get_task
 
     spec = get_task(args.task)
-    if args.print_config:  # resolved for the checkpoint's width (size class, lr, decay), as the run will be
-        from electra.finetuning.run import load_backbone
-        hidden = load_backbone(args.checkpoint).model_cfg.hidden_size
-        return _print_config(_finetune_config(args).resolved(hidden))
+    if args.print_config:
+        return _print_config(_finetune_config(args))
     out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     res = api.finetune(args.checkpoint, args.task, data=args.data, train=args.train, dev=args.dev,
                        out=out, seed=args.seed, config=_finetune_config(args), overwrite=args.overwrite,

@@ -392,9 +392,3 @@ def test_reinit_layers_refreshes_only_the_top_layers(backbone):
         build_model(shared, spec, ("0", "1"), FinetuneConfig(train=FinetuneTrainConfig(reinit_layers=1)))
     with pytest.raises(ConfigError, match="must be >= 0"):
         FinetuneTrainConfig(reinit_layers=-1)
-
-
-def test_finetune_print_config_is_resolved_for_the_checkpoint(backbone, capsys):
-    assert main(["finetune", str(backbone), "--task", "sst2", "--print-config"]) == 0
-    cfg = json.loads(capsys.readouterr().out)
-    assert (cfg["size"], cfg["optim"]["lr"], cfg["optim"]["layerwise_lr_decay"]) == ("tiny", 1e-3, 1.0)
