@@ -263,7 +263,9 @@ def _experiment_report(args: argparse.Namespace) -> None:
 def _add_config_options(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--config", metavar="FILE",
                    help=f"start from this {what} config (JSON, e.g. saved from --print-config)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the config with flags and overrides applied, and exit (fine-tuning: size auto "
+                        "and an unset lr are resolved from the model's width when the run starts)")
 
 
 def _add_finetune_options(p: argparse.ArgumentParser) -> None:
