@@ -210,6 +210,13 @@ def test_a_table_reads_the_same_as_corpus_and_as_fine_tuning_data(tmp_path: Path
     assert list(iter_documents([f], text_field="sentence")) == [["fine"], ["short"]]
     with pytest.raises(DataError, match=r"t.csv: example 2 has no label"):
         task.family.read(task, f, "train", cfg)
+    f.write_text("label,sentence\n1,good film\n0\n")  # a short row lacking its text: not an empty example
+    with pytest.raises(DataError, match=r"t.csv: example 2 has no text in column 'sentence'"):
+        task.family.read(task, f, "train", cfg)
+    f.write_text('sentence,label\n"an open quote,1\nswallows,0\nthe rest,1\n')
+    for read in (lambda: list(iter_documents([f], text_field="sentence")), lambda: task.family.read(task, f, "train", cfg)):
+        with pytest.raises(DataError, match=r"t.csv:4 cannot be read as a CSV table \(unexpected end of data\)"):
+            read()
     f.write_text("sentence,label\na, b,1\n")
     for read in (lambda: list(iter_documents([f], text_field="sentence")), lambda: task.family.read(task, f, "train", cfg)):
         with pytest.raises(DataError, match=r"t.csv:2 has 3 fields, the header 2; quote the text"):

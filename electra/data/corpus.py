@@ -233,6 +233,6 @@ def _table_docs(lines: Iterable[tuple[int, str]], path: Path, fields: str, delim
     columns = column_indices(header, names, path, "set --text-field to the column holding the text, "
                                                   "or several joined by commas")
     for _, row in rows:
-        doc = _lines(*(row[i] for i in columns))
+        doc = _lines(*(row[i] for i in columns if i < len(row)))  # a short row's missing cells: empty
         if doc:
             yield doc

@@ -3,10 +3,11 @@
 file that one accepts the other reads the same way.
 
 TSV is read without quoting (GLUE's sentences hold bare `"`), CSV with standard quoting (a quoted
-field may hold the delimiter or line breaks). Blank rows are skipped; cells may be of any size (one
-article per row is a valid corpus). A row with more fields than the header has the delimiter inside
-unquoted text and is refused; a row with fewer is filled with empty cells (a dropped trailing
-field)."""
+field may hold the delimiter or line breaks; a quote left open is an error at its line, not the
+rest of the file read as one cell). Blank rows are skipped; cells may be of any size (one article
+per row is a valid corpus). A row with more fields than the header has the delimiter inside
+unquoted text and is refused; a row with fewer is the caller's to judge (a corpus reads the missing
+cells as empty, fine-tuning data needs its text and label)."""
 
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ DELIMITERS = {".csv": ",", ".tsv": "\t"}
 
 
 def table_rows(lines: Iterable[str], path: Path, delimiter: str) -> Iterator[tuple[int, list[str]]]:
-    """(line the row ends on, its cells) for the header and every non-blank row after it, each
-    body row as wide as the header. `lines` keep their line ends (a quoted line break needs them)."""
+    """(line the row ends on, its cells) for the header and every non-blank row after it, none
+    wider than the header. `lines` keep their line ends (a quoted line break needs them)."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # rows stream, so a cell's size is no risk
-    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting)
+    reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
     header: list[str] | None = None
     try:
         for row in reader:
@@ -37,10 +38,8 @@ def table_rows(lines: Iterable[str], path: Path, delimiter: str) -> Iterator[tup
                 fix = "quote the text that holds a comma" if delimiter == "," else \
                     "remove the tab inside its text (TSV has no quoting)"
                 raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; {fix}")
-            else:
-                row += [""] * (len(header) - len(row))
             yield reader.line_num, row
-    except csv.Error as e:  # an unclosed quote, a NUL byte
+    except csv.Error as e:  # a quote left open (strict), a NUL byte
         raise DataError(f"{path}:{reader.line_num} cannot be read as a {'CSV' if delimiter == ',' else 'TSV'} "
                         f"table ({first_line(e)}); fix that row or save the text as JSONL") from None
 

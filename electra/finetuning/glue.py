@@ -203,7 +203,7 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
 def _table_records(path: Path, lines: list[str], delimiter: str) -> list[dict]:
     rows = table_rows((ln + "\n" for ln in lines), path, delimiter)  # a quoted field may hold line breaks
     header = next(rows, (0, []))[1]
-    return [dict(zip(header, row, strict=True)) for _, row in rows]
+    return [dict(zip(header, row)) for _, row in rows]  # noqa: B905 - a short row lacks its last cells
 
 
 HF_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
