@@ -62,12 +62,19 @@ def experiment_spec_arg(args: argparse.Namespace) -> str:
     return args.spec or args.config
 
 
+def check_section_keys(overrides: list[str], section: str) -> None:
+    """A command that configures one section (`preprocess.`) takes no other section's keys."""
+    other = next((o.split("=", 1)[0] for o in overrides if "." in o.split("=", 1)[0]), None)
+    if other is not None:  # model.hidden_size given to `electra preprocess`
+        raise ConfigError(f"{other} is not a {section[:-1]} setting; this command takes {section}* keys")
+
+
 def check_plan_args(args: argparse.Namespace) -> None:
     """`electra plan`'s numbers, before anything is built (0 divided, negatives made tensors)."""
     if sum(x is not None for x in (args.tokens, args.steps, args.budget)) > 1:
         raise ConfigError("pass at most one of --tokens, --steps and --budget")
     bad = [f"--{name.replace('_', '-')} {value}" for name, value, ok in (
-        ("mfu", args.mfu, 0 < args.mfu <= 1), ("tokens", args.tokens, args.tokens is None or args.tokens >= 1),
+        ("mfu", args.mfu, 0 < args.mfu <= 1), ("tokens", args.tokens, args.tokens is None or 1 <= args.tokens < float("inf")),
         ("steps", args.steps, args.steps is None or args.steps >= 1),
         ("micro_batch", args.micro_batch, args.micro_batch >= 0), ("measure_steps", args.measure_steps, args.measure_steps >= 1),
     ) if not ok]

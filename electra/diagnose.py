@@ -39,8 +39,10 @@ class Report:
 
 def doctor(run_dir: Path) -> Report:
     if (run_dir / "meta.json").is_file():
-        raise ConfigError(f"{run_dir} is one checkpoint of a run; pass the run directory "
-                          f"({run_dir.parent.parent}), or electra inspect {run_dir}")
+        here = run_dir.resolve()
+        run = f" ({here.parent.parent})" if here.parent.name == "checkpoints" else ""
+        raise ConfigError(f"{run_dir} is one checkpoint of a run; pass the run directory{run}, or "
+                          f"electra inspect {run_dir}")
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
                           "an electra pretrain run")

@@ -306,9 +306,11 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
     specs, ft = resolve_tasks(spec.finetune.tasks), spec.finetune
     tasks = [t.name for t in specs]
     # the cells' fine-tuning data, read now: a wrong --glue-dir fails before hours of pre-training
-    glue, squad, conll = (Path(p) if p else None for p in (ft.glue_dir, ft.squad, ft.conll))
-    read_all(specs, apply_overrides(FinetuneConfig(), list(ft.overrides)),
-             Sources(glue_dir=glue, squad=squad, conll_dir=conll))
+    # (a grid whose every cell is evaluated needs none)
+    if not all(_evaluated(out / "cells" / c.name / "eval", tasks, ft) for c in spec.cells):
+        glue, squad, conll = (Path(p) if p else None for p in (ft.glue_dir, ft.squad, ft.conll))
+        read_all(specs, apply_overrides(FinetuneConfig(), list(ft.overrides)),
+                 Sources(glue_dir=glue, squad=squad, conll_dir=conll))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "experiment.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     outcomes = []

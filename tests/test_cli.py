@@ -354,3 +354,9 @@ def test_a_section_command_names_a_mistyped_key_in_full(tiny_corpus, tiny_tokeni
     assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(tiny_tokenizer), "--out",
                  str(tmp_path / "d"), "preprocess.seq_lenn=64"]) == 2
     assert "unknown config key 'preprocess.seq_lenn'; did you mean 'preprocess.seq_len'?" in capsys.readouterr().err
+
+
+def test_a_section_command_refuses_another_sections_key(tiny_corpus, tiny_tokenizer, tmp_path, capsys):
+    assert main(["preprocess", "--corpus", str(tiny_corpus), "--tokenizer", str(tiny_tokenizer), "--out",
+                 str(tmp_path / "d"), "model.hidden_size=64"]) == 2
+    assert "model.hidden_size is not a preprocess setting; this command takes preprocess.* keys" in capsys.readouterr().err

@@ -282,7 +282,7 @@ def test_a_file_of_another_format_is_named_in_a_short_error(tmp_path):
     spec = get_task("sst2")
     f = tmp_path / "dev-v1.1.json"
     f.write_text('{"data": [{"title": "' + "x" * 100_000 + '"}]}\n')
-    with pytest.raises(DataError, match=r"has no column 'sentence' \(header: '\{\"data\".{30,40}\.\.\.'\)") as e:
+    with pytest.raises(DataError, match=r"has no column 'sentence' \(columns: '\{\"data\".{30,40}\.\.\.'\)") as e:
         spec.family.read(spec, f, "test", CFG)
     assert len(str(e.value)) < 400
 
@@ -292,9 +292,24 @@ def test_another_tasks_directory_or_a_root_without_the_task_is_named(tmp_path):
 
     glue = write_glue(tmp_path / "glue")
     cola = get_task("cola")
-    with pytest.raises(ConfigError, match=r"SST-2 is the SST-2 directory; task cola reads CoLA/"):
+    with pytest.raises(ConfigError, match=r"SST-2 is the SST-2 directory; task cola reads its own CoLA/"):
         load_data(cola, CFG, data=glue / "SST-2")  # CoLA's reader would take SST-2's files
     shutil.rmtree(glue / "MRPC")
     with pytest.raises(ConfigError, match=r"holds GLUE task directories but no MRPC/ for task mrpc"):
         load_data(get_task("mrpc"), CFG, data=glue)
     assert load_data(get_task("sst2"), CFG, data=glue / "SST-2").train  # the task's own directory
+    (glue / "SST-2").rename(glue / "sst-2")  # a root whose task directories are lower-case
+    assert load_data(get_task("sst2"), CFG, data=glue).train
+    with pytest.raises(ConfigError, match=r"sst-2 is the SST-2 directory"):
+        load_data(cola, CFG, data=glue / "sst-2")
+
+
+def test_seeds_are_a_count_or_distinct_integers_of_any_integer_type():
+    import numpy as np
+
+    from electra.finetuning.config import seed_list
+    assert seed_list(3) == seed_list(range(3)) == seed_list(np.int64(3)) == [0, 1, 2]
+    assert seed_list([np.int64(4), 5]) == [4, 5]
+    for bad in (0, [0, 0], "3", True, [True], [], 2.0):
+        with pytest.raises(ConfigError, match="must be a count"):
+            seed_list(bad)

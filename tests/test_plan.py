@@ -64,7 +64,7 @@ def test_plan_cli_prints_time_memory_and_budget(capsys):
     assert main(["plan", "--steps", "5", "--tokens", "9"]) == 2
     capsys.readouterr()
     for bad in (["--gpu", "a100", "--mfu", "0"], ["--gpu", "a100", "--mfu", "5"], ["--measure-steps", "0"],
-                ["--micro-batch", "-2"], ["--steps", "-3"], ["--tokens", "-5"], ["--gpu", "a100", "--vocab-size", "0"]):
+                ["--micro-batch", "-2"], ["--steps", "-3"], ["--tokens", "-5"], ["--gpu", "a100", "--tokens", "inf"], ["--gpu", "a100", "--vocab-size", "0"]):
         assert main(["plan", "--preset", "small", *bad]) == 2, bad
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and ("out of range" in err or "vocab_size" in err), err

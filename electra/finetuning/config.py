@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import dataclasses
+import operator
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from electra.config import (
@@ -32,14 +34,22 @@ HEAD_KINDS = ("linear", "electra")
 
 
 def seed_list(seeds: object, name: str = "seeds") -> list[int]:
-    """Fine-tuning seeds from a count (3: seeds 0, 1, 2) or distinct integers, as the CLI's
-    --seeds, an experiment's finetune.seeds and the Python API take them."""
-    ok = (type(seeds) is int and seeds >= 1) or (
-        isinstance(seeds, (list, tuple)) and bool(seeds) and all(type(s) is int for s in seeds)
-        and len(set(seeds)) == len(seeds))
-    if not ok:
-        raise ConfigError(f"{name}={seeds!r} must be a count (3) or distinct integers ([0, 1, 2])")
-    return list(range(seeds)) if type(seeds) is int else list(seeds)
+    """Fine-tuning seeds from a count (3: seeds 0, 1, 2) or distinct integers (a list, a range,
+    numpy integers), as the CLI's --seeds, an experiment's finetune.seeds and the Python API take
+    them. A bool or a string is neither."""
+    def integer(x: object) -> int | None:
+        try:
+            return None if isinstance(x, bool) else operator.index(x)
+        except TypeError:
+            return None
+
+    count = integer(seeds)
+    listed = [integer(s) for s in seeds] if isinstance(seeds, Sequence) and not isinstance(seeds, str) else []
+    if count is not None and count >= 1:
+        return list(range(count))
+    if listed and None not in listed and len(set(listed)) == len(listed):
+        return listed
+    raise ConfigError(f"{name}={seeds!r} must be a count (3) or distinct integers (0, 1, 2)")
 
 
 @dataclass(kw_only=True)

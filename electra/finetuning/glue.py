@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer as HFTokenizer
 from torch import nn
 
-from electra.data.tables import DELIMITERS, column_indices, shown_columns, table_rows
+from electra.data.tables import DELIMITERS, column_indices, table_rows
 from electra.errors import DataError
 from electra.finetuning import metrics as M
 from electra.finetuning.features import Batch, Encoded, Family
@@ -114,8 +114,7 @@ def read_glue_tsv(spec: TaskSpec, path: Path, split: str) -> list[TextExample]:
         text_i, pair_i, label_i = cols.positions
         index_i = None
     else:
-        raise DataError(f"{path} has no column {cols.text!r} (header: {shown_columns(header)}); "
-                        f"pass the {spec.name} file in the GLUE TSV layout")
+        _column(header, cols.text, path, spec)  # raises: names the columns there are
     if label_i is None and split != "test":
         raise DataError(f"{path} has no label column {cols.label!r}; a {split} file needs labels")
     need = max(i for i in (text_i, pair_i, label_i, index_i) if i is not None)
@@ -144,10 +143,7 @@ def read_glue_tsv(spec: TaskSpec, path: Path, split: str) -> list[TextExample]:
 
 
 def _column(header: list[str], name: str, path: Path, spec: TaskSpec) -> int:
-    if name not in header:
-        raise DataError(f"{path} has no column {name!r} (header: {shown_columns(header)}); pass the "
-                        f"{spec.name} file in the GLUE TSV layout")
-    return header.index(name)
+    return column_indices(header, [name], path, f"pass the {spec.name} file in the GLUE TSV layout")[0]
 
 
 def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> list[TextExample]:

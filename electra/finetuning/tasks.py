@@ -141,16 +141,21 @@ def _find(root: Path, stems: tuple[str, ...]) -> Path | None:
     return None
 
 
+def _subdir(root: Path, name: str) -> Path | None:
+    """`root`/`name` in any letter case (glue/sst-2 as well as GLUE/SST-2)."""
+    return next((c for c in sorted(root.iterdir()) if c.is_dir() and c.name.lower() == name.lower()), None)
+
+
 def _check_task_dir(spec: TaskSpec, root: Path) -> None:
     """`root` is neither a GLUE root holding this task's directory nor another task's directory
     (CoLA's reader takes SST-2's sentence/label files and trained on them)."""
     others = {t.dir_name.lower(): t for t in TASKS.values() if t.dir_name and t.dir_name != spec.dir_name}
     if root.name.lower() in others:
         raise ConfigError(f"{root} is the {others[root.name.lower()].title} directory; task {spec.name} reads "
-                          f"{spec.dir_name}/ (pass the GLUE root or {root.parent / spec.dir_name})")
-    if any((root / d).is_dir() for d in {t.dir_name for t in TASKS.values() if t.dir_name}):
+                          f"its own {spec.dir_name}/ (pass the GLUE root that holds both, or that directory)")
+    if any(_subdir(root, name) is not None for name in others):
         raise ConfigError(f"{root} holds GLUE task directories but no {spec.dir_name}/ for task {spec.name}; "
-                          f"add it there, or leave {spec.name} out of --tasks")
+                          f"add it there, or pass the {spec.dir_name} directory itself")
 
 
 def load_data(spec: TaskSpec, cfg: FinetuneConfig, *, data: Path | None = None, train: Path | None = None,
@@ -167,10 +172,12 @@ def load_data(spec: TaskSpec, cfg: FinetuneConfig, *, data: Path | None = None, 
         tr, dv, note = squad.split_by_article(read(spec, source, "dev", cfg), split_by_article, str(source))
         return TaskData(tr, {"dev": dv}, {"dev": ""}, note)
     root = Path(data) if data is not None else None
-    if root is not None and spec.dir_name and (root / spec.dir_name).is_dir():
-        root = root / spec.dir_name  # a GLUE root holding every task's directory
-    elif root is not None and root.is_dir() and spec.dir_name:
-        _check_task_dir(spec, root)
+    if root is not None and root.is_dir() and spec.dir_name:
+        own = _subdir(root, spec.dir_name)  # a GLUE root holding every task's directory
+        if own is not None:
+            root = own
+        else:
+            _check_task_dir(spec, root)
     if root is not None and root.is_file():
         raise ConfigError(f"--data {root} is a file; pass the task's directory, or --train FILE --dev FILE")
     if root is not None and not root.exists():

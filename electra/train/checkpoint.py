@@ -113,7 +113,8 @@ def _not_a_run(p: Path) -> str:
     if (p / "config.json").is_file():
         return f"{p} is already a Hugging Face model directory; transformers loads it as it is"
     return (f"{p} is neither a pre-training run or checkpoint (no checkpoints/ or meta.json) nor a fine-tuned "
-            "model (no finetune.json); pass a directory written by electra pretrain or electra finetune")
+            "model (no finetune.json); pass a directory written by electra pretrain or electra finetune "
+            "(fine-tuning also starts from a Hugging Face ELECTRA/BERT directory)")
 
 
 def no_checkpoint_yet(run_dir: Path) -> str:
