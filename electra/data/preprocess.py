@@ -407,19 +407,19 @@ def _hold_out(last: ChunkResult, counts: dict[str, list[int]], cfg: PreprocessCo
                                train_docs=last.train_docs - docs, valid_docs=1, **words)
 
 
-def _warn_packing(kept: int, tokenized: int, rows: int, cfg: PreprocessConfig) -> None:
+def _warn_packing(kept: int, tokenized: int, filled: int, rows: int, cfg: PreprocessConfig) -> None:
     """G-EL packing ends a row where it fills and cuts the sentence that overflows it: with long
     lines against short rows that silently drops much of a corpus. Packing that never joins
     documents pads a row per short document (the rows of a CSV/TSV task file): most of each step
-    would be padding."""
+    would be padding. `kept` of `tokenized` text tokens are in the rows, `filled` with [CLS]/[SEP]."""
     if tokenized and kept < 0.75 * tokenized:
         log.warning("%.0f%% of the tokenized text was dropped: packing cuts the sentence that overflows each "
                     "%d-token row. Shorter lines (one sentence per line, blank lines between documents) or a "
                     "longer --seq-len keep more", 100 * (1 - kept / tokenized), cfg.seq_len)
-    if cfg.packing != "full_sentences" and rows and kept < 0.5 * rows * cfg.seq_len:
+    if cfg.packing != "full_sentences" and rows and filled < 0.5 * rows * cfg.seq_len:
         log.warning("%.0f%% of the packed rows is padding: %s packing does not join documents, and these "
                     "average %.0f tokens per row of %d; preprocess.packing=full_sentences packs across documents",
-                    100 * (1 - kept / (rows * cfg.seq_len)), cfg.packing, kept / rows, cfg.seq_len)
+                    100 * (1 - filled / (rows * cfg.seq_len)), cfg.packing, filled / rows, cfg.seq_len)
 
 
 def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessConfig,
@@ -429,14 +429,16 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
     writers = {split: ShardWriter(tmp, split, cfg.seq_len, dtype, cfg.rows_per_shard,
                                   pad_id=tokenizer.pad_id, words=cfg.word_segmentation != "none")
                for split in ("train", "valid")}
-    docs_read = input_tokens = 0
+    docs_read = input_tokens = text_kept = 0
     counts = {"train": [0, 0], "valid": [0, 0]}  # split -> [documents, rows]
+    not_text = np.array(sorted({*tokenizer.special_ids, tokenizer.pad_id}))
 
     def write(res: ChunkResult) -> None:
-        nonlocal input_tokens
+        nonlocal input_tokens, text_kept
         input_tokens += res.input_tokens
         for split, rows, words, ndocs in (("train", res.train, res.train_words, res.train_docs),
                                           ("valid", res.valid, res.valid_words, res.valid_docs)):
+            text_kept += int(np.isin(rows, not_text, invert=True).sum())  # what packing kept of the text
             writers[split].write(rows, words)
             counts[split][0] += ndocs
             counts[split][1] += len(rows)
@@ -488,11 +490,11 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
     tr, va = splits["train"], splits["valid"]
     log.info("split: train %d documents / %d rows, valid %d documents / %d rows (valid_fraction=%g)",
              tr.documents, tr.rows, va.documents, va.rows, cfg.valid_fraction)
-    trims = "G-EL packing trims what overflows a row" if cfg.packing == "electra" else \
-        f"{cfg.packing} packing keeps every token"
-    log.info("preprocessed %d documents -> %d rows of %d, %d tokens with [CLS]/[SEP], from %d tokens of text "
-             "(%s), %d workers in %.1fs: %.0f tokens/s (%.0f tokenized/s)", totals["documents"], totals["rows"],
-             cfg.seq_len, totals["tokens"], input_tokens, trims, workers, elapsed,
+    trims = "G-EL packing trims what overflows a row" if cfg.packing == "electra" else f"{cfg.packing} packing"
+    log.info("preprocessed %d documents -> %d rows of %d, %d tokens with [CLS]/[SEP]: %d of %d tokens of text "
+             "(%.1f%%; %s), %d workers in %.1fs: %.0f tokens/s (%.0f tokenized/s)", totals["documents"],
+             totals["rows"], cfg.seq_len, totals["tokens"], text_kept, input_tokens,
+             100 * text_kept / max(input_tokens, 1), trims, workers, elapsed,
              totals["tokens"] / max(elapsed, 1e-9), input_tokens / max(elapsed, 1e-9))
-    _warn_packing(totals["tokens"], input_tokens, totals["rows"], cfg)
+    _warn_packing(text_kept, input_tokens, totals["tokens"], totals["rows"], cfg)
     return manifest
