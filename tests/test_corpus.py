@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from pathlib import Path
@@ -210,12 +211,21 @@ def test_a_table_reads_the_same_as_corpus_and_as_fine_tuning_data(tmp_path: Path
     assert list(iter_documents([f], text_field="sentence")) == [["fine"], ["short"]]
     with pytest.raises(DataError, match=r"t.csv: example 2 has no label"):
         task.family.read(task, f, "train", cfg)
+    f.write_text("sentence,label\ngood film\nbad film,0\n")  # a short first row: the header still names the columns
+    with pytest.raises(DataError, match=r"t.csv: example 1 has no label in column 'label'"):
+        task.family.read(task, f, "train", cfg)
+    with pytest.raises(DataError, match=r"t.csv: example 1 has no label in column 'label'"):
+        task.family.read(task, f, "test", cfg)  # a file to predict that is partly labelled
+    f.write_text("label,premise,hypothesis\n1,a dog runs,an animal moves\n0,a dog runs\n")
+    pairs = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, text_column="premise", pair_column="hypothesis"))
+    with pytest.raises(DataError, match=r"t.csv: example 2 has no text in column 'hypothesis'"):
+        task.family.read(task, f, "train", pairs)  # not read as a single sentence
     f.write_text("label,sentence\n1,good film\n0\n")  # a short row lacking its text: not an empty example
     with pytest.raises(DataError, match=r"t.csv: example 2 has no text in column 'sentence'"):
         task.family.read(task, f, "train", cfg)
-    f.write_text('sentence,label\n"an open quote,1\nswallows,0\nthe rest,1\n')
+    f.write_text('sentence,label\n\n"an open quote,1\nswallows,0\nthe rest,1\n')  # opened on line 3
     for read in (lambda: list(iter_documents([f], text_field="sentence")), lambda: task.family.read(task, f, "train", cfg)):
-        with pytest.raises(DataError, match=r"t.csv:4 cannot be read as a CSV table \(unexpected end of data\)"):
+        with pytest.raises(DataError, match=r"t.csv:3 cannot be read as a CSV table \(unexpected end of data\)"):
             read()
     f.write_text("sentence,label\na, b,1\n")
     for read in (lambda: list(iter_documents([f], text_field="sentence")), lambda: task.family.read(task, f, "train", cfg)):

@@ -27,3 +27,7 @@ def test_held_out_rows_leave_the_training_file_and_read_as_the_task(tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.split(task / "train.tsv", 10, 6, 2026)[2] == [r for r in rows if r.split("\t")[0] in held]
+    (task / "train.tsv").write_text("gj04\t1\t\tno header here\n")  # CoLA's layout
+    refused = subprocess.run([sys.executable, str(SCRIPT), str(task), "--out", str(tmp_path / "x")],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "has no header naming column 'sentence'" in refused.stderr

@@ -435,3 +435,14 @@ def test_one_segment_rows_have_token_type_zero() -> None:
     rows = np.array([[CLS, 7, 8, SEP, 9, SEP, PAD]])
     assert batch_from_rows(rows, PAD, SEP).token_type_ids.tolist() == [[0, 0, 0, 0, 1, 1, 0]]
     assert batch_from_rows(rows, PAD, SEP, one_segment=True).token_type_ids.tolist() == [[0] * 7]
+
+
+def test_unknown_words_are_kept_text_not_dropped_text(tiny_tokenizer: Path, tmp_path: Path, caplog) -> None:
+    """[UNK] is text the rows keep: a corpus the vocabulary covers badly is not 'dropped'."""
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("".join(f"the river ωμέγα ψυχή {i} crossed.\n\n" for i in range(40)))
+    with caplog.at_level(logging.INFO):
+        m = pp.preprocess([corpus], tiny_tokenizer, tmp_path / "d",
+                          PreprocessConfig(workers=1, seq_len=64, packing="full_sentences"))
+    assert m.totals["rows"] and "of the tokenized text was dropped" not in caplog.text
+    assert "(100.0%; full_sentences packing)" in caplog.text

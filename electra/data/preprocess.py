@@ -431,7 +431,7 @@ def _build(files: list[Path], tokenizer: Tokenizer, tmp: Path, cfg: PreprocessCo
                for split in ("train", "valid")}
     docs_read = input_tokens = text_kept = 0
     counts = {"train": [0, 0], "valid": [0, 0]}  # split -> [documents, rows]
-    not_text = np.array(sorted({*tokenizer.special_ids, tokenizer.pad_id}))
+    not_text = np.array(sorted({tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id}))  # [UNK] is text
 
     def write(res: ChunkResult) -> None:
         nonlocal input_tokens, text_kept

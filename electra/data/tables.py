@@ -28,19 +28,20 @@ def table_rows(lines: Iterable[str], path: Path, delimiter: str) -> Iterator[tup
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # rows stream, so a cell's size is no risk
     reader = csv.reader(lines, delimiter=delimiter, quoting=quoting, strict=True)
     header: list[str] | None = None
+    last = 0  # the line the previous row ended on: an open quote's error names the next one
     try:
         for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                header = row
-            elif len(row) > len(header):
-                fix = "quote the text that holds a comma" if delimiter == "," else \
-                    "remove the tab inside its text (TSV has no quoting)"
-                raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; {fix}")
-            yield reader.line_num, row
-    except csv.Error as e:  # a quote left open (strict), a NUL byte
-        raise DataError(f"{path}:{reader.line_num} cannot be read as a {'CSV' if delimiter == ',' else 'TSV'} "
+            if any(cell.strip() for cell in row):  # blank rows are skipped
+                if header is None:
+                    header = row
+                elif len(row) > len(header):
+                    fix = "quote the text that holds a comma" if delimiter == "," else \
+                        "remove the tab inside its text (TSV has no quoting)"
+                    raise DataError(f"{path}:{reader.line_num} has {len(row)} fields, the header {len(header)}; {fix}")
+                yield reader.line_num, row
+            last = reader.line_num
+    except csv.Error as e:  # a quote left open (strict: reported where its row starts), a NUL byte
+        raise DataError(f"{path}:{last + 1} cannot be read as a {'CSV' if delimiter == ',' else 'TSV'} "
                         f"table ({first_line(e)}); fix that row or save the text as JSONL") from None
 
 

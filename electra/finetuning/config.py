@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from electra.config import (
@@ -44,7 +44,8 @@ def seed_list(seeds: object, name: str = "seeds") -> list[int]:
             return None
 
     count = integer(seeds)
-    listed = [integer(s) for s in seeds] if isinstance(seeds, Sequence) and not isinstance(seeds, str) else []
+    listed = ([integer(s) for s in seeds] if isinstance(seeds, Iterable)  # a list, range, numpy array
+              and not isinstance(seeds, (str, bytes, Mapping)) else [])
     if count is not None and count >= 1:
         return list(range(count))
     if listed and None not in listed and len(set(listed)) == len(listed):

@@ -151,6 +151,7 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
     dc = cfg.data
     lines = read_lines(path)
     suffix = path.suffix.lower()
+    keys: list[str] | None = None  # a table's header; JSONL: the first record's keys
     if suffix in (".jsonl", ".json"):
         records = []
         for n, line in enumerate(lines, 1):
@@ -164,10 +165,10 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
                 raise DataError(f"{path}:{n} is a JSON {type(records[-1]).__name__}, not an object; "
                                 "JSONL needs one object per line")
     else:
-        records = _table_records(path, lines, DELIMITERS.get(suffix, "\t"))
+        keys, records = _table_records(path, lines, DELIMITERS.get(suffix, "\t"))
     if not records:
         raise DataError(f"{path} has a header but no examples")
-    keys = list(records[0])
+    keys = keys if keys is not None else list(records[0])
     wanted = [(dc.text_column, "--text-column")]
     if dc.pair_column:
         wanted.append((dc.pair_column, "--pair-column"))
@@ -184,6 +185,8 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
         text = r.get(dc.text_column)
         if not isinstance(text, str):
             raise DataError(f"{where} has no text in column {dc.text_column!r}")
+        if dc.pair_column and dc.pair_column not in r:  # a short row, a record without it
+            raise DataError(f"{where} has no text in column {dc.pair_column!r}")
         pair = r.get(dc.pair_column) if dc.pair_column else None
         if not isinstance(pair, (str, type(None))):
             raise DataError(f"{where}: column {dc.pair_column!r} holds a {type(pair).__name__}, not text")
@@ -196,10 +199,11 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
     return out
 
 
-def _table_records(path: Path, lines: list[str], delimiter: str) -> list[dict]:
+def _table_records(path: Path, lines: list[str], delimiter: str) -> tuple[list[str], list[dict]]:
+    """(header, one dict per row); a short row's dict lacks its missing cells."""
     rows = table_rows((ln + "\n" for ln in lines), path, delimiter)  # a quoted field may hold line breaks
     header = next(rows, (0, []))[1]
-    return [dict(zip(header, row)) for _, row in rows]  # noqa: B905 - a short row lacks its last cells
+    return header, [dict(zip(header, row)) for _, row in rows]  # noqa: B905 - a short row lacks its last cells
 
 
 HF_SPLITS = {"train": "train", "dev": "validation", "dev_matched": "validation_matched",
