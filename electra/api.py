@@ -148,11 +148,10 @@ def _new_run(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
 
         check_probe_config(cfg.eval)  # before any data is prepared
     data_dir, manifest, tokenizer = _prepare_data(cfg, run_dir, data, corpus, init)
-    resolved = with_data(cfg, manifest.seq_len, tokenizer)
     if data is not None and manifest.seq_len != cfg.preprocess.seq_len:  # said, not silently replaced
         log.warning("--data %s decides the rows: %d tokens (the config said preprocess.seq_len=%d); re-run "
                     "electra preprocess --seq-len N for other rows", data, manifest.seq_len, cfg.preprocess.seq_len)
-    cfg = resolved
+    cfg = with_data(cfg, manifest.seq_len, tokenizer)
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "tokenizer").exists():
         tokenizer.save(run_dir / "tokenizer")

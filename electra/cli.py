@@ -61,7 +61,6 @@ def _from_flags(cls: type, args: argparse.Namespace, flags: dict[str, str]) -> A
     cfg = dataclasses.replace(base, **given) if given else base
     section = cls.__name__.removesuffix("Config").lower() + "."
     overrides = [o.removeprefix(section) for o in getattr(args, "overrides", [])]
-    checks.check_section_keys(overrides, section)
     return apply_overrides(cfg, overrides, section) if overrides else cfg
 
 

@@ -62,13 +62,6 @@ def experiment_spec_arg(args: argparse.Namespace) -> str:
     return args.spec or args.config
 
 
-def check_section_keys(overrides: list[str], section: str) -> None:
-    """A command that configures one section (`preprocess.`) takes no other section's keys."""
-    other = next((o.split("=", 1)[0] for o in overrides if "." in o.split("=", 1)[0]), None)
-    if other is not None:  # model.hidden_size given to `electra preprocess`
-        raise ConfigError(f"{other} is not a {section[:-1]} setting; this command takes {section}* keys")
-
-
 def check_plan_args(args: argparse.Namespace) -> None:
     """`electra plan`'s numbers, before anything is built (0 divided, negatives made tensors)."""
     if sum(x is not None for x in (args.tokens, args.steps, args.budget)) > 1:

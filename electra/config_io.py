@@ -129,6 +129,9 @@ def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
         for i, part in enumerate(parts):
             names = [f.name for f in dataclasses.fields(node_cls)]
             if part not in names:
+                if section and i == 0 and len(parts) > 1:  # model.hidden_size given to `electra preprocess`
+                    raise ConfigError(f"{'.'.join(parts)} is not a {section[:-1]} setting; this command takes "
+                                      f"{section}* keys")
                 prefix = ".".join(parts[:i])
                 candidates = [f"{prefix}.{n}" if prefix else n for n in names]
                 full = ".".join(parts[: i + 1])
@@ -144,6 +147,6 @@ def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
                 node[part] = _parse_value(text.strip(), tp, key)
             else:
                 if not dataclasses.is_dataclass(tp):
-                    raise ConfigError(f"{'.'.join(parts[: i + 1])} is not a section")
+                    raise ConfigError(f"{section + '.'.join(parts[: i + 1])} is not a section")
                 node_cls, node = tp, node[part]
     return from_dict(type(cfg), data)

@@ -71,7 +71,11 @@ class FinetuneSpec:
             raise ConfigError(f"finetune.control={self.control!r} must be true or false")
         seed_list(list(self.seeds), "finetune.seeds")
         resolve_tasks(self.tasks)
-        apply_overrides(FinetuneConfig(), list(self.overrides))
+        self.config()
+
+    def config(self) -> FinetuneConfig:
+        """The fine-tuning config every cell (and the control) is evaluated under."""
+        return apply_overrides(FinetuneConfig(), list(self.overrides))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -305,12 +309,12 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
         raise ConfigError(f"data {spec.data} does not exist; pass the directory written by electra preprocess")
     specs, ft = resolve_tasks(spec.finetune.tasks), spec.finetune
     tasks = [t.name for t in specs]
+    evaluated = {c.name for c in spec.cells if _evaluated(out / "cells" / c.name / "eval", tasks, ft)}
     # the cells' fine-tuning data, read now: a wrong --glue-dir fails before hours of pre-training
     # (a grid whose every cell is evaluated needs none)
-    if not all(_evaluated(out / "cells" / c.name / "eval", tasks, ft) for c in spec.cells):
+    if len(evaluated) < len(spec.cells):
         glue, squad, conll = (Path(p) if p else None for p in (ft.glue_dir, ft.squad, ft.conll))
-        read_all(specs, apply_overrides(FinetuneConfig(), list(ft.overrides)),
-                 Sources(glue_dir=glue, squad=squad, conll_dir=conll))
+        read_all(specs, ft.config(), Sources(glue_dir=glue, squad=squad, conll_dir=conll))
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "experiment.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     outcomes = []
@@ -318,7 +322,7 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
         cell_dir = out / "cells" / cell.name
         _check_cell(cell_dir, spec, cell)
         tag = f"[{i}/{len(spec.cells)}] cell {cell.name}"
-        if _evaluated(cell_dir / "eval", tasks, spec.finetune):
+        if cell.name in evaluated:
             log.info("%s: done (%s)", tag, cell_dir / "eval" / "results.json")
             outcomes.append(CellOutcome(cell.name, "done", "done"))
             continue
@@ -328,8 +332,7 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
                         "resume the grid", tag)
             outcomes.append(CellOutcome(cell.name, "preempted", "not run"))
             break
-        log.info("%s: evaluating %s x %d seed(s) ...", tag, ",".join(tasks), len(spec.finetune.seeds))
-        ft = spec.finetune
+        log.info("%s: evaluating %s x %d seed(s) ...", tag, ",".join(tasks), len(ft.seeds))
         api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
                      squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides))
         outcomes.append(CellOutcome(cell.name, pretrain, "ran"))
@@ -400,7 +403,7 @@ def _evaluated(eval_dir: Path, tasks: list[str], ft: FinetuneSpec) -> bool:
         return False
     done, seeds = json.loads(f.read_text()), ft.seeds
     hidden = done.get("model", {}).get("hidden_size")
-    want = to_dict(apply_overrides(FinetuneConfig(), list(ft.overrides)).resolved(hidden)) if hidden else None
+    want = to_dict(ft.config().resolved(hidden)) if hidden else None
     if want is not None and done.get("config") not in (None, want):
         raise ConfigError(f"{eval_dir} was evaluated under other fine-tuning settings than the spec's [finetune] "
                           f"overrides; delete {eval_dir} to evaluate it again, or run the grid into another --out")

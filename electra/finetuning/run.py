@@ -78,9 +78,8 @@ def _load_backbone(p: Path) -> Backbone:
     if (p / "finetune.json").is_file():
         model, _, _, tok, info = load_finetuned(p)
         return Backbone(model.encoder.cfg, model.encoder.state_dict(), tok, f"{p} ({info['task']})")
-    ours = (p / "meta.json").is_file() or (p / "checkpoints").is_dir()
-    if not ours and (p / "run.json").is_file():
-        raise CheckpointError(ckpt.no_checkpoint_yet(p))
+    # a run directory, even one that saved nothing yet (resolve_checkpoint says so), is ours
+    ours = (p / "meta.json").is_file() or (p / "checkpoints").is_dir() or (p / "run.json").is_file()
     if not ours and (p / "config.json").is_file():
         if not any((p / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
             raise CheckpointError(f"{p} has no tokenizer (tokenizer.json or vocab.txt); copy the "

@@ -153,7 +153,7 @@ def _check_task_dir(spec: TaskSpec, root: Path) -> None:
     if root.name.lower() in others:
         raise ConfigError(f"{root} is the {others[root.name.lower()].title} directory; task {spec.name} reads "
                           f"its own {spec.dir_name}/ (pass the GLUE root that holds both, or that directory)")
-    if any(_subdir(root, name) is not None for name in others):
+    if others.keys() & {c.name.lower() for c in root.iterdir() if c.is_dir()}:
         raise ConfigError(f"{root} holds GLUE task directories but no {spec.dir_name}/ for task {spec.name}; "
                           f"add it there, or pass the {spec.dir_name} directory itself")
 

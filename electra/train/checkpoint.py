@@ -108,20 +108,14 @@ def _not_a_run(p: Path) -> str:
     """What to say of a directory with no checkpoints: what it is instead, if it is ours or HF's."""
     if (p / "finetune.json").is_file():
         return f"{p} is a fine-tuned model, not a pre-training run; export it with electra export {p} --out DIR"
-    if (p / "run.json").is_file() or (p / "checkpoints").is_dir():
-        return no_checkpoint_yet(p)
+    if (p / "run.json").is_file() or (p / "checkpoints").is_dir():  # it holds a config.json too
+        return (f"{p} is a pre-training run with no checkpoint yet (it stopped before its first save); "
+                "run the command that started it again, or pass a run that has checkpoints")
     if (p / "config.json").is_file():
         return f"{p} is already a Hugging Face model directory; transformers loads it as it is"
     return (f"{p} is neither a pre-training run or checkpoint (no checkpoints/ or meta.json) nor a fine-tuned "
             "model (no finetune.json); pass a directory written by electra pretrain or electra finetune "
             "(fine-tuning also starts from a Hugging Face ELECTRA/BERT directory)")
-
-
-def no_checkpoint_yet(run_dir: Path) -> str:
-    """What to say of a run directory (run.json, config.json, tokenizer/) with nothing saved: it
-    holds a config.json, so it would otherwise read as a Hugging Face directory."""
-    return (f"{run_dir} is a pre-training run with no checkpoint yet (it stopped before its first save); "
-            "run the command that started it again, or pass a run that has checkpoints")
 
 
 def latest_checkpoint(ckpt_dir: Path) -> Path:

@@ -101,10 +101,13 @@ def _picked_frac(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
 
 
 def _masked_lm_flops(cfg: PretrainConfig, seq_len: int, gathered: bool) -> float:
-    """The discriminator-sized encoder and its MLM head alone: objective.kind=mlm, and the
-    discriminator's MLM warm start (objective.disc_mlm_steps)."""
+    """The discriminator-sized encoder and its MLM head alone (with the SOP head where the
+    objective has one): objective.kind=mlm, and the discriminator's MLM warm start
+    (objective.disc_mlm_steps)."""
     d = cfg.model
-    return encoder_train_flops(d, seq_len) + mlm_head_flops(d, _picked_frac(cfg, seq_len, gathered)) + emd_flops(d, seq_len)
+    sop = sop_head_flops(d, seq_len) if cfg.objective.sop_weight else 0.0
+    return (encoder_train_flops(d, seq_len) + mlm_head_flops(d, _picked_frac(cfg, seq_len, gathered))
+            + emd_flops(d, seq_len) + sop)
 
 
 @dataclass(frozen=True)
@@ -181,10 +184,7 @@ def flop_rate(cfg: PretrainConfig, seq_len: int, gathered: bool = True) -> FlopR
         warm = cfg.objective.disc_mlm_steps  # the discriminator and its MLM head alone first
         if not warm:
             return FlopRate(((0, steady),))
-        first = _masked_lm_flops(cfg, seq_len, gathered)
-        if cfg.objective.sop_weight:
-            first += sop_head_flops(cfg.model, seq_len)
-        return FlopRate(((0, first), (warm, steady)))
+        return FlopRate(((0, _masked_lm_flops(cfg, seq_len, gathered)), (warm, steady)))
     switch = two_stage_switch(cfg, seq_len)
     first, second = two_stage_phases(cfg, seq_len, gathered)
     rate = FlopRate(((0, first), (switch, second)))
