@@ -366,20 +366,25 @@ def evaluate(model: str | Path | Pretrained, tasks: str | Sequence[str], out: st
              squad: str | Path | None = None, conll_dir: str | Path | None = None,
              split_by_article: int = 0, config: FinetuneConfig | None = None,
              overrides: Sequence[str] | str = (), save_models: bool = False,
-             random_init: bool = False, overwrite: bool = False) -> dict[str, Any]:
+             random_init: bool = False, overwrite: bool = False, select: Sequence[str] | str = (),
+             select_size: int = 0) -> dict[str, Any]:
     """Fine-tune every task with every seed (medians in `out`/results.json and results.md);
     re-running with the same `out` resumes. A non-empty `out` that evaluate did not write, or
-    runs of another checkpoint (or step) or config there, need `overwrite`."""
+    runs of another checkpoint (or step) or config there, need `overwrite`. `select`
+    (["optim.lr=3e-4,1e-3", ...]) chooses each task's setting on `select_size` training examples
+    held out of training (0: a fifth, at most 2,000) before its seeds run with it."""
     from electra.finetuning.report import Sources
     from electra.finetuning.report import evaluate as run_evaluate
+    from electra.finetuning.select import parse_selection
     from electra.finetuning.tasks import resolve_tasks
 
     names = tasks if isinstance(tasks, str) else ",".join(tasks)
     sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
                       split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
-    return run_evaluate(_model_path(model), resolve_tasks(names), seed_list(seeds), _finetune_config(config, overrides),
+    cfg = _finetune_config(config, overrides)
+    return run_evaluate(_model_path(model), resolve_tasks(names), seed_list(seeds), cfg,
                         sources, Path(out), save_models=save_models, random_init=random_init,
-                        overwrite=overwrite)
+                        overwrite=overwrite, selection=parse_selection(_listed(select), select_size, cfg))
 
 
 def _finetune_config(config: FinetuneConfig | None, overrides: Sequence[str] | str) -> FinetuneConfig:

@@ -201,7 +201,7 @@ def _evaluate(args: argparse.Namespace) -> None:
                            glue_dir=args.glue_dir, squad=args.squad, conll_dir=args.conll,
                            split_by_article=args.split_by_article, config=_finetune_config(args),
                            save_models=args.save_models, random_init=args.random_init,
-                           overwrite=args.overwrite)
+                           overwrite=args.overwrite, select=args.select or (), select_size=args.select_size)
     print("\n" + (Path(args.out) / "results.md").read_text())
     g = results.get("glue_average") or {}
     print(f"wrote {Path(args.out) / 'results.json'} and results.md" +
@@ -420,6 +420,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--save-models", action="store_true", help="keep every fine-tuned model")
     ev.add_argument("--random-init", action="store_true",
                     help="same architecture and tokenizer, fresh weights (the no-pre-training control)")
+    ev.add_argument("--select", action="append", metavar="KEY=V1,V2", help="choose each task's setting "
+                    "(e.g. optim.lr=3e-4,1e-3; repeat for a grid) on held-out training examples, then run it")
+    ev.add_argument("--select-size", type=int, default=0, metavar="N", help="examples held out per task "
+                    "for --select (default: a fifth of the training set, at most 2000)")
     _add_finetune_options(ev)
     ev.set_defaults(fn=_evaluate)
 

@@ -30,6 +30,7 @@ from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
 from electra.finetuning.config import FinetuneConfig, seed_list
 from electra.finetuning.report import Sources, read_all
+from electra.finetuning.select import Selection, parse_selection, split_heldout
 from electra.finetuning.tasks import resolve_tasks
 from electra.train import checkpoint as ckpt
 from electra.train.state import run_end
@@ -65,17 +66,32 @@ class FinetuneSpec:
     # also fine-tune a randomly initialised encoder (the first cell's architecture and tokenizer)
     # the same way: the no-pre-training row every cell is read against
     control: bool = True
+    # as `electra evaluate --select`: each encoder chooses every task's setting among these on
+    # held-out training examples (["optim.lr=3e-4,1e-3"]); select_size as --select-size
+    select: tuple[str, ...] = ()
+    select_size: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.control, bool):
             raise ConfigError(f"finetune.control={self.control!r} must be true or false")
+        if not isinstance(self.select_size, int) or isinstance(self.select_size, bool):
+            raise ConfigError(f"finetune.select_size={self.select_size!r} must be an integer")
         seed_list(list(self.seeds), "finetune.seeds")
         resolve_tasks(self.tasks)
-        self.config()
+        self.selection()
 
     def config(self) -> FinetuneConfig:
         """The fine-tuning config every cell (and the control) is evaluated under."""
         return apply_overrides(FinetuneConfig(), list(self.overrides))
+
+    def selection(self) -> Selection | None:
+        return parse_selection(list(self.select), self.select_size, self.config())
+
+    def evaluate_kwargs(self) -> dict[str, Any]:
+        """`api.evaluate`'s fine-tuning arguments, the same for every cell and the control."""
+        return {"seeds": list(self.seeds), "glue_dir": self.glue_dir, "squad": self.squad,
+                "conll_dir": self.conll, "overrides": list(self.overrides), "select": list(self.select),
+                "select_size": self.select_size}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,7 +253,8 @@ def spec_from_dict(raw: dict[str, Any], *, default_name: str = "experiment") -> 
                               seeds=tuple(int(s) for s in seeds), glue_dir=ft.get("glue_dir"),
                               conll=ft.get("conll"), squad=ft.get("squad"),
                               overrides=_strings(ft, "overrides", "finetune."),
-                              control=ft.get("control", True)))
+                              control=ft.get("control", True), select=_strings(ft, "select", "finetune."),
+                              select_size=ft.get("select_size", 0)))
 
 
 def _check_keys(table: dict, allowed: set[str], prefix: str) -> None:
@@ -314,7 +331,10 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
     # (a grid whose every cell is evaluated needs none)
     if len(evaluated) < len(spec.cells):
         glue, squad, conll = (Path(p) if p else None for p in (ft.glue_dir, ft.squad, ft.conll))
-        read_all(specs, ft.config(), Sources(glue_dir=glue, squad=squad, conll_dir=conll))
+        datasets = read_all(specs, ft.config(), Sources(glue_dir=glue, squad=squad, conll_dir=conll))
+        if (selection := ft.selection()) is not None:  # a training set too small to hold examples out
+            for task_spec in specs:
+                split_heldout(task_spec, datasets[task_spec.name], selection)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "experiment.json", json.dumps(dataclasses.asdict(spec), indent=2) + "\n")
     outcomes = []
@@ -333,8 +353,7 @@ def run(spec: ExperimentSpec, out: str | Path) -> list[CellOutcome]:
             outcomes.append(CellOutcome(cell.name, "preempted", "not run"))
             break
         log.info("%s: evaluating %s x %d seed(s) ...", tag, ",".join(tasks), len(ft.seeds))
-        api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
-                     squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides))
+        api_evaluate(cell_dir, ft.tasks, cell_dir / "eval", **ft.evaluate_kwargs())
         outcomes.append(CellOutcome(cell.name, pretrain, "ran"))
     if spec.finetune.control and not preempted(outcomes):
         _evaluate_control(spec, out, tasks)
@@ -361,8 +380,7 @@ def _evaluate_control(spec: ExperimentSpec, out: Path, tasks: list[str]) -> None
                           "run the grid again to pre-train it, or set control = false under [finetune]")
     log.info("control: fine-tuning a random-init encoder of %s's architecture on %s x %d seed(s) ...",
              first.name, ",".join(tasks), len(ft.seeds))
-    api_evaluate(source, ft.tasks, out / CONTROL / "eval", seeds=list(ft.seeds), glue_dir=ft.glue_dir,
-                 squad=ft.squad, conll_dir=ft.conll, overrides=list(ft.overrides), random_init=True)
+    api_evaluate(source, ft.tasks, out / CONTROL / "eval", random_init=True, **ft.evaluate_kwargs())
     write_text_atomic(out / f"{CONTROL}.json", json.dumps({"architecture_of": first.name}, indent=2) + "\n")
 
 
@@ -404,7 +422,9 @@ def _evaluated(eval_dir: Path, tasks: list[str], ft: FinetuneSpec) -> bool:
     done, seeds = json.loads(f.read_text()), ft.seeds
     hidden = done.get("model", {}).get("hidden_size")
     want = to_dict(ft.config().resolved(hidden)) if hidden else None
-    if want is not None and done.get("config") not in (None, want):
+    selection = ft.selection()
+    if (want is not None and done.get("config") not in (None, want)
+            or done.get("select") != (selection.key() if selection else None)):
         raise ConfigError(f"{eval_dir} was evaluated under other fine-tuning settings than the spec's [finetune] "
                           f"overrides; delete {eval_dir} to evaluate it again, or run the grid into another --out")
     return (done.get("seeds") == list(seeds) and

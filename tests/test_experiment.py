@@ -285,3 +285,30 @@ def test_the_score_panel_appears_only_where_it_is_not_a_task_again(tmp_path):
     assert experiment_report.score_panels(evenly_spaced) == ["conll2003", "ner", "squad", "score"]
     assert experiment_report.score_panels([row({"sst2": 0.72}, ["sst2"])]) == ["sst2"]
     assert experiment_report.score_panels([{"tasks": {}, "score": None}]) == ["score"]
+
+
+def test_select_in_the_spec_reaches_every_evaluation_and_is_checked_before_pre_training(
+        tiny_data, tmp_path, monkeypatch, capsys):
+    path = tmp_path / "g.toml"
+    raw = write_spec(path, tiny_data, write_glue(tmp_path / "glue")) and path.read_text()
+    path.write_text(raw.replace("[finetune]\n", '[finetune]\nselect = ["optim.lr=1e-3,2e-3"]\nselect_size = 5\n'))
+    spec = experiment.load_spec(path)
+    assert spec.finetune.select == ("optim.lr=1e-3,2e-3",) and spec.finetune.select_size == 5
+    calls = []
+    monkeypatch.setattr(experiment, "api_evaluate", lambda model, *a, **kw: calls.append(kw))
+    experiment.run(dataclasses.replace(spec, cells=spec.cells[:1]), tmp_path / "exp")
+    assert [(c["select"], c["select_size"], c.get("random_init", False)) for c in calls] == [
+        (["optim.lr=1e-3,2e-3"], 5, False), (["optim.lr=1e-3,2e-3"], 5, True)]  # the cell, then the control
+    # an evaluation under another grid is never read as this one's
+    eval_dir = tmp_path / "exp" / "cells" / "electra" / "eval"
+    eval_dir.mkdir(parents=True)
+    (eval_dir / "results.json").write_text(json.dumps({"seeds": [0], "tasks": {"sst2": {"runs": [{}]}},
+                                                       "select": {"grid": {"optim.lr": ["5e-4", "1e-3"]}}}))
+    with pytest.raises(ConfigError, match="evaluated under other fine-tuning settings"):
+        experiment.run(dataclasses.replace(spec, cells=spec.cells[:1]), tmp_path / "exp")
+    # bad values, and a training set too small to hold the examples out, fail before any pre-training
+    path.write_text(raw.replace("[finetune]\n", '[finetune]\nselect = ["optim.lr=1e-3,-2"]\n'))
+    assert "optim.lr=-2.0 must be > 0" in cli_error(capsys, "experiment", "run", path, "--out", tmp_path / "x")
+    path.write_text(raw.replace("[finetune]\n", '[finetune]\nselect = ["optim.lr=1e-3,2e-3"]\nselect_size = 100\n'))
+    assert "too few to hold 100 out" in cli_error(capsys, "experiment", "run", path, "--out", tmp_path / "y")
+    assert not (tmp_path / "y" / "cells").exists()

@@ -19,7 +19,16 @@ from electra.config import to_dict
 from electra.errors import ConfigError
 from electra.files import is_atomic_tmp, write_text_atomic
 from electra.finetuning.config import FinetuneConfig
-from electra.finetuning.run import finetune, load_backbone
+from electra.finetuning.run import Backbone, finetune, load_backbone
+from electra.finetuning.select import (
+    Selection,
+    choose,
+    config_for,
+    markdown_lines,
+    point_dir_name,
+    score,
+    split_heldout,
+)
 from electra.finetuning.tasks import TASKS, TaskData, TaskSpec, load_data
 from electra.train.log import format_duration
 
@@ -70,50 +79,86 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cfg: FinetuneConfig,
              sources: Sources, out: Path, *, save_models: bool = False, random_init: bool = False,
-             overwrite: bool = False) -> dict:
+             overwrite: bool = False, selection: Selection | None = None) -> dict:
+    """Every task x seed; with `selection`, each task first chooses its setting on held-out
+    training examples (`select/<task>/<setting>/seed<k>`), then runs the seeds with it."""
     out = Path(out)
     backbone = load_backbone(checkpoint, random_init=random_init)
     datasets = read_all(specs, cfg, sources)  # before anything is written to `out`
+    heldout = {s.name: split_heldout(s, datasets[s.name], selection) for s in specs} if selection else {}
     resolved = cfg.resolved(backbone.model_cfg.hidden_size)
     # `source`: the checkpoint the path resolves to now, with its step (a run trained further is
     # another model); tasks may be added to an --out, so their data paths are not part of the key
-    check_resume(out, {"checkpoint": str(Path(checkpoint).resolve()), "source": backbone.source,
-                       "config": to_dict(resolved), "random_init": random_init}, overwrite)
+    setup = {"checkpoint": str(Path(checkpoint).resolve()), "source": backbone.source,
+             "config": to_dict(resolved), "random_init": random_init}
+    check_resume(out, setup | ({"select": selection.key()} if selection else {}), overwrite)
     results = {"checkpoint": str(checkpoint), "source": backbone.source, "seeds": seeds,
                "model": {"hidden_size": backbone.model_cfg.hidden_size,
                          "num_layers": backbone.model_cfg.num_layers,
                          "encoder_parameters": sum(t.numel() for t in backbone.encoder_state.values())},
-               "config": to_dict(resolved), "tasks": {}}
-    total = len(specs) * len(seeds)
-    done = 0
+               "config": to_dict(resolved), **({"select": selection.key()} if selection else {}), "tasks": {}}
+    points = selection.points if selection else []
+    progress = _Progress(len(specs) * len(seeds) * (1 + len(points)))
     for spec in specs:
-        data = datasets[spec.name]
-        runs = []
-        for seed in seeds:
-            done += 1
-            run_dir = out / "runs" / spec.name / f"seed{seed}"
-            if (run_dir / "result.json").is_file():
-                runs.append(json.loads((run_dir / "result.json").read_text()))
-                log.info("[%d/%d] %s seed %d: already done (%s)", done, total, spec.name, seed, run_dir)
-                continue
-            log.info("[%d/%d] %s seed %d", done, total, spec.name, seed)
-            # overwrite: a model saved by a run cut off before its result.json is redone in place
-            res = finetune(backbone, spec, data, dataclasses.replace(cfg, seed=seed),
-                           out=run_dir if save_models else None, overwrite=True)
-            record = {"seed": seed, "metrics": res.metrics, "seconds": res.seconds, "steps": res.steps,
-                      "history": res.history}
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "result.json").write_text(json.dumps(record, indent=2) + "\n")
-            runs.append(record)
-            log.info("[%d/%d] %s seed %d: %s %.4f (%s)", done, total, spec.name, seed, spec.main_metric,
-                     res.metrics.get(spec.main_metric, float("nan")), format_duration(res.seconds))
-        results["tasks"][spec.name] = task_summary(spec, runs, data.note)
+        data, task_cfg, chosen = datasets[spec.name], cfg, None
+        if selection:
+            log.info("%s: choosing among %d settings (%s)", spec.name, len(points), heldout[spec.name].note)
+            scored, seconds = [], 0.0
+            for point in points:
+                tried = _seed_runs(backbone, spec, heldout[spec.name], config_for(cfg, point), seeds,
+                                   out / "select" / spec.name / point_dir_name(point), progress, False)
+                scored.append((point, *score(tried, spec.main_metric)))
+                seconds += sum(r["seconds"] for r in tried)
+            best = choose(scored)
+            chosen = {"note": heldout[spec.name].note, "chosen": list(best), "seconds": seconds,
+                      "points": [{"overrides": list(p), "median": m, "mean": a} for p, m, a in scored]}
+            log.info("%s: chose %s (held-out %s median %.4f)", spec.name, ", ".join(best), spec.main_metric,
+                     max(m for _, m, _ in scored))
+            task_cfg = config_for(cfg, best)
+        runs = _seed_runs(backbone, spec, data, task_cfg, seeds, out / "runs" / spec.name, progress, save_models)
+        results["tasks"][spec.name] = task_summary(spec, runs, data.note) | ({"selection": chosen} if chosen else {})
         results["glue_average"] = glue_average(results["tasks"])
         write_results(out, results)
     return results
 
 
-_OWN = {"evaluate.json", "runs", "results.json", "results.md"}  # what evaluate writes in --out
+class _Progress:
+    """`[k/n]` over every fine-tuning run of the evaluation, selection runs included."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def next(self) -> str:
+        self.done += 1
+        return f"[{self.done}/{self.total}]"
+
+
+def _seed_runs(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, seeds: list[int],
+               root: Path, progress: _Progress, save_models: bool) -> list[dict]:
+    """One fine-tuning run per seed, each kept as `root/seed<k>/result.json` when it ends (a
+    finished one is read back, so an interrupted evaluation resumes)."""
+    runs = []
+    for seed in seeds:
+        tag, run_dir = progress.next(), root / f"seed{seed}"
+        if (run_dir / "result.json").is_file():
+            runs.append(json.loads((run_dir / "result.json").read_text()))
+            log.info("%s %s seed %d: already done (%s)", tag, spec.name, seed, run_dir)
+            continue
+        log.info("%s %s seed %d", tag, spec.name, seed)
+        # overwrite: a model saved by a run cut off before its result.json is redone in place
+        res = finetune(backbone, spec, data, dataclasses.replace(cfg, seed=seed),
+                       out=run_dir if save_models else None, overwrite=True)
+        record = {"seed": seed, "metrics": res.metrics, "seconds": res.seconds, "steps": res.steps,
+                  "history": res.history}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "result.json").write_text(json.dumps(record, indent=2) + "\n")
+        runs.append(record)
+        log.info("%s %s seed %d: %s %.4f (%s)", tag, spec.name, seed, spec.main_metric,
+                 res.metrics.get(spec.main_metric, float("nan")), format_duration(res.seconds))
+    return runs
+
+
+_OWN = {"evaluate.json", "runs", "select", "results.json", "results.md"}  # what evaluate writes in --out
 
 
 def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
@@ -126,13 +171,14 @@ def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
         raise ConfigError(f"--out {out} holds files evaluate did not write ({', '.join(other[:3])}); "
                           "choose another --out, or pass --overwrite to write into it")
     f = out / "evaluate.json"
-    finished = any((out / "runs").rglob("result.json")) if (out / "runs").is_dir() else False
+    finished = any(any((out / d).rglob("result.json")) for d in ("runs", "select") if (out / d).is_dir())
     if finished and f.is_file() and json.loads(f.read_text()) != setup:
         if not overwrite:
             raise ConfigError(f"{out} holds runs of another checkpoint (or step) or config; choose another --out, "
-                              f"or pass --overwrite to replace them (or delete {out / 'runs'})")
+                              f"or pass --overwrite to replace them (or delete {out / 'runs'} and {out / 'select'})")
         log.warning("%s: replacing the runs of another checkpoint (or step) or config (--overwrite)", out)
-        shutil.rmtree(out / "runs")
+        for d in ("runs", "select"):
+            shutil.rmtree(out / d, ignore_errors=True)
         for name in ("results.json", "results.md"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,12 +232,16 @@ def markdown(results: dict) -> str:
                          f"{format_duration(t['seconds']) if i == 0 else ''} |")
         if t["note"]:
             notes.append(f"- {t['title']}: {t['note']}")
+        if t.get("selection"):
+            notes.append(f"- {t['title']}: {', '.join(t['selection']['chosen'])} (chosen on "
+                         f"{t['selection']['note']}; the header's settings otherwise)")
     g = results.get("glue_average") or {}
     if g.get("score") is not None:
         which = ", ".join(g["tasks"])
         caveat = "" if not g["missing"] else f"; missing {', '.join(g['missing'])}, so not the GLUE score"
         lines += ["", f"**GLUE average of medians**: {100 * g['score']:.2f} ({len(g['tasks'])} tasks: "
                       f"{which}{caveat}; main metrics: CoLA MCC, STS-B Spearman, others accuracy)"]
+    lines += markdown_lines(results["tasks"])
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
