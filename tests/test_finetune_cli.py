@@ -1,6 +1,7 @@
 """`electra finetune / evaluate / predict` end to end on tiny fixtures of every task family,
 our own run directory as a backbone, the pre-training probe, and one-line user errors."""
 
+import dataclasses
 import json
 import shutil
 
@@ -9,6 +10,7 @@ import torch
 
 from electra.cli import main
 from electra.config import ProbeConfig, apply_overrides, preset
+from electra.finetuning.config import FinetuneConfig
 from electra.data.tokenizer import Tokenizer
 from electra.errors import ConfigError
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
@@ -392,3 +394,19 @@ def test_reinit_layers_refreshes_only_the_top_layers(backbone):
         build_model(shared, spec, ("0", "1"), FinetuneConfig(train=FinetuneTrainConfig(reinit_layers=1)))
     with pytest.raises(ConfigError, match="must be >= 0"):
         FinetuneTrainConfig(reinit_layers=-1)
+
+
+def test_a_seed_scores_the_same_whatever_ran_before_it_in_the_process(backbone, data):
+    # evaluate runs its seeds in one process and resumes in another: a seed's run must not depend
+    # on what ran first (the bf16 probe once drew from the global generator on the first run)
+    from electra.finetuning.run import finetune, load_backbone
+    from electra.finetuning.tasks import get_task, load_data
+    from electra.train import precision
+
+    spec = get_task("stsb")
+    cfg = apply_overrides(FinetuneConfig(), [*FAST, "train.epochs=2"])
+    bb, task_data = load_backbone(backbone), load_data(spec, cfg, data=data["glue"])
+    precision.cpu_bf16_speedup.cache_clear()  # as in a fresh process: the probe runs again
+    runs = [finetune(bb, spec, task_data, dataclasses.replace(cfg, seed=s), quiet=True) for s in (1, 0, 1)]
+    assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[2].history]
+    assert runs[0].metrics == runs[2].metrics and runs[0].metrics != runs[1].metrics
