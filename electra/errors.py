@@ -19,6 +19,11 @@ class DataError(ElectraError):
     pass
 
 
+class DivergedError(DataError):
+    """Training reached a non-finite loss: the setting, not the data, is usually what to change
+    (a settings grid records it and goes on)."""
+
+
 class TokenizerError(ElectraError):
     pass
 

@@ -288,15 +288,29 @@ def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: 
     ft_over = [o.removeprefix("finetune.") for o in overrides if o.startswith("finetune.")]
     pre_over = [o for o in overrides if not o.startswith("finetune.")]
     ft = spec.finetune
-    control = ft.control
-    for o in [o for o in ft_over if o.startswith("control=")]:  # the spec's own key, not a FinetuneConfig field
-        control = _flag(o)
+    control, select, select_size = ft.control, list(ft.select), ft.select_size
+    for o in [o for o in ft_over if o.split("=", 1)[0] in ("control", "select", "select_size")]:
+        key, value = o.split("=", 1)  # the spec's own keys, not FinetuneConfig fields
+        if key == "control":
+            control = _flag(o)
+        elif key == "select":  # finetune.select=optim.lr=3e-4,1e-3, one per key of the grid
+            select = [s for s in select if s.split("=", 1)[0] != value.split("=", 1)[0]] + [value]
+        else:
+            select_size = _integer(o)
         ft_over.remove(o)
     ft = dataclasses.replace(ft, tasks=tasks or ft.tasks, seeds=tuple(seeds) if seeds else ft.seeds,
                              glue_dir=glue_dir or ft.glue_dir, conll=conll or ft.conll,
-                             squad=squad or ft.squad, overrides=(*ft.overrides, *ft_over), control=control)
+                             squad=squad or ft.squad, overrides=(*ft.overrides, *ft_over), control=control,
+                             select=tuple(select), select_size=select_size)
     return dataclasses.replace(spec, data=data or spec.data, preset=preset_name or spec.preset,
                                overrides=(*spec.overrides, *pre_over), finetune=ft)
+
+
+def _integer(override: str) -> int:
+    try:
+        return int(override.split("=", 1)[1])
+    except ValueError:
+        raise ConfigError(f"finetune.{override} must be an integer") from None
 
 
 def _flag(override: str) -> bool:

@@ -312,3 +312,15 @@ def test_select_in_the_spec_reaches_every_evaluation_and_is_checked_before_pre_t
     path.write_text(raw.replace("[finetune]\n", '[finetune]\nselect = ["optim.lr=1e-3,2e-3"]\nselect_size = 100\n'))
     assert "too few to hold 100 out" in cli_error(capsys, "experiment", "run", path, "--out", tmp_path / "y")
     assert not (tmp_path / "y" / "cells").exists()
+
+
+def test_select_can_be_given_on_the_command_line(tiny_data, tmp_path):
+    spec = experiment.load_spec(write_spec(tmp_path / "g.toml", tiny_data, write_glue(tmp_path / "glue")))
+    on = experiment.with_options(spec, overrides=["finetune.select=optim.lr=1e-3,2e-3",
+                                                  "finetune.select=train.epochs=1,2", "finetune.select_size=7"])
+    assert on.finetune.select == ("optim.lr=1e-3,2e-3", "train.epochs=1,2") and on.finetune.select_size == 7
+    assert on.finetune.overrides == spec.finetune.overrides  # not FinetuneConfig keys
+    again = experiment.with_options(on, overrides=["finetune.select=optim.lr=5e-4,1e-3"])  # replaces that key
+    assert again.finetune.select == ("train.epochs=1,2", "optim.lr=5e-4,1e-3")
+    with pytest.raises(ConfigError, match="finetune.select_size=many must be an integer"):
+        experiment.with_options(spec, overrides=["finetune.select_size=many"])

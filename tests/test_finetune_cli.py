@@ -10,9 +10,9 @@ import torch
 
 from electra.cli import main
 from electra.config import ProbeConfig, apply_overrides, preset
-from electra.finetuning.config import FinetuneConfig
 from electra.data.tokenizer import Tokenizer
 from electra.errors import ConfigError
+from electra.finetuning.config import FinetuneConfig
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
 from electra.model.layers import Encoder
 from electra.objective import ElectraModel, TokenIds
@@ -111,7 +111,8 @@ def test_evaluate_reports_medians_over_seeds_and_resumes(backbone, data, tmp_pat
     assert (out / "runs" / "cola" / "seed0" / "result.json").stat().st_mtime_ns == first
     assert json.loads((out / "results.json").read_text())["tasks"] == res["tasks"]
     # never mix runs of different settings in one table
-    assert "another checkpoint (or step) or config" in cli_error(capsys, *argv, "optim.lr=2e-3")
+    assert "another checkpoint (or step) or config (the fine-tuning settings differ)" in cli_error(
+        capsys, *argv, "optim.lr=2e-3")
 
 
 def _user_args(d, name):

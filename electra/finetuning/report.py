@@ -10,13 +10,14 @@ import dataclasses
 import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from electra.config import to_dict
-from electra.errors import ConfigError
+from electra.errors import ConfigError, DivergedError
 from electra.files import is_atomic_tmp, write_text_atomic
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.run import Backbone, finetune, load_backbone
@@ -26,7 +27,6 @@ from electra.finetuning.select import (
     config_for,
     markdown_lines,
     point_dir_name,
-    score,
     split_heldout,
 )
 from electra.finetuning.tasks import TASKS, TaskData, TaskSpec, load_data
@@ -97,29 +97,43 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
                          "num_layers": backbone.model_cfg.num_layers,
                          "encoder_parameters": sum(t.numel() for t in backbone.encoder_state.values())},
                "config": to_dict(resolved), **({"select": selection.key()} if selection else {}), "tasks": {}}
-    points = selection.points if selection else []
-    progress = _Progress(len(specs) * len(seeds) * (1 + len(points)))
+    progress = _Progress(len(specs) * len(seeds) * (1 + (len(selection.points) if selection else 0)))
     for spec in specs:
-        data, task_cfg, chosen = datasets[spec.name], cfg, None
+        data, task_cfg, chosen, root = datasets[spec.name], cfg, None, out / "runs" / spec.name
         if selection:
-            log.info("%s: choosing among %d settings (%s)", spec.name, len(points), heldout[spec.name].note)
-            scored, seconds = [], 0.0
-            for point in points:
-                tried = _seed_runs(backbone, spec, heldout[spec.name], config_for(cfg, point), seeds,
-                                   out / "select" / spec.name / point_dir_name(point), progress, False)
-                scored.append((point, *score(tried, spec.main_metric)))
-                seconds += sum(r["seconds"] for r in tried)
-            best = choose(scored)
-            chosen = {"note": heldout[spec.name].note, "chosen": list(best), "seconds": seconds,
-                      "points": [{"overrides": list(p), "median": m, "mean": a} for p, m, a in scored]}
-            log.info("%s: chose %s (held-out %s median %.4f)", spec.name, ", ".join(best), spec.main_metric,
-                     max(m for _, m, _ in scored))
-            task_cfg = config_for(cfg, best)
-        runs = _seed_runs(backbone, spec, data, task_cfg, seeds, out / "runs" / spec.name, progress, save_models)
+            chosen = _select(backbone, spec, heldout[spec.name], cfg, seeds, selection, out / "select" / spec.name,
+                             progress)
+            task_cfg, root = config_for(cfg, chosen["chosen"]), root / point_dir_name(tuple(chosen["chosen"]))
+        runs = _seed_runs(backbone, spec, data, task_cfg, seeds, root, progress, save_models)
         results["tasks"][spec.name] = task_summary(spec, runs, data.note) | ({"selection": chosen} if chosen else {})
         results["glue_average"] = glue_average(results["tasks"])
         write_results(out, results)
     return results
+
+
+def _select(backbone: Backbone, spec: TaskSpec, heldout: TaskData, cfg: FinetuneConfig, seeds: list[int],
+            selection: Selection, root: Path, progress: _Progress) -> dict:
+    """Every setting x seed on the held-out split (a setting whose loss diverges ranks last and
+    the others go on); the chosen setting and every setting's median and mean there."""
+    log.info("%s: choosing among %d settings (%s)", spec.name, len(selection.points), heldout.note)
+    points = []
+    for point in selection.points:
+        # every setting scored on the whole held-out split, whatever train.eval_examples says
+        point_cfg = config_for(cfg, point)
+        point_cfg = dataclasses.replace(point_cfg, train=dataclasses.replace(point_cfg.train, eval_examples=0))
+        runs = _seed_runs(backbone, spec, heldout, point_cfg, seeds, root / point_dir_name(point), progress,
+                          False, diverged_ok=True)
+        diverged = any(r.get("diverged") for r in runs)
+        stats = None if diverged else summarize([r["metrics"][spec.main_metric] for r in runs])
+        points.append({"overrides": list(point), "median": stats and stats["median"], "mean": stats and stats["mean"],
+                       "seconds": sum(r["seconds"] for r in runs),
+                       "wall_time": format_duration(sum(r["seconds"] for r in runs))})
+    best = choose([(tuple(p["overrides"]), p["median"], p["mean"]) for p in points])
+    median = next(p["median"] for p in points if tuple(p["overrides"]) == best)
+    log.info("%s: chose %s (held-out %s median %s)", spec.name, ", ".join(best), spec.main_metric,
+             "diverged" if median is None else f"{median:.4f}")
+    return {"note": heldout.note, "chosen": list(best), "points": points,
+            "seconds": sum(p["seconds"] for p in points)}
 
 
 class _Progress:
@@ -134,9 +148,10 @@ class _Progress:
 
 
 def _seed_runs(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConfig, seeds: list[int],
-               root: Path, progress: _Progress, save_models: bool) -> list[dict]:
+               root: Path, progress: _Progress, save_models: bool, diverged_ok: bool = False) -> list[dict]:
     """One fine-tuning run per seed, each kept as `root/seed<k>/result.json` when it ends (a
-    finished one is read back, so an interrupted evaluation resumes)."""
+    finished one is read back, so an interrupted evaluation resumes). `diverged_ok`: a run whose
+    loss diverges is recorded as such instead of stopping the evaluation."""
     runs = []
     for seed in seeds:
         tag, run_dir = progress.next(), root / f"seed{seed}"
@@ -145,20 +160,28 @@ def _seed_runs(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: Finetune
             log.info("%s %s seed %d: already done (%s)", tag, spec.name, seed, run_dir)
             continue
         log.info("%s %s seed %d", tag, spec.name, seed)
-        # overwrite: a model saved by a run cut off before its result.json is redone in place
-        res = finetune(backbone, spec, data, dataclasses.replace(cfg, seed=seed),
-                       out=run_dir if save_models else None, overwrite=True)
-        record = {"seed": seed, "metrics": res.metrics, "seconds": res.seconds, "steps": res.steps,
-                  "history": res.history}
+        t0 = time.perf_counter()
+        try:  # overwrite: a model saved by a run cut off before its result.json is redone in place
+            res = finetune(backbone, spec, data, dataclasses.replace(cfg, seed=seed),
+                           out=run_dir if save_models else None, overwrite=True)
+            record = {"seed": seed, "metrics": res.metrics, "seconds": res.seconds, "steps": res.steps,
+                      "history": res.history}
+            log.info("%s %s seed %d: %s %.4f (%s)", tag, spec.name, seed, spec.main_metric,
+                     res.metrics.get(spec.main_metric, float("nan")), format_duration(res.seconds))
+        except DivergedError as e:
+            if not diverged_ok:
+                raise
+            log.warning("%s %s seed %d: %s; this setting ranks last", tag, spec.name, seed, e)
+            record = {"seed": seed, "metrics": {}, "seconds": time.perf_counter() - t0, "diverged": str(e)}
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "result.json").write_text(json.dumps(record, indent=2) + "\n")
         runs.append(record)
-        log.info("%s %s seed %d: %s %.4f (%s)", tag, spec.name, seed, spec.main_metric,
-                 res.metrics.get(spec.main_metric, float("nan")), format_duration(res.seconds))
     return runs
 
 
 _OWN = {"evaluate.json", "runs", "select", "results.json", "results.md"}  # what evaluate writes in --out
+_SETUP_PARTS = {"checkpoint": "the checkpoint", "source": "the checkpoint", "config": "the fine-tuning settings",
+                "random_init": "--random-init", "select": "the --select grid or --select-size"}
 
 
 def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
@@ -172,11 +195,16 @@ def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
                           "choose another --out, or pass --overwrite to write into it")
     f = out / "evaluate.json"
     finished = any(any((out / d).rglob("result.json")) for d in ("runs", "select") if (out / d).is_dir())
-    if finished and f.is_file() and json.loads(f.read_text()) != setup:
+    earlier = json.loads(f.read_text()) if f.is_file() else setup
+    if finished and earlier != setup:
+        what = " and ".join(dict.fromkeys(_SETUP_PARTS.get(k, k) for k in {*earlier, *setup}
+                                          if earlier.get(k) != setup.get(k)))
         if not overwrite:
-            raise ConfigError(f"{out} holds runs of another checkpoint (or step) or config; choose another --out, "
-                              f"or pass --overwrite to replace them (or delete {out / 'runs'} and {out / 'select'})")
-        log.warning("%s: replacing the runs of another checkpoint (or step) or config (--overwrite)", out)
+            raise ConfigError(f"{out} holds runs of another checkpoint (or step) or config ({what} differ); choose "
+                              f"another --out, or pass --overwrite to replace them (or delete {out / 'runs'} and "
+                              f"{out / 'select'})")
+        log.warning("%s: replacing the runs of another checkpoint (or step) or config (%s differ; --overwrite)",
+                    out, what)
         for d in ("runs", "select"):
             shutil.rmtree(out / d, ignore_errors=True)
         for name in ("results.json", "results.md"):

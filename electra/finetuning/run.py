@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from electra.config import ModelConfig, from_dict, to_dict
 from electra.data.tokenizer import Tokenizer
-from electra.errors import CheckpointError, ConfigError, DataError
+from electra.errors import CheckpointError, ConfigError, DataError, DivergedError
 from electra.files import atomic_dir
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.features import Encoded, batches
@@ -289,7 +289,7 @@ def finetune(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneCo
                     loss_sum.item() / n_steps, job.scheduler.get_last_lr()[0])
         train_loss = loss_sum.item() / max(n_steps, 1)
         if not math.isfinite(train_loss):
-            raise DataError(f"the {spec.name} training loss became {train_loss}; lower optim.lr or use "
+            raise DivergedError(f"the {spec.name} training loss became {train_loss}; lower optim.lr or use "
                             "train.precision=fp32")
         # eval
         metrics, predictions = _evaluate(job, spec, data, cfg, pad_id)
