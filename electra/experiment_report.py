@@ -41,7 +41,8 @@ def read_scores(eval_dir: Path) -> tuple[dict[str, dict], float | None, bool]:
         s = t["summary"].get(t["main_metric"])
         if s:
             tasks[name] = {"median": 100 * s["median"], "min": 100 * s["min"], "max": 100 * s["max"],
-                           "n": s["n"], "metric": t["main_metric"]}
+                           "n": s["n"], "metric": t["main_metric"],
+                           "chosen": (t.get("selection") or {}).get("chosen")}  # evaluate --select
     glue = results.get("glue_average") or {}
     if glue.get("score") is not None:
         return tasks, 100 * glue["score"], len(glue.get("tasks", [])) == 1
@@ -159,6 +160,11 @@ def markdown(rows: list[dict], control: dict | None = None) -> str:
         scores = "".join(f"{_score_cell(control['tasks'].get(t))} | " for t in tasks)
         source = f"architecture of {control['architecture_of']}" if control["architecture_of"] else "no pre-training"
         lines.append(f"| **random init** | {source} | 0 | 0 | – | – | {scores}{_fmt(control['score'], '.2f')} |")
+    chosen = [f"- {r['cell']}: " + "; ".join(f"{t} {', '.join(r['tasks'][t]['chosen'])}" for t in tasks
+                                             if r["tasks"].get(t, {}).get("chosen"))
+              for r in everyone if any(t.get("chosen") for t in r["tasks"].values())]
+    if chosen:  # the settings each encoder chose per task, so a setting's effect is not read as the encoder's
+        lines += ["", "Fine-tuning settings each row chose per task on held-out training examples:", *chosen]
     return "\n".join(lines) + "\n"
 
 

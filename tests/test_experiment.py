@@ -195,12 +195,13 @@ def test_report_gives_the_spread_over_seeds_and_the_control_row(tmp_path):
     cell = tmp_path / "cells" / "electra-1e14"
     (cell / "eval").mkdir(parents=True)
 
-    def results(runs: list[float]) -> str:
+    def results(runs: list[float], **task) -> str:
         s = sorted(runs)
         return json.dumps({"seeds": [0, 1, 2], "tasks": {"conll2003": {
-            "main_metric": "f1", "runs": runs, "summary": {"f1": {"median": s[1], "min": s[0], "max": s[2], "n": 3}}}}})
+            "main_metric": "f1", "runs": runs, "summary": {"f1": {"median": s[1], "min": s[0], "max": s[2], "n": 3}},
+            **task}}})
 
-    (cell / "eval" / "results.json").write_text(results([0.61, 0.6, 0.64]))
+    (cell / "eval" / "results.json").write_text(results([0.61, 0.6, 0.64], selection={"chosen": ["optim.lr=3e-4"]}))
     (cell / "metrics.jsonl").write_text(json.dumps({"kind": "train", "step": 10, "flops": 1e14, "tokens": 640}) + "\n")
     (tmp_path / "control" / "eval").mkdir(parents=True)
     (tmp_path / "control" / "eval" / "results.json").write_text(results([0.47, 0.45, 0.5]))
@@ -209,6 +210,8 @@ def test_report_gives_the_spread_over_seeds_and_the_control_row(tmp_path):
     assert "| electra-1e14 | – | 1e+14 | 640 | – | – | 61.00 [60.00, 64.00] | 61.00 |" in table
     assert "| **random init** | no pre-training | 0 | 0 | – | – | 47.00 [45.00, 50.00] | 47.00 |" in table
     assert rep["control"]["tasks"]["conll2003"]["median"] == pytest.approx(47.0)
+    # what a cell chose with --select is listed under the table (the control chose nothing here)
+    assert "- electra-1e14: conll2003 optim.lr=3e-4" in table and "- random init" not in table
 
 
 def test_generator_sizes_get_their_curve_and_ties_draw(tmp_path):
