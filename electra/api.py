@@ -375,12 +375,13 @@ def evaluate(model: str | Path | Pretrained, tasks: str | Sequence[str], out: st
     held out of training (0: a fifth, at most 2,000) before its seeds run with it."""
     from electra.finetuning.report import Sources
     from electra.finetuning.report import evaluate as run_evaluate
-    from electra.finetuning.select import parse_selection
+    from electra.finetuning.select import check_select_keys, parse_selection
     from electra.finetuning.tasks import resolve_tasks
 
     names = tasks if isinstance(tasks, str) else ",".join(tasks)
     sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
                       split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
+    check_select_keys(_listed(select), _listed(overrides))
     cfg = _finetune_config(config, overrides)
     return run_evaluate(_model_path(model), resolve_tasks(names), seed_list(seeds), cfg,
                         sources, Path(out), save_models=save_models, random_init=random_init,

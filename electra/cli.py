@@ -46,6 +46,7 @@ from electra.config import (
 )
 from electra.errors import ElectraError
 from electra.finetuning.config import FINETUNE_SIZES, FinetuneConfig
+from electra.finetuning.metrics import format_scores
 
 log = logging.getLogger("electra")
 
@@ -162,9 +163,7 @@ def _finetune_config(args: argparse.Namespace) -> FinetuneConfig:
         raise ElectraError("pass either --size or --config (a full config), not both")
     base = load_json(FinetuneConfig, args.config) if args.config else FinetuneConfig(size=args.size or "auto")
     cfg = apply_overrides(base, args.overrides)
-    data = {k: v for k, v in (("text_column", args.text_column), ("pair_column", args.pair_column),
-                              ("label_column", args.label_column), ("tokens_field", args.tokens_field),
-                              ("tags_field", args.tags_field)) if v is not None}
+    data = {f: getattr(args, f) for f in checks.COLUMN_FLAGS if getattr(args, f) is not None}
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, **data))
 
 
@@ -176,14 +175,15 @@ def _finetune(args: argparse.Namespace) -> None:
     from electra.finetuning.tasks import get_task
 
     spec = get_task(args.task)
+    if spec.name not in ("classification", "regression", "tagging"):
+        checks.check_column_flags(args, f"task {spec.name}")
     if args.print_config:
         return _print_config(_finetune_config(args))
     out = Path(args.out) if args.out else Path("runs") / f"finetune-{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     res = api.finetune(args.checkpoint, args.task, data=args.data, train=args.train, dev=args.dev,
                        out=out, seed=args.seed, config=_finetune_config(args), overwrite=args.overwrite,
                        random_init=args.random_init, split_by_article=args.split_by_article)
-    print(f"\n{spec.title} (seed {res.seed}, {res.steps} steps, {res.seconds:.0f}s): " +
-          ", ".join(f"{k} {100 * v:.2f}" for k, v in res.metrics.items() if "thresh" not in k))
+    print(f"\n{spec.title} (seed {res.seed}, {res.steps} steps, {res.seconds:.0f}s): {format_scores(res.metrics)}")
     if res.note:
         print(f"  data: {res.note}")
     print(f"  model and dev predictions in {out}")
@@ -194,7 +194,10 @@ def _finetune(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from electra import api
+    from electra.finetuning.select import check_select_keys
 
+    checks.check_column_flags(args, "evaluate's every task")
+    check_select_keys(args.select or (), args.overrides)
     if args.print_config:
         return _print_config(_finetune_config(args))
     results = api.evaluate(args.checkpoint, args.tasks, args.out, seeds=checks.parse_seeds(args.seeds),
@@ -216,10 +219,9 @@ def _predict(args: argparse.Namespace) -> None:
     cfg = apply_overrides(base, args.overrides)
     if args.print_config:
         return _print_config(cfg)
-    n, metrics = predict_file(args.model, Path(args.input), Path(args.out), cfg)
-    print(f"wrote {n} predictions to {args.out}" + (
-        " (" + ", ".join(f"{k} {100 * v:.2f}" for k, v in metrics.items() if "thresh" not in k) + ")"
-        if metrics else ""))
+    n, metrics = predict_file(args.model, Path(args.input), Path(args.out), cfg, overwrite=args.overwrite)
+    print(f"wrote {n} predictions to {args.out}" + (f" ({format_scores(metrics)})" if metrics else ""))
+
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -431,6 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("model", help="a directory written by electra finetune")
     pr.add_argument("--input", required=True, help="a file in the task's format (labels optional)")
     pr.add_argument("--out", required=True, help="GLUE tasks: the submission TSV (index, prediction)")
+    pr.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
+                    help="replace an existing --out file (never the input or a file of the model)")
     _add_config_options(pr, "fine-tuning (default: the model's own)")
     pr.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.eval_batch_size=64")
     pr.set_defaults(fn=_predict)

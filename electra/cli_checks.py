@@ -125,3 +125,14 @@ def os_error_line(e: OSError) -> str:
     if e.errno == errno.ENOSPC:
         return f"{e}; free some space and run the command again (a pre-training run with --resume)"
     return str(e)
+
+
+COLUMN_FLAGS = ("text_column", "pair_column", "label_column", "tokens_field", "tags_field")
+
+
+def check_column_flags(args: argparse.Namespace, named_task: str) -> None:
+    """The column flags describe the user's own files; a named task has its own format."""
+    given = [f"--{f.replace('_', '-')}" for f in COLUMN_FLAGS if getattr(args, f) is not None]
+    if given:
+        raise ConfigError(f"{given[0]} is for your own data (--task classification, regression or tagging); "
+                           f"{named_task} reads its standard format, so drop it")

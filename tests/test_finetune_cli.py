@@ -134,7 +134,7 @@ def _user_args(d, name):
 @pytest.mark.parametrize("task, metric, suffix", [
     ("conll2003", "f1", ".txt"), ("squad", "exact", ".json"), ("squad2", "best_f1_thresh", ".json"),
     ("classification", "f1_macro", ".tsv"), ("regression", "pearson", ".tsv"), ("tagging", "f1", ".txt")])
-def test_every_task_family_runs_end_to_end(backbone, data, tmp_path, task, metric, suffix):
+def test_every_task_family_runs_end_to_end(backbone, data, tmp_path, task, metric, suffix, capsys):
     out = tmp_path / task
     assert main(["finetune", str(backbone), "--task", task, "--out", str(out), *FAST,
                  *map(str, _user_args(data, task))]) == 0
@@ -153,6 +153,10 @@ def test_every_task_family_runs_end_to_end(backbone, data, tmp_path, task, metri
            "classification": data["user"] / "dev.csv", "regression": data["user"] / "dev.jsonl",
            "tagging": data["user"] / "dev_tags.jsonl"}[task]
     assert main(["predict", str(out), "--input", str(src), "--out", str(tmp_path / f"p{suffix}")]) == 0
+    if task == "regression":  # an error on the label scale is printed as it is, not x100
+        printed = capsys.readouterr().out
+        mse = json.loads((out / "finetune.json").read_text())["metrics"]["mse"]
+        assert f"mse {mse:.4f}" in printed and f"mse {100 * mse:.2f}" not in printed
 
 
 def test_our_run_directory_is_a_backbone(tiny_data, data, tmp_path, capsys):
@@ -258,6 +262,26 @@ def test_predict_refuses_rows_with_extra_fields(sst2_model, tmp_path, capsys):
     err = cli_error(capsys, "predict", sst2_model, "--input", bad, "--out", tmp_path / "p.tsv")
     assert "test.tsv:3 has 3 tab-separated fields, the file has 2" in err
     assert not (tmp_path / "p.tsv").exists()
+
+
+def test_predict_never_overwrites_its_input_or_the_model_and_others_only_when_asked(sst2_model, data, tmp_path,
+                                                                                   capsys):
+    test = tmp_path / "test.tsv"
+    test.write_bytes((data["glue"] / "SST-2" / "test.tsv").read_bytes())
+    weights = (sst2_model / "model.safetensors").read_bytes()
+    assert "is the input file" in cli_error(capsys, "predict", sst2_model, "--input", test, "--out", test,
+                                            "--overwrite")
+    for inside in ("finetune.json", "model.safetensors", "new.tsv"):
+        assert "inside the fine-tuned model" in cli_error(capsys, "predict", sst2_model, "--input", test,
+                                                          "--out", sst2_model / inside, "--overwrite")
+    assert (sst2_model / "model.safetensors").read_bytes() == weights and not (sst2_model / "new.tsv").exists()
+    assert "is a directory" in cli_error(capsys, "predict", sst2_model, "--input", test, "--out", tmp_path)
+    out = tmp_path / "p.tsv"
+    out.write_text("keep")
+    assert "exists; pass --overwrite" in cli_error(capsys, "predict", sst2_model, "--input", test, "--out", out)
+    assert out.read_text() == "keep"
+    assert main(["predict", str(sst2_model), "--input", str(test), "--out", str(out), "--overwrite"]) == 0
+    assert out.read_text().startswith("index\tprediction")
 
 
 def test_predict_prints_and_reads_its_config(sst2_model, data, tmp_path, capsys):
@@ -411,3 +435,15 @@ def test_a_seed_scores_the_same_whatever_ran_before_it_in_the_process(backbone, 
     runs = [finetune(bb, spec, task_data, dataclasses.replace(cfg, seed=s), quiet=True) for s in (1, 0, 1)]
     assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[2].history]
     assert runs[0].metrics == runs[2].metrics and runs[0].metrics != runs[1].metrics
+
+
+def test_a_damaged_fine_tuned_model_is_named_in_one_line(sst2_model, data, tmp_path, capsys):
+    torn = tmp_path / "torn"
+    shutil.copytree(sst2_model, torn)
+    weights = torn / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    test = data["glue"] / "SST-2" / "test.tsv"
+    for argv in (["predict", torn, "--input", test, "--out", tmp_path / "p.tsv"],
+                 ["export", torn, "--out", tmp_path / "hf"],
+                 ["finetune", torn, "--task", "sst2", "--data", data["glue"], "--out", tmp_path / "ft", *FAST]):
+        assert "model.safetensors is damaged" in cli_error(capsys, *argv)

@@ -16,6 +16,9 @@ from tests.finetune_fixtures import write_squad
 from tests.test_finetune_cli import FAST, backbone, cli_error, data  # noqa: F401  (fixtures)
 
 
+NO_LR = [o for o in FAST if not o.startswith("optim.lr=")]  # --select chooses it
+
+
 def test_the_grid_is_every_combination_in_order_and_bad_values_fail_before_any_run():
     sel = parse_selection(["optim.lr=3e-4,1e-3", "train.epochs=3, 10"], 0, FinetuneConfig())
     assert sel.points == [("optim.lr=3e-4", "train.epochs=3"), ("optim.lr=3e-4", "train.epochs=10"),
@@ -96,7 +99,7 @@ def test_evaluate_chooses_on_heldout_examples_runs_the_seeds_with_the_choice_and
         backbone, data, tmp_path, capsys):  # noqa: F811
     out = tmp_path / "sel"
     argv = ["evaluate", str(backbone), "--tasks", "sst2,stsb", "--seeds", "2", "--glue-dir", str(data["glue"]),
-            "--out", str(out), *FAST, "train.epochs=3", "--select", "optim.lr=1e-9,3e-3"]
+            "--out", str(out), *NO_LR, "train.epochs=3", "--select", "optim.lr=1e-9,3e-3"]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     for task in ("sst2", "stsb"):
@@ -117,7 +120,7 @@ def test_evaluate_chooses_on_heldout_examples_runs_the_seeds_with_the_choice_and
     chosen = res["tasks"]["sst2"]["selection"]["chosen"][0]
     direct = tmp_path / "direct"
     assert main(["evaluate", str(backbone), "--tasks", "sst2", "--seeds", "2", "--glue-dir", str(data["glue"]),
-                 "--out", str(direct), *FAST, "train.epochs=3", chosen]) == 0
+                 "--out", str(direct), *NO_LR, "train.epochs=3", chosen]) == 0
     plain = json.loads((direct / "results.json").read_text())["tasks"]["sst2"]["runs"]
     assert [r["metrics"] for r in res["tasks"]["sst2"]["runs"]] == [r["metrics"] for r in plain]
 
@@ -142,7 +145,7 @@ def test_a_diverging_setting_ranks_last_and_a_changed_choice_never_reuses_the_ot
         (tuple(d.dev), cfg.train.eval_examples)) or real(b, s, d, cfg, **kw))
     out = tmp_path / "div"
     argv = ["evaluate", str(backbone), "--tasks", "sst2", "--seeds", "1", "--glue-dir", str(data["glue"]),
-            "--out", str(out), *FAST, "train.eval_examples=2", "--select", "optim.lr=1e-3,1e6"]
+            "--out", str(out), *NO_LR, "train.eval_examples=2", "--select", "optim.lr=1e-3,1e6"]
     assert main(argv) == 0
     sel = json.loads((out / "results.json").read_text())["tasks"]["sst2"]["selection"]
     assert sel["chosen"] == ["optim.lr=1e-3"] and sel["points"][1]["median"] is None
@@ -166,3 +169,19 @@ def test_a_diverging_setting_ranks_last_and_a_changed_choice_never_reuses_the_ot
     assert seen == [1e6]  # only the new choice's final run
     assert json.loads((out / "results.json").read_text())["tasks"]["sst2"]["selection"]["chosen"] == ["optim.lr=1e6"]
     assert final.is_file() and (out / "runs" / "sst2" / "optim.lr=1e6" / "seed0" / "result.json").is_file()
+
+
+def test_a_key_is_either_chosen_or_fixed_and_column_flags_are_for_the_users_own_data(
+        backbone, data, tmp_path, capsys):  # noqa: F811
+    base = ["evaluate", backbone, "--tasks", "sst2", "--glue-dir", data["glue"], "--out", tmp_path / "e"]
+    err = cli_error(capsys, *base, "--select", "optim.lr=1e-3,3e-4", "optim.lr=5e-4")
+    assert "optim.lr is both chosen by --select and set as an override" in err
+    assert "--text-column is for your own data" in cli_error(capsys, *base, "--text-column", "review")
+    assert "--label-column is for your own data" in cli_error(
+        capsys, "finetune", backbone, "--task", "sst2", "--data", data["glue"], "--label-column", "y",
+        "--out", tmp_path / "f")
+    assert not (tmp_path / "e").exists() and not (tmp_path / "f").exists()
+    from electra import api
+    with pytest.raises(ConfigError, match="both chosen by --select"):
+        api.evaluate(backbone, "sst2", tmp_path / "e", glue_dir=data["glue"], select="optim.lr=1e-3,3e-4",
+                     overrides=["optim.lr=5e-4"])

@@ -227,3 +227,9 @@ def conlleval(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> d
             "accuracy": correct_tags / tokens if tokens else 0.0,
             "chunks_gold": found_correct, "chunks_guessed": found_guessed, "chunks_correct": correct_chunk,
             "per_type": {t: prf(*v) for t, v in sorted(per_type.items()) if t}}
+
+
+def format_scores(metrics: dict[str, float]) -> str:
+    """Scores x100 as the tables print them; an error on the label scale (mse) as it is."""
+    return ", ".join(f"{k} {v:.4f}" if k.endswith("mse") else f"{k} {100 * v:.2f}"
+                     for k, v in metrics.items() if "thresh" not in k)

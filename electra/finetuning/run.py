@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from electra.config import ModelConfig, from_dict, to_dict
 from electra.data.tokenizer import Tokenizer
-from electra.errors import CheckpointError, ConfigError, DataError, DivergedError
+from electra.errors import CheckpointError, ConfigError, DataError, DivergedError, first_line
 from electra.files import atomic_dir
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.features import Encoded, batches
@@ -379,15 +380,19 @@ def load_finetuned(path: str | Path) -> tuple[FinetuneModel, TaskSpec, FinetuneC
         tensors = load_file(str(p / "model.safetensors"))
     except FileNotFoundError:
         raise CheckpointError(f"{p} has no model.safetensors; fine-tune again") from None
+    except (SafetensorError, OSError) as e:  # a torn or overwritten file
+        raise CheckpointError(f"{p}/model.safetensors is damaged ({first_line(e)}); fine-tune again") from None
     ckpt.load_model_state(model, tensors, str(p))
     return model.eval(), spec, cfg, tokenizer, info
 
 
 def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
-                 cfg: FinetuneConfig | None = None) -> tuple[int, dict[str, float]]:
+                 cfg: FinetuneConfig | None = None, *, overwrite: bool = False) -> tuple[int, dict[str, float]]:
     """Predictions for a file in the task's format (labels optional) -> `out_path`, in the GLUE
     submission format for GLUE tasks. Returns (examples, metrics if the file is labelled). `cfg`:
-    prediction settings instead of the model's own (the model is built from its own)."""
+    prediction settings instead of the model's own (the model is built from its own). An existing
+    `out_path` is replaced only with `overwrite`, and never when it is the input or in the model."""
+    _check_prediction_out(Path(model_dir), Path(input_path), Path(out_path), overwrite)
     model, spec, saved, tok, info = load_finetuned(model_dir)
     cfg = cfg or saved
     labels = tuple(info["labels"])
@@ -401,3 +406,15 @@ def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
     spec.family.write(spec, examples, predictions, out_path, info.get("metrics"))
     return len(examples), spec.family.score(spec, examples, predictions, cfg)
 
+
+
+def _check_prediction_out(model_dir: Path, input_path: Path, out: Path, overwrite: bool) -> None:
+    target = out.resolve()
+    if input_path.exists() and target == input_path.resolve():
+        raise ConfigError(f"--out {out} is the input file; choose another --out")
+    if model_dir.is_dir() and target.is_relative_to(model_dir.resolve()):
+        raise ConfigError(f"--out {out} is inside the fine-tuned model {model_dir}; choose a path outside it")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; pass a file name, e.g. {out / 'predictions.tsv'}")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"--out {out} exists; pass --overwrite to replace it, or choose another --out")

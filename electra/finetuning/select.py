@@ -94,6 +94,16 @@ def parse_selection(items: Sequence[str], size: int, base: FinetuneConfig) -> Se
     return selection
 
 
+def check_select_keys(items: Sequence[str], overrides: Sequence[str]) -> None:
+    """A key both chosen by --select and fixed by an override would be reported at the fixed
+    value while every run used the chosen one."""
+    fixed = {o.split("=", 1)[0].strip() for o in overrides}
+    for item in items:
+        key = item.split("=", 1)[0].strip()
+        if key in fixed:
+            raise ConfigError(f"{key} is both chosen by --select and set as an override; drop one of them")
+
+
 def heldout_size(selection: Selection, n_train: int, task: str) -> int:
     if n_train < MIN_TRAIN:
         raise ConfigError(f"{task} has {n_train} training examples; --select needs at least {MIN_TRAIN} to hold "
