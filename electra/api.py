@@ -230,6 +230,9 @@ def planned_config(cfg: PretrainConfig, *, data: str | Path | None = None,
 
 
 def _open_data(data: str | Path) -> tuple[Manifest, Tokenizer]:
+    if Path(data).is_file():
+        raise ConfigError(f"--data {data} is a file; pass the directory written by electra preprocess "
+                          "(raw text goes to --corpus)")
     if not Path(data).is_dir():
         raise ConfigError(f"--data {data} does not exist; pass the directory written by electra preprocess")
     return read_manifest(data), Tokenizer.load(Path(data) / "tokenizer")

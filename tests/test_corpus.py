@@ -231,3 +231,20 @@ def test_a_table_reads_the_same_as_corpus_and_as_fine_tuning_data(tmp_path: Path
     for read in (lambda: list(iter_documents([f], text_field="sentence")), lambda: task.family.read(task, f, "train", cfg)):
         with pytest.raises(DataError, match=r"t.csv:2 has 3 fields, the header 2; quote the text"):
             read()
+
+
+def test_shards_given_as_a_corpus_or_a_file_given_as_data_are_named(tiny_data: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    from electra.cli import main
+
+    def error(*argv) -> str:
+        assert main([str(a) for a in argv]) == 2
+        return capsys.readouterr().err.strip().splitlines()[-1]
+
+    assert "holds shards written by electra preprocess, not text; pass it as --data" in error(
+        "pretrain", "--corpus", tiny_data, "--out", tmp_path / "r")
+    text = tmp_path / "c.txt"
+    text.write_text("some text\n")
+    assert "is a file; pass the directory written by electra preprocess (raw text goes to --corpus)" in error(
+        "pretrain", "--data", text, "--out", tmp_path / "r2")
+    assert not any((tmp_path / "r").rglob("*")) and not any((tmp_path / "r2").rglob("*"))  # nothing written

@@ -447,3 +447,31 @@ def test_a_damaged_fine_tuned_model_is_named_in_one_line(sst2_model, data, tmp_p
                  ["export", torn, "--out", tmp_path / "hf"],
                  ["finetune", torn, "--task", "sst2", "--data", data["glue"], "--out", tmp_path / "ft", *FAST]):
         assert "model.safetensors is damaged" in cli_error(capsys, *argv)
+
+
+def test_a_longer_max_seq_len_than_the_model_holds_is_said_to_be_cut(caplog):
+    import logging
+
+    from electra.config import ModelConfig
+    from electra.finetuning.run import fit_to_model
+
+    model = ModelConfig(max_position_embeddings=64)
+    with caplog.at_level(logging.INFO):
+        assert fit_to_model(apply_overrides(FinetuneConfig(), ["train.max_seq_len=512"]), model).train.max_seq_len == 64
+    assert "train.max_seq_len=512 is more than the model's 64 positions" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert fit_to_model(FinetuneConfig(), model).train.max_seq_len == 64  # the default: no warning
+    assert "max_seq_len" not in caplog.text
+
+
+def test_predict_names_the_column_option_it_takes(backbone, data, tmp_path, capsys):
+    out = tmp_path / "cls"
+    assert main(["finetune", str(backbone), "--task", "classification", "--out", str(out), *FAST,
+                 *map(str, _user_args(data, "classification"))]) == 0
+    unlabelled = tmp_path / "u.csv"
+    unlabelled.write_text("text\nit was widely praised\n")
+    err = cli_error(capsys, "predict", out, "--input", unlabelled, "--out", tmp_path / "p.tsv")
+    assert "no column 'review'" in err and "pass data.text_column=NAME" in err
+    assert main(["predict", str(out), "--input", str(unlabelled), "--out", str(tmp_path / "p.tsv"),
+                 "data.text_column=text"]) == 0

@@ -302,6 +302,12 @@ def test_another_tasks_directory_or_a_root_without_the_task_is_named(tmp_path):
     assert load_data(get_task("sst2"), CFG, data=glue).train
     with pytest.raises(ConfigError, match=r"sst-2 is the SST-2 directory"):
         load_data(cola, CFG, data=glue / "sst-2")
+    (glue / "sst-2").rename(glue / "sst2")  # and without the hyphen (as the task's name is written)
+    assert load_data(get_task("sst2"), CFG, data=glue).train
+    with pytest.raises(ConfigError, match=r"sst2 is the SST-2 directory"):
+        load_data(cola, CFG, data=glue / "sst2")
+    with pytest.raises(DataError, match=r"CoLA is a directory; pass the data file itself"):
+        load_data(cola, CFG, train=glue / "CoLA", dev=glue / "CoLA" / "dev.tsv")
 
 
 def test_seeds_are_a_count_or_distinct_integers_of_any_integer_type():

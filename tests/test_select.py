@@ -15,7 +15,6 @@ from electra.finetuning.tasks import TaskData, get_task
 from tests.finetune_fixtures import write_squad
 from tests.test_finetune_cli import FAST, backbone, cli_error, data  # noqa: F401  (fixtures)
 
-
 NO_LR = [o for o in FAST if not o.startswith("optim.lr=")]  # --select chooses it
 
 

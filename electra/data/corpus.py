@@ -39,6 +39,8 @@ def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
         if p.is_file():
             found.append(p)
         elif p.is_dir():
+            if (p / "manifest.json").is_file() and any(p.glob("*.bin")):
+                raise DataError(f"{p} holds shards written by electra preprocess, not text; pass it as --data {p}")
             found.extend(_walk(p, seen))
         elif _GLOB_CHARS & set(str(raw)):
             matches = sorted(glob.glob(str(raw), recursive=True))

@@ -67,6 +67,8 @@ def read(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> list[Te
 
 
 def read_lines(path: Path) -> list[str]:
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; pass the data file itself (or the directory with --data)")
     if not path.is_file():
         raise DataError(f"{path} does not exist; check the path given for the task's data")
     try:
@@ -169,13 +171,14 @@ def read_user(spec: TaskSpec, path: Path, split: str, cfg: FinetuneConfig) -> li
     if not records:
         raise DataError(f"{path} has a header but no examples")
     keys = keys if keys is not None else list(records[0])
-    wanted = [(dc.text_column, "--text-column")]
+    wanted = [(dc.text_column, "text_column")]
     if dc.pair_column:
-        wanted.append((dc.pair_column, "--pair-column"))
+        wanted.append((dc.pair_column, "pair_column"))
     if split != "test" or dc.label_column in keys:
-        wanted.append((dc.label_column, "--label-column"))
-    for name, option in wanted:
-        column_indices(keys, [name], path, f"pass {option} NAME")
+        wanted.append((dc.label_column, "label_column"))
+    for name, field in wanted:  # electra predict takes the columns as overrides, finetune as flags
+        column_indices(keys, [name], path, f"pass data.{field}=NAME" if split == "test"
+                       else f"pass --{field.replace('_', '-')} NAME")
     # a file to predict may carry an empty label column (a test set's template): unlabelled
     has_label = dc.label_column in keys and (split != "test" or any(r.get(dc.label_column) not in (None, "")
                                                                     for r in records))

@@ -114,6 +114,10 @@ def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
     limit = mcfg.max_position_embeddings
     train, sq = cfg.train, cfg.squad
     if train.max_seq_len > limit:
+        # a length the user asked for is said to be cut; the default's cut is the expected one
+        say = log.warning if train.max_seq_len != FinetuneConfig().train.max_seq_len else log.debug
+        say("train.max_seq_len=%d is more than the model's %d positions: inputs are cut at %d tokens",
+            train.max_seq_len, limit, limit)
         train = dataclasses.replace(train, max_seq_len=limit)
     if sq.max_seq_len > limit:
         stride = max(1, sq.doc_stride * limit // sq.max_seq_len)  # the same share of the window

@@ -142,18 +142,23 @@ def _find(root: Path, stems: tuple[str, ...]) -> Path | None:
 
 
 def _subdir(root: Path, name: str) -> Path | None:
-    """`root`/`name` in any letter case (glue/sst-2 as well as GLUE/SST-2)."""
-    return next((c for c in sorted(root.iterdir()) if c.is_dir() and c.name.lower() == name.lower()), None)
+    """`root`/`name` in any letter case and with or without its hyphen (glue/sst2 and glue/sst-2
+    as well as GLUE/SST-2)."""
+    return next((c for c in sorted(root.iterdir()) if c.is_dir() and _dir_key(c.name) == _dir_key(name)), None)
+
+
+def _dir_key(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
 
 
 def _check_task_dir(spec: TaskSpec, root: Path) -> None:
     """`root` is neither a GLUE root holding this task's directory nor another task's directory
     (CoLA's reader takes SST-2's sentence/label files and trained on them)."""
-    others = {t.dir_name.lower(): t for t in TASKS.values() if t.dir_name and t.dir_name != spec.dir_name}
-    if root.name.lower() in others:
-        raise ConfigError(f"{root} is the {others[root.name.lower()].title} directory; task {spec.name} reads "
+    others = {_dir_key(t.dir_name): t for t in TASKS.values() if t.dir_name and t.dir_name != spec.dir_name}
+    if _dir_key(root.name) in others:
+        raise ConfigError(f"{root} is the {others[_dir_key(root.name)].title} directory; task {spec.name} reads "
                           f"its own {spec.dir_name}/ (pass the GLUE root that holds both, or that directory)")
-    if others.keys() & {c.name.lower() for c in root.iterdir() if c.is_dir()}:
+    if others.keys() & {_dir_key(c.name) for c in root.iterdir() if c.is_dir()}:
         raise ConfigError(f"{root} holds GLUE task directories but no {spec.dir_name}/ for task {spec.name}; "
                           f"add it there, or pass the {spec.dir_name} directory itself")
 
