@@ -36,7 +36,7 @@ from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
-from electra.errors import ConfigError, ElectraError
+from electra.errors import ConfigError, DataError, ElectraError
 from electra.files import is_atomic_tmp
 from electra.finetuning.config import FinetuneConfig, seed_list
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
@@ -96,6 +96,8 @@ def pretrain(config: PretrainConfig | str | None = None, *, out: str | Path | No
     data_dir = Path(data or saved.get("data") or run_dir / "data")
     run_data = RunData.open(data_dir, Tokenizer.load(run_dir / "tokenizer"), str(run_dir / "tokenizer"),
                             verify=ctx.is_main)
+    if resume and data is not None:  # every rank: none goes on with other shards
+        _check_moved_data(run_dir, run_data, record=ctx.is_main)
     probe = _make_probe(cfg, run_data.tokenizer, ctx)
     result = train_loop(cfg, run_data, run_dir, ctx, resume=resume, init=init, probe=probe)
 
@@ -158,6 +160,21 @@ def _new_run(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
     save_json(cfg, run_dir / "config.json")
     (run_dir / "run.json").write_text(json.dumps({"data": str(Path(data_dir).resolve())}, indent=2) + "\n")
     log.info("run directory: %s", run_dir)
+
+
+def _check_moved_data(run_dir: Path, run_data: RunData, *, record: bool) -> None:
+    """`--data` on resume is the run's own shards at a new path (moved or copied), never other
+    shards: the loader's position and the validation references belong to the rows it trained on.
+    The new path is recorded, so a later plain resume finds it."""
+    meta = ckpt.read_meta(ckpt.latest_checkpoint(run_dir / "checkpoints"))
+    want = meta.get("data_digest")
+    if want is None and Path(str(meta.get("data"))).is_dir():  # a checkpoint from before the digest
+        want = read_manifest(meta["data"]).digest()
+    if want is not None and want != run_data.manifest.digest():
+        raise DataError(f"--data {run_data.dir} holds other shards than the run in {run_dir} trained on "
+                        f"({meta.get('data')}); pass those shards (or a copy), or start a new run in another --out")
+    if record:
+        (run_dir / "run.json").write_text(json.dumps({"data": str(run_data.dir.resolve())}, indent=2) + "\n")
 
 
 def default_corpus() -> list[str]:

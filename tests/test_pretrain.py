@@ -267,6 +267,22 @@ def test_missing_or_moved_data_dirs_are_named(tiny_data, tmp_path):
     with pytest.raises(DataError, match="does not exist \\(moved or deleted\\?\\); pass --data"):
         run(load_run_config(out, []), out=out, resume=True)
     assert run(load_run_config(out, []), out=out, resume=True, data=tmp_path / "moved").train.step == 6
+    # the new path is recorded: a later resume finds it without --data
+    assert run(load_run_config(out, ["train.steps=8"]), out=out, resume=True).train.step == 8
+
+
+def test_resume_refuses_other_shards_given_as_its_data(tiny_corpus, tiny_tokenizer, tiny_data, tmp_path):
+    from electra.config import PreprocessConfig
+    from electra.data.preprocess import preprocess
+
+    other = tmp_path / "other"  # the same tokenizer and row length, another draw of validation rows
+    preprocess([tiny_corpus], tiny_tokenizer, other, PreprocessConfig(seq_len=32, valid_fraction=0.2, workers=1))
+    out = tmp_path / "r"
+    run(cfg("train.stop_at=3"), out=out, data=tiny_data)
+    with pytest.raises(DataError, match="holds other shards than the run in .* trained on"):
+        run(load_run_config(out, []), out=out, resume=True, data=other)
+    assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [3]  # nothing trained or written
+    assert json.loads((out / "run.json").read_text())["data"] == str(tiny_data.resolve())
 
 
 def test_sigterm_finishes_the_step_saves_and_resumes_exactly(straight, tiny_data, tmp_path):

@@ -85,6 +85,12 @@ class Manifest:
                   for name, info in data["splits"].items()}
         return cls(**{**data, "splits": splits})
 
+    def digest(self) -> str:
+        """What the rows are, whatever directory holds them: a digest of every shard's sha256 in
+        split order (a resumed run checks it is given the shards it trained on)."""
+        listed = [[name, [s.sha256 for s in split.shards]] for name, split in sorted(self.splits.items())]
+        return hashlib.sha256(json.dumps(listed).encode()).hexdigest()
+
     def check_tokenizer(self, fingerprint: str, data_dir: str | Path, tokenizer: str, fix: str) -> None:
         """The one check that shards and a tokenizer (by `Tokenizer.fingerprint`) belong together."""
         if fingerprint != self.tokenizer_fingerprint:

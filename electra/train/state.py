@@ -321,7 +321,8 @@ def save(state: TrainState, cfg: PretrainConfig, data: RunData, ctx: Context, ru
             "scaler": state.precision.scaler.state_dict(), "loader": state.loader.state_dict()}
         meta = {"tokens": state.tokens, "flops": state.tokens * flops_per_token,
                 "tokenizer_fingerprint": data.tokenizer.fingerprint, "seq_len": data.seq_len,
-                "world_size": ctx.info.world_size, "data": str(data.dir), "time": time.time(),
+                "world_size": ctx.info.world_size, "data": str(data.dir), "data_digest": data.manifest.digest(),
+                "time": time.time(),
                 "optim_lr": cfg.optim.lr, "rollbacks": state.rollbacks}  # see `restore`
 
         def extra(tmp: Path) -> None:  # checkpoints are self-contained
