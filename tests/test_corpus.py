@@ -172,11 +172,15 @@ def test_a_file_is_read_once_however_it_is_named_and_symlink_loops_end(tmp_path:
     assert expand_paths(["d/a.txt", "b.txt", "./d/a.txt"]) == [Path("d/a.txt"), Path("b.txt")]  # where first named
 
 
-def test_a_bad_byte_deep_in_a_file_names_the_line_it_follows(tmp_path: Path) -> None:
+def test_a_bad_byte_is_named_by_its_line_and_offset(tmp_path: Path) -> None:
     f = tmp_path / "mostly.txt"
     f.write_bytes(b"good line\n" * 50_000 + b"caf\xe9\n")
-    with pytest.raises(DataError, match=r"mostly.txt: bytes after line 4\d{4} are not UTF-8; convert"):
+    with pytest.raises(DataError, match=r"mostly.txt:50001 is not UTF-8 \(byte 500003: 0xe9\); fix that line"):
         list(iter_documents([f]))
+    early = tmp_path / "early.txt"  # inside the decoder's first block: a text file, not a binary one
+    early.write_bytes(b"one\r\ntwo\r\ncaf\xe9 au lait\r\n" + b"more text\r\n" * 100)
+    with pytest.raises(DataError, match=r"early.txt:3 is not UTF-8 \(byte 13: 0xe9\).*iconv -c"):
+        list(iter_documents([early]))
 
 
 def test_real_wikiextractor_shard() -> None:

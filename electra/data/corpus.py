@@ -101,9 +101,8 @@ def iter_file_documents(
         # utf-8-sig: a leading byte-order mark (Excel's "CSV UTF-8", Notepad) is not text
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=None)
         reported = 0
-        read = [0]  # the last line number read, for a decoding error's message
         try:
-            lines = _numbered(text, read)  # numbers only for file:line in errors
+            lines = _numbered(text)  # numbers only for file:line in errors
             head: list[tuple[int, str]] = []
             for item in lines:
                 head.append(item)
@@ -131,20 +130,36 @@ def iter_file_documents(
                     reported = pos
                 yield doc
         except UnicodeDecodeError as e:
-            if not read[0]:
-                raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus") from e
-            raise DataError(f"{path}: bytes after line {read[0]} are not UTF-8; convert the file (e.g. iconv "
-                            "-f cp1252 -t utf-8) or remove it from --corpus") from e
+            raise DataError(_not_utf8(path, gz)) from e
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
             raise DataError(f"{path} is not a valid gzip file ({e}); re-create or remove it") from e
         if progress is not None:
             progress(path.stat().st_size - reported)
 
 
-def _numbered(text: Iterable[str], read: list[int]) -> Iterator[tuple[int, str]]:
-    for n, line in enumerate(text, start=1):
-        read[0] = n
-        yield n, line
+def _not_utf8(path: Path, gz: bool) -> str:
+    """Where the first byte that is not UTF-8 is (the decoder reads ahead in blocks, so the line
+    it had reached says little): the file is read again, line by line, to find it."""
+    offset = 0
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    if b"\x00" in line:
+                        return f"{path} is not UTF-8 text (binary file?); remove it from --corpus"
+                    return (f"{path}:{number} is not UTF-8 (byte {offset + e.start}: 0x{line[e.start]:02x}); fix "
+                            "that line, convert the file (iconv -f ITS_ENCODING -t utf-8), or drop such bytes "
+                            "(iconv -c -f utf-8 -t utf-8)")
+                offset += len(line)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a torn archive, past the bad bytes read so far
+        return f"{path} is not a valid gzip file ({e}); re-create or remove it"
+    return f"{path} is not UTF-8 text; convert it to UTF-8 or remove it from --corpus"
+
+
+def _numbered(text: Iterable[str]) -> Iterator[tuple[int, str]]:
+    yield from enumerate(text, start=1)
 
 
 def _is_json_object(line: str) -> bool:
