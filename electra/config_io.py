@@ -115,6 +115,16 @@ def _parse_value(text: str, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key} cannot be set from the command line")
 
 
+def _leaf_keys(cls: Any, prefix: str = "") -> list[str]:
+    """Every settable key under a config class (`optim.lr`, ...): a key given without its
+    section is found by its last part."""
+    out: list[str] = []
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        out += _leaf_keys(tp, f"{prefix}{f.name}.") if dataclasses.is_dataclass(tp) else [prefix + f.name]
+    return out
+
+
 def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
     """Return a new config with `section.field=value` overrides applied and re-validated.
     `section` ("preprocess."): `cfg` is that section alone, and messages name keys in full."""
@@ -137,7 +147,8 @@ def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
                 full = ".".join(parts[: i + 1])
                 near = difflib.get_close_matches(part, names, n=1)
                 hint = ([".".join([*parts[:i], near[0], *parts[i + 1:]])] if near
-                        else difflib.get_close_matches(full, candidates, n=1))
+                        else difflib.get_close_matches(full, candidates, n=1)
+                        or [k for k in _leaf_keys(node_cls) if k.endswith("." + ".".join(parts[i:]))][:1])
                 raise ConfigError(f"unknown config key {key!r}"
                                   + (f"; did you mean {section + hint[0]!r}?" if hint else ""))
             tp = typing.get_type_hints(node_cls)[part]

@@ -475,3 +475,12 @@ def test_predict_names_the_column_option_it_takes(backbone, data, tmp_path, caps
     assert "no column 'review'" in err and "pass data.text_column=NAME" in err
     assert main(["predict", str(out), "--input", str(unlabelled), "--out", str(tmp_path / "p.tsv"),
                  "data.text_column=text"]) == 0
+
+
+def test_a_dev_label_unseen_in_training_names_its_example(backbone, tmp_path, capsys):
+    train, dev = tmp_path / "train.csv", tmp_path / "dev.csv"
+    train.write_text("sentence,label\n" + "".join(f"good film {i},pos\nbad film {i},neg\n" for i in range(6)))
+    dev.write_text("sentence,label\ngood,pos\nso so,neutral\n")
+    err = cli_error(capsys, "finetune", backbone, "--task", "classification", "--train", train, "--dev", dev,
+                    "--out", tmp_path / "ft", *FAST)
+    assert "label 'neutral' (example 1 of the file read for evaluation or prediction) does not occur" in err

@@ -292,7 +292,9 @@ def encode(spec: TaskSpec, examples: list[TextExample], tokenizer: Tokenizer, la
             index = {label: i for i, label in enumerate(labels)}
             unknown = sorted({e.label for e in examples} - set(index), key=str)
             if unknown:
-                raise DataError(f"label {unknown[0]!r} does not occur in the training data (labels: "
+                where = next(e.guid for e in examples if e.label == unknown[0])
+                raise DataError(f"label {unknown[0]!r} (example {where} of the file read for evaluation or "
+                                f"prediction) does not occur in the training data (labels: "
                                 f"{', '.join(map(str, labels))}); fix the file or the label column")
             y = [index[e.label] for e in examples]
         enc.targets["label"] = y * (2 if both else 1)
