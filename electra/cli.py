@@ -281,7 +281,8 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split-by-article", type=int, default=0, metavar="N",
                    help="SQuAD: train on the first N articles of one file, evaluate on the rest")
     p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
-                   help="replace an earlier fine-tuned model / evaluation in --out, or write into a --out of other files")
+                   help="finetune: replace an earlier fine-tuned model in --out; evaluate: replace runs of other "
+                        "settings, or write into a --out of other files")
     _add_config_options(p, "fine-tuning")
     p.add_argument("overrides", nargs="*", help="section.field=value, e.g. optim.lr=1e-4 train.epochs=2")
 

@@ -43,6 +43,8 @@ def doctor(run_dir: Path) -> Report:
         run = f" ({here.parent.parent})" if here.parent.name == "checkpoints" else ""
         raise ConfigError(f"{run_dir} is one checkpoint of a run; pass the run directory{run}, or "
                           f"electra inspect {run_dir}")
+    if not run_dir.exists():
+        raise ConfigError(f"{run_dir} does not exist; pass the --out directory of an electra pretrain run")
     if not (run_dir / "config.json").is_file():
         raise ConfigError(f"{run_dir} holds no run (no config.json); pass the --out directory of "
                           "an electra pretrain run")

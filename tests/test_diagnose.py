@@ -74,6 +74,8 @@ def test_doctor_exits_1_on_a_corrupt_shard_and_0_on_a_healthy_run(finished, tiny
 def test_doctor_refuses_a_directory_without_a_run(finished, tmp_path):
     with pytest.raises(ConfigError, match="holds no run"):
         doctor(tmp_path)
+    with pytest.raises(ConfigError, match="nowhere does not exist"):
+        doctor(tmp_path / "nowhere")
     step = finished / "checkpoints" / "step_00000006"
     with pytest.raises(ConfigError, match=f"one checkpoint of a run; pass the run directory \\({finished}\\)"):
         doctor(step)

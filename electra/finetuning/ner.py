@@ -114,8 +114,9 @@ def read_jsonl(path: Path, split: str, tokens_field: str, tags_field: str) -> li
     tags = {t for sentence in out for t in sentence.tags or ()} - {"O"}
     if tags and not any(t[:2] in ("B-", "I-", "E-", "S-") for t in tags):  # entity F1 would be 0 whatever the model
         raise DataError(f"{path}: no tag names an entity chunk (B-X, I-X, E-X or S-X; tags: "
-                        f"{', '.join(sorted(tags)[:5])}); integer tag ids (as HF datasets exports them) "
-                        "must be written as their names")
+                        f"{', '.join(sorted(tags)[:5])}); the tagging task scores entity spans, so plain "
+                        "per-word tags (part of speech) are not supported, and integer tag ids (as HF datasets "
+                        "exports them) must be written as their names")
     return out
 
 
