@@ -79,6 +79,9 @@ def verify_shards(data_dir: Path, manifest: Manifest, *, force: bool = False) ->
     return hashed
 
 
+MIN_VALID_ROWS = 32  # below this a validation reading is a handful of rows
+
+
 @dataclass(frozen=True)
 class RunData:
     """The shards a run trains on, with their manifest and tokenizer, read and checked once."""
@@ -97,6 +100,11 @@ class RunData:
         manifest = read_manifest(data_dir)
         manifest.check_tokenizer(tokenizer.fingerprint, data_dir, tokenizer_name,
                                  "re-run electra preprocess with the model's tokenizer")
+        valid = manifest.splits.get("valid")
+        if verify and valid is not None and 0 < valid.rows < MIN_VALID_ROWS:
+            log.warning("the validation split holds %d row(s): its losses and context gains (and the verdict "
+                        "'learned context?') rest on them; raise preprocess.valid_fraction for a steadier reading",
+                        valid.rows)
         if not verify:
             return cls(Path(data_dir), manifest, tokenizer)
         verify_shards(Path(data_dir), manifest)
