@@ -101,7 +101,8 @@ def _preprocess(args: argparse.Namespace) -> None:
     m = preprocess(args.corpus, args.tokenizer, args.out, cfg, overwrite=args.force)
     print(f"wrote {args.out}: {m.totals['rows']} rows of {m.seq_len} tokens "
           f"({m.splits['train'].rows} train / {m.splits['valid'].rows} valid), {m.totals['tokens']} tokens")
-    print(f"next: electra pretrain --data {shlex.quote(args.out)} --preset small")
+    print(f"next: electra pretrain --data {shlex.quote(args.out)} --preset mini   (on a CPU; "
+          "--preset small is the paper's ELECTRA-Small, for a GPU)")
 
 
 def _pretrain(args: argparse.Namespace) -> None:
