@@ -36,8 +36,8 @@ from electra.data.corpus import iter_documents
 from electra.data.preprocess import preprocess
 from electra.data.shards import Manifest, read_manifest
 from electra.data.tokenizer import Tokenizer, train_tokenizer
-from electra.errors import ConfigError, DataError, ElectraError
-from electra.files import is_atomic_tmp
+from electra.errors import ConfigError, ElectraError
+from electra.files import is_atomic_tmp, write_text_atomic
 from electra.finetuning.config import FinetuneConfig, seed_list
 from electra.hf import HFCheckpoint, pretrained_to_hf, save_hf
 from electra.hf.bert import auto_format, with_tokenizer
@@ -96,10 +96,10 @@ def pretrain(config: PretrainConfig | str | None = None, *, out: str | Path | No
     data_dir = Path(data or saved.get("data") or run_dir / "data")
     run_data = RunData.open(data_dir, Tokenizer.load(run_dir / "tokenizer"), str(run_dir / "tokenizer"),
                             verify=ctx.is_main)
-    if resume and data is not None:  # every rank: none goes on with other shards
-        _check_moved_data(run_dir, run_data, record=ctx.is_main)
     probe = _make_probe(cfg, run_data.tokenizer, ctx)
     result = train_loop(cfg, run_data, run_dir, ctx, resume=resume, init=init, probe=probe)
+    if resume and data is not None and ctx.is_main:  # the loop checked they are the run's shards
+        _record_data(run_dir, run_data.dir)
 
     exports: dict[str, Path] = {}
     if ctx.is_main and not result.preempted:  # preempted: leave while the grace period lasts
@@ -158,23 +158,14 @@ def _new_run(cfg: PretrainConfig, run_dir: Path, data: str | Path | None,
     if not (run_dir / "tokenizer").exists():
         tokenizer.save(run_dir / "tokenizer")
     save_json(cfg, run_dir / "config.json")
-    (run_dir / "run.json").write_text(json.dumps({"data": str(Path(data_dir).resolve())}, indent=2) + "\n")
+    _record_data(run_dir, data_dir)
     log.info("run directory: %s", run_dir)
 
 
-def _check_moved_data(run_dir: Path, run_data: RunData, *, record: bool) -> None:
-    """`--data` on resume is the run's own shards at a new path (moved or copied), never other
-    shards: the loader's position and the validation references belong to the rows it trained on.
-    The new path is recorded, so a later plain resume finds it."""
-    meta = ckpt.read_meta(ckpt.latest_checkpoint(run_dir / "checkpoints"))
-    want = meta.get("data_digest")
-    if want is None and Path(str(meta.get("data"))).is_dir():  # a checkpoint from before the digest
-        want = read_manifest(meta["data"]).digest()
-    if want is not None and want != run_data.manifest.digest():
-        raise DataError(f"--data {run_data.dir} holds other shards than the run in {run_dir} trained on "
-                        f"({meta.get('data')}); pass those shards (or a copy), or start a new run in another --out")
-    if record:
-        (run_dir / "run.json").write_text(json.dumps({"data": str(run_data.dir.resolve())}, indent=2) + "\n")
+def _record_data(run_dir: Path, data_dir: Path) -> None:
+    """run.json: where the run's shards are, so that a resume finds them (a resume given --data,
+    which checks they are the same shards, records their new path)."""
+    write_text_atomic(run_dir / "run.json", json.dumps({"data": str(Path(data_dir).resolve())}, indent=2) + "\n")
 
 
 def default_corpus() -> list[str]:
@@ -395,17 +386,17 @@ def evaluate(model: str | Path | Pretrained, tasks: str | Sequence[str], out: st
     held out of training (0: a fifth, at most 2,000) before its seeds run with it."""
     from electra.finetuning.report import Sources
     from electra.finetuning.report import evaluate as run_evaluate
-    from electra.finetuning.select import check_select_keys, parse_selection
+    from electra.finetuning.select import parse_selection
     from electra.finetuning.tasks import resolve_tasks
 
     names = tasks if isinstance(tasks, str) else ",".join(tasks)
     sources = Sources(glue_dir=_opt_path(glue_dir), squad=_opt_path(squad),
                       split_by_article=split_by_article, conll_dir=_opt_path(conll_dir))
-    check_select_keys(_listed(select), _listed(overrides))
     cfg = _finetune_config(config, overrides)
+    selection = parse_selection(_listed(select), select_size, cfg, _listed(overrides))
     return run_evaluate(_model_path(model), resolve_tasks(names), seed_list(seeds), cfg,
                         sources, Path(out), save_models=save_models, random_init=random_init,
-                        overwrite=overwrite, selection=parse_selection(_listed(select), select_size, cfg))
+                        overwrite=overwrite, selection=selection)
 
 
 def _finetune_config(config: FinetuneConfig | None, overrides: Sequence[str] | str) -> FinetuneConfig:

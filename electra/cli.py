@@ -173,10 +173,10 @@ def _finetune(args: argparse.Namespace) -> None:
 
     from electra import api
     from electra.finetuning.export import AUTO_CLASSES
-    from electra.finetuning.tasks import get_task
+    from electra.finetuning.tasks import USER_TASKS, get_task
 
     spec = get_task(args.task)
-    if spec.name not in ("classification", "regression", "tagging"):
+    if spec.name not in USER_TASKS:
         checks.check_column_flags(args, f"task {spec.name}")
     if args.print_config:
         return _print_config(_finetune_config(args))
@@ -195,17 +195,16 @@ def _finetune(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from electra import api
-    from electra.finetuning.select import check_select_keys
 
     checks.check_column_flags(args, "evaluate's every task")
-    check_select_keys(args.select or (), args.overrides)
     if args.print_config:
         return _print_config(_finetune_config(args))
     results = api.evaluate(args.checkpoint, args.tasks, args.out, seeds=checks.parse_seeds(args.seeds),
                            glue_dir=args.glue_dir, squad=args.squad, conll_dir=args.conll,
                            split_by_article=args.split_by_article, config=_finetune_config(args),
                            save_models=args.save_models, random_init=args.random_init,
-                           overwrite=args.overwrite, select=args.select or (), select_size=args.select_size)
+                           overwrite=args.overwrite, select=args.select or (), select_size=args.select_size,
+                           overrides=args.overrides)  # already in config: passed to refuse a key also --select-ed
     print("\n" + (Path(args.out) / "results.md").read_text())
     g = results.get("glue_average") or {}
     print(f"wrote {Path(args.out) / 'results.json'} and results.md" +
@@ -222,7 +221,6 @@ def _predict(args: argparse.Namespace) -> None:
         return _print_config(cfg)
     n, metrics = predict_file(args.model, Path(args.input), Path(args.out), cfg, overwrite=args.overwrite)
     print(f"wrote {n} predictions to {args.out}" + (f" ({format_scores(metrics)})" if metrics else ""))
-
 
 
 def _doctor(args: argparse.Namespace) -> int:

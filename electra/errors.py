@@ -20,8 +20,8 @@ class DataError(ElectraError):
 
 
 class DivergedError(DataError):
-    """Training reached a non-finite loss: the setting, not the data, is usually what to change
-    (a settings grid records it and goes on)."""
+    """Training reached a non-finite loss (a settings grid records it and goes on). A DataError
+    still, as it always was for callers that catch it: bad rows can cause it as well as a rate."""
 
 
 class TokenizerError(ElectraError):

@@ -85,7 +85,7 @@ class FinetuneSpec:
         return apply_overrides(FinetuneConfig(), list(self.overrides))
 
     def selection(self) -> Selection | None:
-        return parse_selection(list(self.select), self.select_size, self.config())
+        return parse_selection(list(self.select), self.select_size, self.config(), self.overrides)
 
     def evaluate_kwargs(self) -> dict[str, Any]:
         """`api.evaluate`'s fine-tuning arguments, the same for every cell and the control."""
@@ -289,12 +289,17 @@ def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: 
     pre_over = [o for o in overrides if not o.startswith("finetune.")]
     ft = spec.finetune
     control, select, select_size = ft.control, list(ft.select), ft.select_size
-    for o in [o for o in ft_over if o.split("=", 1)[0] in ("control", "select", "select_size")]:
-        key, value = o.split("=", 1)  # the spec's own keys, not FinetuneConfig fields
-        if key == "control":
+    for o in [o for o in ft_over if o.partition("=")[0].strip() in ("control", "select", "select_size")]:
+        key, eq, value = o.partition("=")  # the spec's own keys, not FinetuneConfig fields
+        if not eq:
+            raise ConfigError(f"finetune.{o} needs a value: finetune.{o}=...")
+        if key.strip() == "control":
             control = _flag(o)
-        elif key == "select":  # finetune.select=optim.lr=3e-4,1e-3, one per key of the grid
-            select = [s for s in select if s.split("=", 1)[0] != value.split("=", 1)[0]] + [value]
+        elif key.strip() == "select":  # finetune.select=optim.lr=3e-4,1e-3, one per key of the grid
+            name = value.split("=", 1)[0].strip()
+            known = [s.split("=", 1)[0].strip() for s in select]
+            select = [value if k == name else s for s, k in zip(select, known, strict=True)] + (
+                [] if name in known else [value])  # a restated key keeps its place (the grid's order)
         else:
             select_size = _integer(o)
         ft_over.remove(o)

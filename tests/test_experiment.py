@@ -305,10 +305,16 @@ def test_select_in_the_spec_reaches_every_evaluation_and_is_checked_before_pre_t
     # an evaluation under another grid is never read as this one's
     eval_dir = tmp_path / "exp" / "cells" / "electra" / "eval"
     eval_dir.mkdir(parents=True)
-    (eval_dir / "results.json").write_text(json.dumps({"seeds": [0], "tasks": {"sst2": {"runs": [{}]}},
-                                                       "select": {"grid": {"optim.lr": ["5e-4", "1e-3"]}}}))
+    other = experiment.with_options(spec, overrides=["finetune.select=optim.lr=5e-4,1e-3"]).finetune.selection()
+    done = {"seeds": [0], "tasks": {"sst2": {"runs": [{}]}}}
+    (eval_dir / "results.json").write_text(json.dumps({**done, "select": other.key()}))
     with pytest.raises(ConfigError, match="evaluated under other fine-tuning settings"):
         experiment.run(dataclasses.replace(spec, cells=spec.cells[:1]), tmp_path / "exp")
+    # under the same grid it is the cell's evaluation: not run again (the control still is)
+    (eval_dir / "results.json").write_text(json.dumps({**done, "select": spec.finetune.selection().key()}))
+    calls.clear()
+    experiment.run(dataclasses.replace(spec, cells=spec.cells[:1]), tmp_path / "exp")
+    assert [c.get("random_init", False) for c in calls] == [True]
     # bad values, and a training set too small to hold the examples out, fail before any pre-training
     path.write_text(raw.replace("[finetune]\n", '[finetune]\nselect = ["optim.lr=1e-3,-2"]\n'))
     assert "optim.lr=-2.0 must be > 0" in cli_error(capsys, "experiment", "run", path, "--out", tmp_path / "x")
@@ -320,10 +326,15 @@ def test_select_in_the_spec_reaches_every_evaluation_and_is_checked_before_pre_t
 def test_select_can_be_given_on_the_command_line(tiny_data, tmp_path):
     spec = experiment.load_spec(write_spec(tmp_path / "g.toml", tiny_data, write_glue(tmp_path / "glue")))
     on = experiment.with_options(spec, overrides=["finetune.select=optim.lr=1e-3,2e-3",
-                                                  "finetune.select=train.epochs=1,2", "finetune.select_size=7"])
-    assert on.finetune.select == ("optim.lr=1e-3,2e-3", "train.epochs=1,2") and on.finetune.select_size == 7
+                                                  "finetune.select=head.dropout=0.1,0.2", "finetune.select_size=7"])
+    assert on.finetune.select == ("optim.lr=1e-3,2e-3", "head.dropout=0.1,0.2") and on.finetune.select_size == 7
     assert on.finetune.overrides == spec.finetune.overrides  # not FinetuneConfig keys
-    again = experiment.with_options(on, overrides=["finetune.select=optim.lr=5e-4,1e-3"])  # replaces that key
-    assert again.finetune.select == ("train.epochs=1,2", "optim.lr=5e-4,1e-3")
+    again = experiment.with_options(on, overrides=["finetune.select=optim.lr=5e-4,1e-3"])  # replaced in place
+    assert again.finetune.select == ("optim.lr=5e-4,1e-3", "head.dropout=0.1,0.2")
     with pytest.raises(ConfigError, match="finetune.select_size=many must be an integer"):
         experiment.with_options(spec, overrides=["finetune.select_size=many"])
+    with pytest.raises(ConfigError, match="finetune.select needs a value"):
+        experiment.with_options(spec, overrides=["finetune.select"])
+    # a key both chosen and fixed (the spec's FAST overrides hold no lr; this one does) fails at once
+    with pytest.raises(ConfigError, match="optim.lr is both chosen by --select and set as an override"):
+        experiment.with_options(spec, overrides=["finetune.optim.lr=5e-4", "finetune.select=optim.lr=1e-3,2e-3"])

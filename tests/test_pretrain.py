@@ -279,10 +279,17 @@ def test_resume_refuses_other_shards_given_as_its_data(tiny_corpus, tiny_tokeniz
     preprocess([tiny_corpus], tiny_tokenizer, other, PreprocessConfig(seq_len=32, valid_fraction=0.2, workers=1))
     out = tmp_path / "r"
     run(cfg("train.stop_at=3"), out=out, data=tiny_data)
-    with pytest.raises(DataError, match="holds other shards than the run in .* trained on"):
+    with pytest.raises(DataError, match="the shards given to resume .* are not those it trained on"):
         run(load_run_config(out, []), out=out, resume=True, data=other)
     assert [s for s, _ in ckpt.list_checkpoints(out / "checkpoints")] == [3]  # nothing trained or written
     assert json.loads((out / "run.json").read_text())["data"] == str(tiny_data.resolve())
+    # other shards written where the run's were (preprocess --force into its data directory)
+    shutil.copytree(tiny_data, tmp_path / "own")
+    run(cfg("train.stop_at=3"), out=tmp_path / "r2", data=tmp_path / "own")
+    shutil.rmtree(tmp_path / "own")
+    shutil.copytree(other, tmp_path / "own")
+    with pytest.raises(DataError, match="are not those it trained on"):
+        run(load_run_config(tmp_path / "r2", []), out=tmp_path / "r2", resume=True)
 
 
 def test_sigterm_finishes_the_step_saves_and_resumes_exactly(straight, tiny_data, tmp_path):

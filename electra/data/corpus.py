@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import chain
 from pathlib import Path
 
+from electra.data.shards import MANIFEST
 from electra.data.tables import DELIMITERS, column_indices, table_rows
 from electra.errors import DataError
 
@@ -39,7 +40,7 @@ def expand_paths(paths: Sequence[str | Path] | str | Path) -> list[Path]:
         if p.is_file():
             found.append(p)
         elif p.is_dir():
-            if (p / "manifest.json").is_file() and any(p.glob("*.bin")):
+            if (p / MANIFEST).is_file() and any(p.glob("*.bin")):
                 raise DataError(f"{p} holds shards written by electra preprocess, not text; pass it as --data {p}")
             found.extend(_walk(p, seen))
         elif _GLOB_CHARS & set(str(raw)):
@@ -102,7 +103,7 @@ def iter_file_documents(
         text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline=None)
         reported = 0
         try:
-            lines = _numbered(text)  # numbers only for file:line in errors
+            lines = enumerate(text, start=1)  # numbers only for file:line in errors
             head: list[tuple[int, str]] = []
             for item in lines:
                 head.append(item)
@@ -110,7 +111,7 @@ def iter_file_documents(
                     break
             first = head[-1][1].lstrip() if head else ""
             if "\x00" in first:
-                raise DataError(f"{path} is not UTF-8 text (binary file?); remove it from --corpus")
+                raise DataError(_binary(path))
             all_lines = chain(head, lines)
             table = DELIMITERS.get(Path(inner).suffix.lower())
             if inner.lower().endswith(_JSON_EXTS):
@@ -132,7 +133,7 @@ def iter_file_documents(
         except UnicodeDecodeError as e:
             raise DataError(_not_utf8(path, gz)) from e
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-            raise DataError(f"{path} is not a valid gzip file ({e}); re-create or remove it") from e
+            raise DataError(_bad_gzip(path, e)) from e
         if progress is not None:
             progress(path.stat().st_size - reported)
 
@@ -148,18 +149,22 @@ def _not_utf8(path: Path, gz: bool) -> str:
                     line.decode("utf-8")
                 except UnicodeDecodeError as e:
                     if b"\x00" in line:
-                        return f"{path} is not UTF-8 text (binary file?); remove it from --corpus"
+                        return _binary(path)
                     return (f"{path}:{number} is not UTF-8 (byte {offset + e.start}: 0x{line[e.start]:02x}); fix "
                             "that line, convert the file (iconv -f ITS_ENCODING -t utf-8), or drop such bytes "
                             "(iconv -c -f utf-8 -t utf-8)")
                 offset += len(line)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:  # a torn archive, past the bad bytes read so far
-        return f"{path} is not a valid gzip file ({e}); re-create or remove it"
+        return _bad_gzip(path, e)
     return f"{path} is not UTF-8 text; convert it to UTF-8 or remove it from --corpus"
 
 
-def _numbered(text: Iterable[str]) -> Iterator[tuple[int, str]]:
-    yield from enumerate(text, start=1)
+def _binary(path: Path) -> str:
+    return f"{path} is not UTF-8 text (binary file?); remove it from --corpus"
+
+
+def _bad_gzip(path: Path, e: BaseException) -> str:
+    return f"{path} is not a valid gzip file ({e}); re-create or remove it"
 
 
 def _is_json_object(line: str) -> bool:

@@ -197,7 +197,7 @@ def check_resume(out: Path, setup: dict, overwrite: bool = False) -> None:
     finished = any(any((out / d).rglob("result.json")) for d in ("runs", "select") if (out / d).is_dir())
     earlier = json.loads(f.read_text()) if f.is_file() else setup
     if finished and earlier != setup:
-        what = " and ".join(dict.fromkeys(_SETUP_PARTS.get(k, k) for k in {*earlier, *setup}
+        what = " and ".join(dict.fromkeys(_SETUP_PARTS.get(k, k) for k in dict.fromkeys([*setup, *earlier])
                                           if earlier.get(k) != setup.get(k)))
         if not overwrite:
             raise ConfigError(f"{out} holds runs of another checkpoint (or step) or config ({what} differ); choose "

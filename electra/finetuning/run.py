@@ -23,7 +23,7 @@ from electra.config import ModelConfig, from_dict, to_dict
 from electra.data.tokenizer import Tokenizer
 from electra.errors import CheckpointError, ConfigError, DataError, DivergedError, first_line
 from electra.files import atomic_dir
-from electra.finetuning.config import FinetuneConfig
+from electra.finetuning.config import FinetuneConfig, FinetuneTrainConfig
 from electra.finetuning.features import Encoded, batches
 from electra.finetuning.tasks import TaskData, TaskSpec, get_task
 from electra.hf import HFCheckpoint
@@ -115,7 +115,7 @@ def fit_to_model(cfg: FinetuneConfig, mcfg: ModelConfig) -> FinetuneConfig:
     train, sq = cfg.train, cfg.squad
     if train.max_seq_len > limit:
         # a length the user asked for is said to be cut; the default's cut is the expected one
-        say = log.warning if train.max_seq_len != FinetuneConfig().train.max_seq_len else log.debug
+        say = log.warning if train.max_seq_len != FinetuneTrainConfig.max_seq_len else log.debug
         say("train.max_seq_len=%d is more than the model's %d positions: inputs are cut at %d tokens",
             train.max_seq_len, limit, limit)
         train = dataclasses.replace(train, max_seq_len=limit)
@@ -409,7 +409,6 @@ def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
     out_path.parent.mkdir(parents=True, exist_ok=True)
     spec.family.write(spec, examples, predictions, out_path, info.get("metrics"))
     return len(examples), spec.family.score(spec, examples, predictions, cfg)
-
 
 
 def _check_prediction_out(model_dir: Path, input_path: Path, out: Path, overwrite: bool) -> None:

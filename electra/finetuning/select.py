@@ -32,7 +32,8 @@ MIN_TRAIN = 10  # fewer training examples than this leave nothing to hold out
 # keys that do not change what is learned (or that the selection fixes itself): choosing among
 # them would run identical settings, or score each on other examples
 NOT_SELECTABLE = ("seed", "train.train_examples", "train.eval_examples", "train.eval_batch_size", "train.threads",
-                  "train.device", "train.log_every", "train.allocator", "train.dropout_kernel", "data.")
+                  "train.device", "train.log_every", "train.allocator", "train.dropout_kernel")
+NOT_SELECTABLE_PREFIX = "data."  # the data are read once, with the base config
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9._=+-]{1,120}")
 
 
@@ -58,9 +59,13 @@ class Selection:
                 "split_seed": SPLIT_SEED}
 
 
-def parse_selection(items: Sequence[str], size: int, base: FinetuneConfig) -> Selection | None:
+def parse_selection(items: Sequence[str], size: int, base: FinetuneConfig,
+                    overrides: Sequence[str] = ()) -> Selection | None:
     """`["optim.lr=3e-4,1e-3", "train.epochs=3,10"]` -> a Selection (None for no items); every
-    value is checked against the config here, before hours of fine-tuning."""
+    value is checked against the config here, before hours of fine-tuning. A key also fixed by
+    one of `overrides` is refused: the report would name the fixed value while every run used
+    the chosen one."""
+    fixed = {o.split("=", 1)[0].strip() for o in overrides}
     if not items:
         if size:
             raise ConfigError("--select-size needs --select KEY=V1,V2 (the settings to choose between)")
@@ -75,7 +80,9 @@ def parse_selection(items: Sequence[str], size: int, base: FinetuneConfig) -> Se
         key, text = (s.strip() for s in item.split("=", 1))
         if key in keys:
             raise ConfigError(f"--select {key} is given twice; list its values once, comma-separated")
-        if key.startswith(NOT_SELECTABLE[-1]) or key in NOT_SELECTABLE:
+        if key in fixed:
+            raise ConfigError(f"{key} is both chosen by --select and set as an override; drop one of them")
+        if key.startswith(NOT_SELECTABLE_PREFIX) or key in NOT_SELECTABLE:
             raise ConfigError(f"--select {key}: not a setting to choose per task (it does not change what is "
                               "learned, or the selection fixes it); give it as an override KEY=VALUE")
         listed = tuple(v.strip() for v in text.split(","))
@@ -92,16 +99,6 @@ def parse_selection(items: Sequence[str], size: int, base: FinetuneConfig) -> Se
         raise ConfigError("--select gives one setting; list at least two values to choose between "
                           "(a single setting is an override: KEY=VALUE)")
     return selection
-
-
-def check_select_keys(items: Sequence[str], overrides: Sequence[str]) -> None:
-    """A key both chosen by --select and fixed by an override would be reported at the fixed
-    value while every run used the chosen one."""
-    fixed = {o.split("=", 1)[0].strip() for o in overrides}
-    for item in items:
-        key = item.split("=", 1)[0].strip()
-        if key in fixed:
-            raise ConfigError(f"{key} is both chosen by --select and set as an override; drop one of them")
 
 
 def heldout_size(selection: Selection, n_train: int, task: str) -> int:

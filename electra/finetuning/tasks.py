@@ -99,6 +99,7 @@ TASKS: dict[str, TaskSpec] = {t.name: t for t in [
 ALIASES = {"sst-2": "sst2", "sst": "sst2", "sts-b": "stsb", "sts": "stsb", "ner": "conll2003",
            "conll": "conll2003", "squad1": "squad", "squadv1": "squad", "squad1.1": "squad",
            "squadv2": "squad2", "squad2.0": "squad2"}
+USER_TASKS = ("classification", "regression", "tagging")  # the user's own files, columns from the config
 GLUE_TASKS = ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "qnli", "rte", "wnli")
 GLUE_GROUP = tuple(t for t in GLUE_TASKS if TASKS[t].in_glue_average)  # `--tasks glue`
 PROBE_TASKS = GLUE_TASKS

@@ -67,7 +67,7 @@ def pretrain(cfg: PretrainConfig, data: RunData, run_dir: Path, ctx: Context, *,
     tc = cfg.train
     state = build_state(cfg, data, ctx, init=None if resume else init)
     if resume:
-        restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr)
+        restore(state, run_dir / "checkpoints", data.tokenizer, ctx.info.rank, cfg.optim.lr, data.manifest.digest())
     rate = flop_rate(cfg, data.seq_len)  # FLOPs per token by step (two_stage: two phases)
     last_step = end_step(tc, state.step, rate, data.seq_len)  # this invocation's last step
     run_end = schedule_steps(cfg, data.seq_len)  # the run's (a FLOP budget may come first)

@@ -279,12 +279,13 @@ def _load_one_encoder_head(model: PretrainingObjective, disc: HFCheckpoint, init
     return _load_generator_head(model, gen.generator_head)
 
 
-def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, lr: float) -> Path:
+def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, lr: float,
+            data_digest: str | None = None) -> Path:
     """Load the newest intact checkpoint in `ckpt_dir` into `state`. The schedule goes on at the
     checkpoint's rate (lowered by any roll-back) unless `lr`, the config's optim.lr, differs from
     the one the checkpoint was written under: a rate given on resume wins."""
     path = ckpt.latest_checkpoint(ckpt_dir)
-    meta = load_checkpoint(state, path, tokenizer, rank)
+    meta = load_checkpoint(state, path, tokenizer, rank, data_digest)
     written_under = meta.get("optim_lr")
     if not (isinstance(written_under, (int, float)) and math.isclose(written_under, lr, rel_tol=1e-9)):
         old_lr = rebase_lr(state.optimizer, state.scheduler, lr)  # also: older checkpoints
@@ -298,11 +299,17 @@ def restore(state: TrainState, ckpt_dir: Path, tokenizer: Tokenizer, rank: int, 
     return path
 
 
-def load_checkpoint(state: TrainState, path: Path, tokenizer: Tokenizer, rank: int) -> dict[str, Any]:
+def load_checkpoint(state: TrainState, path: Path, tokenizer: Tokenizer, rank: int,
+                    data_digest: str | None = None) -> dict[str, Any]:
     """Everything the checkpoint at `path` holds into `state` (weights, optimizer, schedule,
-    scaler, loader cursor, this rank's RNG, counters); returns its meta."""
+    scaler, loader cursor, this rank's RNG, counters); returns its meta. `data_digest`: the
+    shards' (Manifest.digest), which must be those the checkpoint trained on: its loader cursor
+    and validation references belong to them (checkpoints older than the digest are not checked)."""
     meta = ckpt.read_meta(path)
     ckpt.check_tokenizer(path, meta, tokenizer.fingerprint, "the run's tokenizer/")
+    if data_digest is not None and meta.get("data_digest", data_digest) != data_digest:
+        raise DataError(f"the shards given to resume {path} are not those it trained on ({meta.get('data')}); "
+                        "pass those shards (or a copy) with --data, or start a new run in another --out")
     ckpt.load_model_state(state.model, ckpt.load_weights(path), str(path))
     trainer, rng = ckpt.load_trainer(path, rank)
     load_optimizer_state(state.optimizer, trainer["optimizer"])
