@@ -148,9 +148,10 @@ def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
                 near = difflib.get_close_matches(part, names, n=1)
                 hint = ([".".join([*parts[:i], near[0], *parts[i + 1:]])] if near
                         else difflib.get_close_matches(full, candidates, n=1)
-                        or [k for k in _leaf_keys(node_cls) if k.endswith("." + ".".join(parts[i:]))][:1])
+                        or [k for k in _leaf_keys(node_cls) if k.endswith("." + ".".join(parts[i:]))])
                 raise ConfigError(f"unknown config key {key!r}"
-                                  + (f"; did you mean {section + hint[0]!r}?" if hint else ""))
+                                  + ("; did you mean " + " or ".join(repr(section + h) for h in hint) + "?"
+                                     if hint else ""))
             tp = typing.get_type_hints(node_cls)[part]
             if i == len(parts) - 1:
                 if dataclasses.is_dataclass(tp):

@@ -37,7 +37,8 @@ def test_overrides_are_typed_and_validated():
 @pytest.mark.parametrize("override, message", [
     ("train.stepz=3", "did you mean 'train.steps'"),
     ("trian.steps=3", "did you mean 'train.steps'"),
-    ("warmup_steps=3", "did you mean 'optim.warmup_steps'"),  # a key given without its section
+    ("warmup_steps=3", r"did you mean 'optim.warmup_steps'\?"),  # a key given without its section
+    ("seed=1", r"did you mean 'train.seed' or 'preprocess.seed' or 'eval.seed'\?"),  # in several: all named
     ("train.steps=abc", "not a valid int"),
     ("train.steps=0", "train.steps=0 must be >= 1"),
     ("objective.sharing=everything", "not one of none, embeddings, all"),
