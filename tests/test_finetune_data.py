@@ -319,3 +319,18 @@ def test_seeds_are_a_count_or_distinct_integers_of_any_integer_type():
     for bad in (0, [0, 0], "3", True, [True], [], 2.0):
         with pytest.raises(ConfigError, match="must be a count"):
             seed_list(bad)
+
+
+def test_a_score_column_read_as_classes_is_warned_of(caplog):
+    import logging
+
+    from electra.finetuning.glue import MANY_LABELS, TextExample, learned_labels
+
+    spec = get_task("classification")
+    scores = [TextExample(guid=str(i), text="t", pair=None, label=f"{i / 7:.3f}") for i in range(MANY_LABELS + 1)]
+    words = [TextExample(guid=str(i), text="t", pair=None, label=f"class{i}") for i in range(MANY_LABELS + 1)]
+    with caplog.at_level(logging.WARNING):
+        learned_labels(spec, words)
+        assert "--task regression" not in caplog.text
+        learned_labels(spec, scores)
+    assert f"{MANY_LABELS + 1} distinct numeric labels" in caplog.text and "--task regression" in caplog.text

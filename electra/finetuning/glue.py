@@ -256,7 +256,21 @@ def learned_labels(spec: TaskSpec, examples: list[TextExample]) -> tuple[str, ..
     if len(labels) < 2:
         raise DataError(f"the training data has {len(labels)} distinct label(s); classification needs "
                         "at least 2 (check --label-column)")
+    if len(labels) > MANY_LABELS and all(_is_number(x) for x in labels):  # a score column read as classes
+        log.warning("the training data has %d distinct numeric labels (%s, ...): each becomes a class; for a "
+                    "score use --task regression", len(labels), ", ".join(map(str, labels[:3])))
     return tuple(labels)
+
+
+MANY_LABELS = 20  # more numeric classes than this look like a score
+
+
+def _is_number(x: object) -> bool:
+    try:
+        float(str(x))
+    except ValueError:
+        return False
+    return True
 
 
 # ---- encoding and the model's side ---------------------------------------------------------
