@@ -29,6 +29,7 @@ from typing import Any
 
 from electra import __version__
 from electra import cli_checks as checks
+from electra import cli_options as options
 from electra.config import (
     CJK_MODES,
     DEFAULT_PRESET,
@@ -45,7 +46,7 @@ from electra.config import (
     to_dict,
 )
 from electra.errors import ElectraError
-from electra.finetuning.config import FINETUNE_SIZES, FinetuneConfig
+from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.metrics import format_scores
 
 log = logging.getLogger("electra")
@@ -261,31 +262,6 @@ def _experiment_report(args: argparse.Namespace) -> None:
     print(f"wrote {Path(args.dir) / 'report.json'}" + "".join(f", {f}" for f in rep["figures"]))
 
 
-def _add_config_options(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--config", metavar="FILE",
-                   help=f"start from this {what} config (JSON, e.g. saved from --print-config)")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the config with flags and overrides applied, and exit (fine-tuning: size auto "
-                        "and an unset lr are resolved from the model's width when the run starts)")
-
-
-def _add_finetune_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--size", choices=FINETUNE_SIZES,
-                   help="lr and layer-wise decay of this size (tiny: CPU presets); auto: from the hidden size")
-    p.add_argument("--text-column", help="your data: the text column (default sentence)")
-    p.add_argument("--pair-column", help="your data: the second text column of sentence pairs")
-    p.add_argument("--label-column", help="your data: the label column (default label)")
-    p.add_argument("--tokens-field", help="JSONL tagging: the token list field (default tokens)")
-    p.add_argument("--tags-field", help="JSONL tagging: the tag list field (default tags)")
-    p.add_argument("--split-by-article", type=int, default=0, metavar="N",
-                   help="SQuAD: train on the first N articles of one file, evaluate on the rest")
-    p.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
-                   help="finetune: replace an earlier fine-tuned model in --out; evaluate: replace runs of other "
-                        "settings, or write into a --out of other files")
-    _add_config_options(p, "fine-tuning")
-    p.add_argument("overrides", nargs="*", help="section.field=value, e.g. optim.lr=1e-4 train.epochs=2")
-
-
 def _plan(args: argparse.Namespace) -> None:
     from electra import plan
 
@@ -331,7 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-alphabet", type=int, help="WordPiece: characters kept (default 1000; Chinese needs more)")
     t.add_argument("--text-field", help=TEXT_FIELD_HELP)
     t.add_argument("--force", "--overwrite", dest="force", action="store_true", help="replace a tokenizer already in --out")
-    _add_config_options(t, "tokenizer")
+    options.add_config_options(t, "tokenizer")
     t.set_defaults(fn=_tokenizer_train)
 
     pp = sub.add_parser("preprocess", help="tokenize and pack a corpus into shards")
@@ -347,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--seed", type=int, help="default 12345")
     pp.add_argument("--force", "--overwrite", dest="force", action="store_true",
                     help="replace the shards already in --out (once the new ones are complete)")
-    _add_config_options(pp, "preprocessing")
+    options.add_config_options(pp, "preprocessing")
     pp.add_argument("overrides", nargs="*", help="preprocess.field=value")
     pp.set_defaults(fn=_preprocess)
 
@@ -363,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     pt.add_argument("--init-from", help="local HF ELECTRA/BERT discriminator directory to warm-start from")
     pt.add_argument("--init-generator-from", help="local HF ELECTRA generator directory (for a one-encoder "
                     "run, objective.sharing=all: its masked-LM head)")
-    _add_config_options(pt, "pre-training")
+    options.add_config_options(pt, "pre-training")
     pt.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.steps=1000")
     pt.set_defaults(fn=_pretrain)
 
@@ -391,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--vocab-size", type=int, help="vocabulary size (default: the preset's)")
     pl.add_argument("--micro-batch", type=int, default=0, help="rows per measured step (default min(batch, 8))")
     pl.add_argument("--measure-steps", type=int, default=3)
-    _add_config_options(pl, "pre-training")
+    options.add_config_options(pl, "pre-training")
     pl.add_argument("overrides", nargs="*", help="section.field=value")
     pl.set_defaults(fn=_plan)
 
@@ -407,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--random-init", action="store_true",
                     help="same architecture and tokenizer, fresh weights (the no-pre-training control)")
-    _add_finetune_options(ft)
+    options.add_finetune_options(ft)
     ft.set_defaults(fn=_finetune)
 
     ev = sub.add_parser("evaluate", help="fine-tune every task with several seeds; report medians",
@@ -422,11 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--save-models", action="store_true", help="keep every fine-tuned model")
     ev.add_argument("--random-init", action="store_true",
                     help="same architecture and tokenizer, fresh weights (the no-pre-training control)")
-    ev.add_argument("--select", action="append", metavar="KEY=V1,V2", help="choose each task's setting "
-                    "(e.g. optim.lr=3e-4,1e-3; repeat for a grid) on held-out training examples, then run it")
-    ev.add_argument("--select-size", type=int, default=0, metavar="N", help="examples held out per task "
-                    "for --select (default: a fifth of the training set, at most 2000)")
-    _add_finetune_options(ev)
+    options.add_select_options(ev)
+    options.add_finetune_options(ev)
     ev.set_defaults(fn=_evaluate)
 
     pr = sub.add_parser("predict", help="predict a file with a fine-tuned model")
@@ -435,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", required=True, help="GLUE tasks: the submission TSV (index, prediction)")
     pr.add_argument("--overwrite", "--force", dest="overwrite", action="store_true",
                     help="replace an existing --out file (never the input or a file of the model)")
-    _add_config_options(pr, "fine-tuning (default: the model's own)")
+    options.add_config_options(pr, "fine-tuning (default: the model's own)")
     pr.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.eval_batch_size=64")
     pr.set_defaults(fn=_predict)
     dr = sub.add_parser("doctor", help="diagnose a pre-training run: health, checkpoints, data, next step "
@@ -454,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "sharing, generator_size, algorithms, loss_weighting, gdes). Overrides apply to every cell; "
                                     "finetune.section.field=value ones to fine-tuning.")
     er.add_argument("spec", nargs="?", help="TOML file or built-in grid name (or --config)")
-    _add_config_options(er, "experiment spec (JSON)")
+    options.add_config_options(er, "experiment spec (JSON)")
     er.add_argument("--out", required=True, help="experiment directory (cells/NAME per cell)")
     er.add_argument("--data", help="shards written by electra preprocess (overrides the spec's)")
     er.add_argument("--preset", help="base preset (overrides the spec's)")

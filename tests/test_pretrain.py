@@ -483,19 +483,3 @@ def test_rows_from_data_that_the_config_did_not_ask_for_are_said(tiny_data, tmp_
     assert "decides the rows: 32 tokens" in caplog.text
     assert "preprocess.seq_len=16" in caplog.text
     assert load_run_config(tmp_path / "run", []).preprocess.seq_len == 32
-
-
-def test_a_validation_split_of_a_few_rows_is_warned_of(tiny_data, caplog, monkeypatch):
-    import logging
-
-    from electra.data.shards import read_manifest
-    from electra.data.tokenizer import Tokenizer
-    from electra.train import state
-
-    rows = read_manifest(tiny_data).splits["valid"].rows  # 63
-    for least, warned in ((rows + 1, True), (rows, False)):
-        monkeypatch.setattr(state, "MIN_VALID_ROWS", least)
-        caplog.clear()
-        with caplog.at_level(logging.WARNING):
-            state.RunData.open(tiny_data, Tokenizer.load(tiny_data / "tokenizer"), "t")
-        assert (f"the validation split holds {rows} row(s)" in caplog.text) == warned

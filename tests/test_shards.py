@@ -117,3 +117,19 @@ def test_manifest_errors(tmp_path: Path) -> None:
 def test_dtype_for_vocab() -> None:
     assert dtype_for_vocab(30522) == np.uint16 and dtype_for_vocab(65536) == np.uint16
     assert dtype_for_vocab(65537) == np.uint32
+
+
+def test_a_validation_split_of_a_few_rows_is_warned_of(tiny_data, caplog, monkeypatch):
+    import logging
+
+    from electra.data.shards import read_manifest
+    from electra.data.tokenizer import Tokenizer
+    from electra.train import state
+
+    rows = read_manifest(tiny_data).splits["valid"].rows  # 63
+    for least, warned in ((rows + 1, True), (rows, False)):
+        monkeypatch.setattr(state, "MIN_VALID_ROWS", least)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            state.RunData.open(tiny_data, Tokenizer.load(tiny_data / "tokenizer"), "t")
+        assert (f"the validation split holds {rows} row(s)" in caplog.text) == warned
