@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from electra.config import to_dict
+from electra.config_io import apply_overrides
 from electra.errors import ConfigError, DivergedError
 from electra.files import is_atomic_tmp, write_text_atomic
 from electra.finetuning.config import FinetuneConfig
@@ -24,7 +25,6 @@ from electra.finetuning.run import Backbone, finetune, load_backbone
 from electra.finetuning.select import (
     Selection,
     choose,
-    config_for,
     markdown_lines,
     point_dir_name,
     split_heldout,
@@ -103,7 +103,7 @@ def evaluate(checkpoint: str | Path, specs: list[TaskSpec], seeds: list[int], cf
         if selection:
             chosen = _select(backbone, spec, heldout[spec.name], cfg, seeds, selection, out / "select" / spec.name,
                              progress)
-            task_cfg, root = config_for(cfg, chosen["chosen"]), root / point_dir_name(tuple(chosen["chosen"]))
+            task_cfg, root = apply_overrides(cfg, chosen["chosen"]), root / point_dir_name(tuple(chosen["chosen"]))
         runs = _seed_runs(backbone, spec, data, task_cfg, seeds, root, progress, save_models)
         results["tasks"][spec.name] = task_summary(spec, runs, data.note) | ({"selection": chosen} if chosen else {})
         results["glue_average"] = glue_average(results["tasks"])
@@ -119,7 +119,7 @@ def _select(backbone: Backbone, spec: TaskSpec, heldout: TaskData, cfg: Finetune
     points = []
     for point in selection.points:
         # every setting scored on the whole held-out split, whatever train.eval_examples says
-        point_cfg = config_for(cfg, point)
+        point_cfg = apply_overrides(cfg, list(point))
         point_cfg = dataclasses.replace(point_cfg, train=dataclasses.replace(point_cfg.train, eval_examples=0))
         runs = _seed_runs(backbone, spec, heldout, point_cfg, seeds, root / point_dir_name(point), progress,
                           False, diverged_ok=True)

@@ -185,7 +185,3 @@ def markdown_lines(tasks: dict[str, dict]) -> list[str]:
                             (f"{100 * p['median']:.2f}", f"{100 * p['mean']:.2f}"))
             lines.append(f"| {t['title'] if i == 0 else ''} | {name} | {median} | {mean} | {p['wall_time']} |")
     return lines
-
-
-def config_for(base: FinetuneConfig, point: Sequence[str]) -> FinetuneConfig:
-    return apply_overrides(base, list(point))
