@@ -21,7 +21,7 @@ FLOORS = [
     ("electra.train",),
     ("electra.finetuning", "electra.plan", "electra.diagnose"),
     ("electra.api", "electra.experiment", "electra.experiment_report"),
-    ("electra.cli", "electra.cli_checks", "electra.summaries", "electra.__main__", "electra"),
+    ("electra.cli", "electra.cli_checks", "electra.cli_options", "electra.summaries", "electra.__main__", "electra"),
 ]
 
 
