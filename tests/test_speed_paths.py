@@ -233,6 +233,29 @@ def test_packed_dropout_backward_uses_the_forward_mask():
     assert torch.allclose(y, x.detach() * (y != 0) * scale)
 
 
+def test_bf16_attention_on_cpu_takes_the_math_path_and_matches_fp32(monkeypatch):
+    import electra.model.layers as layers
+    m = tiny_model().eval()
+    att = m.discriminator.layers[0].attention
+    x = torch.randn(2, 9, 32)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 6:] = False
+    mask = mask[:, None, None, :]
+    ref = att(x, mask)  # fp32: torch's fused kernel
+    q, k, v = (torch.randn(2, 4, 9, 8) for _ in range(3))
+    assert torch.allclose(layers.attention_math(q, k, v, mask, 0.0),
+                          F.scaled_dot_product_attention(q, k, v, attn_mask=mask), atol=1e-6)
+    fused = []
+    real = F.scaled_dot_product_attention
+    monkeypatch.setattr(layers.F, "scaled_dot_product_attention", lambda *a, **kw: fused.append(1) or real(*a, **kw))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = att(x, mask)
+    assert got.dtype == torch.bfloat16 and not fused  # the fused kernel is 2.6x slower in bf16
+    assert torch.allclose(got.float(), ref, atol=3e-2)
+    att(x, mask)
+    assert fused == [1]  # fp32 keeps the fused kernel
+
+
 def test_packed_dropout_is_the_identity_in_eval_and_at_p_zero():
     x = torch.randn(5, 8)
     state = torch.get_rng_state()

@@ -54,18 +54,25 @@ class Attention(nn.Module):
         q, k, v = self.qkv(x).view(B, T, 3, self.num_heads, H // self.num_heads).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
         p = self.attention_dropout if self.training else 0.0
-        if p > 0 and self.dropout_kernel == "packed":
-            y = attention_with_packed_dropout(q, k, v, mask, p)
+        if (p > 0 and self.dropout_kernel == "packed") or (p == 0 and math_path_is_faster(q)):
+            y = attention_math(q, k, v, mask, p)
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # [B, T, H]
 
 
-def attention_with_packed_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                                  mask: torch.Tensor | None, p: float) -> torch.Tensor:
-    """SDPA's math path with packed-bit dropout on the probabilities: with dropout, torch's CPU
-    SDPA leaves its fused kernel for this same math path anyway, and then its per-element
-    Bernoulli draws are most of the cost."""
+def math_path_is_faster(q: torch.Tensor) -> bool:
+    """Without dropout, torch's fused CPU SDPA kernel runs bf16 2.6x slower than the plain
+    matmul, softmax, matmul in bf16 (forward + backward at seq 128; 1.2x at 512), where in fp32
+    and fp16 the fused kernel wins (BENCHMARKS.md 0g)."""
+    return q.dtype == torch.bfloat16 and q.device.type == "cpu"
+
+
+def attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                   mask: torch.Tensor | None, p: float) -> torch.Tensor:
+    """SDPA's math path, with packed-bit dropout on the probabilities where p > 0: with dropout,
+    torch's CPU SDPA leaves its fused kernel for this same math path anyway, and then its
+    per-element Bernoulli draws are most of the cost."""
     scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # [B, nh, T, T]; scale the smaller side
     if mask is not None:  # in place: the matmul's backward does not need its output
         scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
