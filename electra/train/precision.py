@@ -1,9 +1,9 @@
 """Autocast policy: fp32, bf16 or fp16 (+ GradScaler), chosen per device.
 
 `auto` picks bf16 on CUDA with bf16, and on a CPU only where bf16 matmuls are measured faster
-than fp32. CPU flags alone do not say it: on AVX2 bf16 is emulated (several times slower), and
-an AVX512-BF16 CPU without usable AMX tiles ran bf16 matmuls at half its fp32 rate
-(BENCHMARKS.md), while AMX runs them several times faster."""
+than fp32. CPU flags alone do not say it: on AVX2 bf16 is emulated (several times slower), an
+Intel AVX512-BF16 CPU without usable AMX tiles ran bf16 matmuls at half its fp32 rate, an AMD
+EPYC with the same flags at twice it (BENCHMARKS.md 0g), and AMX runs them several times faster."""
 
 from __future__ import annotations
 
