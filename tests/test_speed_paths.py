@@ -250,8 +250,11 @@ def test_bf16_attention_on_cpu_takes_the_math_path_and_matches_fp32(monkeypatch)
     monkeypatch.setattr(layers.F, "scaled_dot_product_attention", lambda *a, **kw: fused.append(1) or real(*a, **kw))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = att(x, mask)
-    assert got.dtype == torch.bfloat16 and not fused  # the fused kernel is 2.6x slower in bf16
-    assert torch.allclose(got.float(), ref, atol=3e-2)
+    assert not fused  # the fused kernel is 2.6x slower in bf16
+    assert (got.float() - ref).abs().max() <= 0.02 * ref.abs().max()  # bf16 rounding, not another result
+    qb, kb, vb = (t.bfloat16() for t in (q, k, v))
+    assert torch.allclose(layers.attention_math(qb, kb, vb, mask, 0.0).float(),
+                          real(qb, kb, vb, attn_mask=mask).float(), atol=2e-2)
     att(x, mask)
     assert fused == [1]  # fp32 keeps the fused kernel
 

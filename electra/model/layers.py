@@ -2,7 +2,8 @@
 
 Post-LN BERT/ELECTRA layers, numerically the same as HF `ElectraModel` (exact GELU, LayerNorm
 eps from the config, learned absolute positions, token types, factorised embeddings projected
-E -> H) so exported weights give identical outputs. Attention uses fused QKV and PyTorch SDPA."""
+E -> H) so exported weights give identical outputs. Attention uses fused QKV and PyTorch SDPA,
+except where the plain math path is faster or carries the packed dropout (`Attention.forward`)."""
 
 from __future__ import annotations
 
