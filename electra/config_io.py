@@ -125,6 +125,11 @@ def _leaf_keys(cls: Any, prefix: str = "") -> list[str]:
     return out
 
 
+def override_key(item: str) -> str:
+    """The key of a `section.field=value` item (the whole item where it has no `=`)."""
+    return item.partition("=")[0].strip()
+
+
 def apply_overrides(cfg: Any, overrides: list[str], section: str = "") -> Any:
     """Return a new config with `section.field=value` overrides applied and re-validated.
     `section` ("preprocess."): `cfg` is that section alone, and messages name keys in full."""

@@ -25,6 +25,7 @@ from electra.api import evaluate as api_evaluate
 from electra.api import export_run
 from electra.api import pretrain as api_pretrain
 from electra.config import PretrainConfig, apply_overrides, load_json, preset, to_dict
+from electra.config_io import override_key
 from electra.errors import ConfigError
 from electra.experiment_report import CONTROL, cell_file
 from electra.files import write_text_atomic
@@ -289,17 +290,18 @@ def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: 
     pre_over = [o for o in overrides if not o.startswith("finetune.")]
     ft = spec.finetune
     control, select, select_size = ft.control, list(ft.select), ft.select_size
-    for o in [o for o in ft_over if o.partition("=")[0].strip() in ("control", "select", "select_size")]:
-        key, eq, value = o.partition("=")  # the spec's own keys, not FinetuneConfig fields
+    for o in [o for o in ft_over if override_key(o) in ("control", "select", "select_size")]:
+        key, (_, eq, value) = override_key(o), o.partition("=")  # the spec's own keys, not FinetuneConfig fields
         if not eq:
             raise ConfigError(f"finetune.{o} needs a value: finetune.{o}=...")
-        if key.strip() == "control":
+        if key == "control":
             control = _flag(o)
-        elif key.strip() == "select":  # finetune.select=optim.lr=3e-4,1e-3, one per key of the grid
-            name = value.split("=", 1)[0].strip()
-            known = [s.split("=", 1)[0].strip() for s in select]
-            select = [value if k == name else s for s, k in zip(select, known, strict=True)] + (
-                [] if name in known else [value])  # a restated key keeps its place (the grid's order)
+        elif key == "select":  # finetune.select=optim.lr=3e-4,1e-3, one per key of the grid
+            name = override_key(value)
+            if any(override_key(s) == name for s in select):  # a restated key keeps its place (the grid's order)
+                select = [value if override_key(s) == name else s for s in select]
+            else:
+                select.append(value)
         else:
             select_size = _integer(o)
         ft_over.remove(o)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from electra.config import to_dict
-from electra.config_io import apply_overrides
+from electra.config_io import apply_overrides, override_key
 from electra.errors import ConfigError
 from electra.finetuning.config import FinetuneConfig
 from electra.finetuning.tasks import TaskData, TaskSpec
@@ -65,7 +65,7 @@ def parse_selection(items: Sequence[str], size: int, base: FinetuneConfig,
     value is checked against the config here, before hours of fine-tuning. A key also fixed by
     one of `overrides` is refused: the report would name the fixed value while every run used
     the chosen one."""
-    fixed = {o.split("=", 1)[0].strip() for o in overrides}
+    fixed = {override_key(o) for o in overrides}
     if not items:
         if size:
             raise ConfigError("--select-size needs --select KEY=V1,V2 (the settings to choose between)")
