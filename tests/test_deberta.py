@@ -112,6 +112,29 @@ def test_emd_adds_absolute_positions_only_before_the_mlm_head():
         assert torch.equal(off(ids, types, attn), off.mlm_states(ids, types, attn))
 
 
+def test_bf16_disentangled_attention_on_cpu_takes_the_math_path_and_matches_the_fused_kernel(monkeypatch):
+    import electra.model.deberta as deberta
+    enc = model().discriminator
+    ids, types, attn = padded_batch()
+    with torch.no_grad():
+        ref = enc(ids, types, attn)  # fp32: torch's fused kernel
+    fused = []
+    real = deberta.F.scaled_dot_product_attention
+    monkeypatch.setattr(deberta.F, "scaled_dot_product_attention",
+                        lambda *a, **kw: fused.append(1) or real(*a, **kw))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        got = enc(ids, types, attn)
+    assert not fused  # the fused kernel is 2.6x slower in bf16 on CPU
+    keep = attn[..., None]  # padded rows attend uniformly in both; compare the tokens
+    assert ((got.float() - ref).abs() * keep).max() <= 0.05 * (ref.abs() * keep).max()
+    with torch.no_grad():
+        enc(ids, types, attn)
+    assert fused  # fp32 keeps the fused kernel
+    monkeypatch.setattr(deberta, "math_path_is_faster", lambda q: True)  # the math path in fp32: SDPA to 1e-5
+    with torch.no_grad():
+        assert torch.allclose(enc(ids, types, attn), ref, atol=1e-5)
+
+
 def test_the_mlm_objective_reads_the_emd_and_checkpointing_changes_nothing():
     m = model("objective.kind=mlm").train()
     ids, types, attn = padded_batch()

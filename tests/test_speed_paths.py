@@ -259,6 +259,44 @@ def test_bf16_attention_on_cpu_takes_the_math_path_and_matches_fp32(monkeypatch)
     assert fused == [1]  # fp32 keeps the fused kernel
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_the_additive_masking_bias_gives_masked_fills_scores_and_gradients_bit_for_bit(dtype):
+    from electra.model.layers import attention_math
+
+    def masked_fill_attention(q, k, v, mask):  # the plain path the bias replaced
+        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
+        return scores.masked_fill(~mask, torch.finfo(dtype).min).softmax(-1) @ v
+
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(3, 4, 17, 8, generator=g).mul(4).to(dtype).requires_grad_() for _ in range(3))
+    mask = torch.rand(3, 1, 1, 17, generator=g) > 0.4
+    mask[..., 0] = True
+    assert not mask.all()
+    grad_out = torch.randn(3, 4, 17, 8, generator=g).to(dtype)
+    outs = []
+    for fn in (masked_fill_attention, lambda *a: attention_math(*a, 0.0)):
+        y = fn(q, k, v, mask)
+        outs.append((y, *torch.autograd.grad(y, (q, k, v), grad_out)))
+    for plain, fast in zip(*outs, strict=True):
+        assert torch.equal(plain, fast)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_top1_hits_in_half_precision_is_argmax_with_its_ties_broken_by_the_first_index(dtype):
+    g = torch.Generator().manual_seed(8)
+    logits = torch.randint(0, 4, (6, 9, 50), generator=g).to(dtype)  # most rows tie at their maximum
+    targets = torch.randint(0, 50, (6, 9), generator=g)
+    first = logits.argmax(-1)
+    targets[::2] = first[::2]  # hits
+    targets[1, :4] = (logits[1] == logits[1].amax(-1, keepdim=True)).float().flip(-1).argmax(-1)[:4]
+    targets[1, :4] = 49 - targets[1, :4]  # the last index at the maximum: a tie argmax does not pick
+    expected = first == targets
+    assert expected.any() and not expected.all()
+    assert ((logits.gather(-1, targets[..., None]).squeeze(-1) == logits.amax(-1)) & ~expected).any()
+    assert torch.equal(top1_hits(logits, targets), expected)
+    assert not top1_hits(logits[:, :0].reshape(0, 50), targets[:, :0].reshape(0)).numel()
+
+
 def test_packed_dropout_is_the_identity_in_eval_and_at_p_zero():
     x = torch.randn(5, 8)
     state = torch.get_rng_state()

@@ -69,15 +69,28 @@ def math_path_is_faster(q: torch.Tensor) -> bool:
     return q.dtype == torch.bfloat16 and q.device.type == "cpu"
 
 
-def attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                   mask: torch.Tensor | None, p: float) -> torch.Tensor:
+def attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                   p: float, bias: torch.Tensor | None = None, scale: float | None = None) -> torch.Tensor:
     """SDPA's math path, with packed-bit dropout on the probabilities where p > 0: with dropout,
     torch's CPU SDPA leaves its fused kernel for this same math path anyway, and then its
-    per-element Bernoulli draws are most of the cost."""
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)  # [B, nh, T, T]; scale the smaller side
-    if mask is not None:  # in place: the matmul's backward does not need its output
-        scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
+    per-element Bernoulli draws are most of the cost. `bias`: added to the scaled scores, as
+    SDPA's float attn_mask (DeBERTa's relative-position terms); `scale`: SDPA's, 1/sqrt(hs) if None."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    scores = (q * scale) @ k.transpose(-1, -2)  # [B, nh, T, T]; scale the smaller side
+    if bias is not None:  # in place: the matmul's backward does not need its output
+        scores.add_(bias)
+    if mask is not None:
+        scores.add_(masking_bias(mask, scores.dtype))
     return packed_dropout(scores.softmax(-1), p) @ v
+
+
+def masking_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """0 where `mask` attends, the dtype's lowest value elsewhere. Added to finite scores it gives
+    exactly that lowest value (s + min rounds to min), as masked_fill does, with the same gradient
+    (softmax's is 0 there), and a broadcast add runs 4-5x faster than a broadcast masked_fill on
+    CPU (BENCHMARKS.md 0h)."""
+    # mask: [B, 1, 1, T] or [B, 1, T, T] bool -> same shape, dtype
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
 
 
 class Layer(nn.Module):

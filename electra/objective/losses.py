@@ -43,14 +43,23 @@ def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor)
 
 
 def top1_hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Where argmax == target. For fp32 logits: where the target's logit is its row's maximum, one
-    max pass over [..., V] (torch's CPU argmax tracks indices and cost 1-2% of a pre-training step
-    for this statistic, BENCHMARKS.md); fp32 ties at the maximum do not occur in practice. Half
-    precision rounds nearby logits together, so bf16/fp16 rows keep the argmax."""
+    """Where argmax == target, without torch's CPU argmax over the whole row, which tracks
+    indices: 1-2% of an fp32 pre-training step and 2.5% of a bf16 one for this statistic
+    (BENCHMARKS.md 0f, 0h). A row is a hit where the target's logit is the row's maximum; fp32
+    ties at the maximum do not occur in practice, but half precision rounds nearby logits
+    together (about one row in twenty ties at its maximum), so there the rows that are hits and
+    tie get argmax itself, which returns the first index."""
     # logits: [..., V]; targets: [...] -> [...] bool
-    if logits.dtype != torch.float32:
-        return logits.argmax(-1) == targets
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) >= logits.amax(-1)
+    top = logits.amax(-1, keepdim=True)
+    hits = (logits.gather(-1, targets.unsqueeze(-1)) >= top).squeeze(-1)
+    if logits.dtype == torch.float32:
+        return hits
+    flat, first = logits.reshape(-1, logits.shape[-1]), hits.view(-1)  # first: a view, written below
+    rows = first.nonzero().squeeze(-1)  # argmax itself only where the target shares its row's maximum
+    tied = rows[(flat[rows] == top.view(-1, 1)[rows]).sum(-1) > 1]
+    if tied.numel():
+        first[tied] = flat[tied].argmax(-1) == targets.reshape(-1)[tied]
+    return hits
 
 
 def rtd_loss(logits: torch.Tensor, replaced: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
