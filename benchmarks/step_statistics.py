@@ -1,7 +1,7 @@
 """Two small costs of the bf16 step, against the code before session 29 (kept here as the
 baseline): the generator's accuracy statistic (torch's argmax over bf16 logits, then the fast
 path of `losses.top1_hits`) and the attention's padding mask (a broadcast masked_fill, then an
-added bias from `layers.masking_bias`), and for DeBERTa's disentangled attention the fused
+added bias from `layers.mask_scores_`), and for DeBERTa's disentangled attention the fused
 kernel against the math path in bf16. Each alone at the preset's shapes, then the whole
 training step with the old versions swapped in, same process, interleaved rounds (best of each
 call; the median step).
@@ -62,6 +62,13 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
         rows += ratio_rows(best_interleaved(fns, rounds), "argmax", "variant",
                            f"{name} hits {list(logits.shape)} {dtype} right {rate:.0%}", config=name,
                            measured=f"generator accuracy, {rate:.0%} right")
+    if m.family != "deberta":  # ELECTRA's key mask; DeBERTa's pairwise mask keeps the fill
+        rows += attention_rows(name, m, batch, dtype, rounds, g)
+    rows += whole_step_rows(name, step, precision, rounds, batch)
+    return rows
+
+
+def attention_rows(name: str, m, batch: int, dtype: torch.dtype, rounds: int, g: torch.Generator) -> list[dict]:
     qkv = [torch.randn(batch, m.num_heads, 128, m.hidden_size // m.num_heads, generator=g).to(dtype)
            .requires_grad_() for _ in range(3)]
     mask = torch.ones(batch, 1, 1, 128, dtype=torch.bool)
@@ -70,12 +77,14 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
     def attend(fn) -> None:
         fn(*qkv, mask, m.attention_dropout).sum().backward()
     fns = {"masked_fill": lambda: attend(masked_fill_attention), "added bias": lambda: attend(layers.attention_math)}
-    rows += ratio_rows(best_interleaved(fns, rounds), "masked_fill", "variant",
-                       f"{name} attention fwd+bwd {dtype}", config=name, measured="attention math path")
+    return ratio_rows(best_interleaved(fns, rounds), "masked_fill", "variant",
+                      f"{name} attention fwd+bwd {dtype}", config=name, measured="attention math path")
 
+
+def whole_step_rows(name: str, step, precision: str, rounds: int, batch: int) -> list[dict]:
     def with_old(old: bool) -> None:
         current = objective.top1_hits, layers.attention_math, deberta.math_path_is_faster
-        if old:  # DeBERTa's attention kept torch's fused kernel before (its bias masked out of place)
+        if old:  # DeBERTa's attention kept torch's fused kernel before
             objective.top1_hits, layers.attention_math = argmax_hits, masked_fill_attention
             deberta.math_path_is_faster = lambda q: False
         try:
@@ -83,9 +92,8 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
         finally:
             objective.top1_hits, layers.attention_math, deberta.math_path_is_faster = current
     steps = median_interleaved({"before": lambda: with_old(True), "after": lambda: with_old(False)}, rounds)
-    rows += ratio_rows(steps, "before", "variant", f"{name} whole step {precision}", config=name,
-                       measured="training step (median)", batch=batch, seq=128)
-    return rows
+    return ratio_rows(steps, "before", "variant", f"{name} whole step {precision}", config=name,
+                      measured="training step (median)", batch=batch, seq=128)
 
 
 def main() -> None:

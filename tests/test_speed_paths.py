@@ -260,7 +260,7 @@ def test_bf16_attention_on_cpu_takes_the_math_path_and_matches_fp32(monkeypatch)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-def test_the_additive_masking_bias_gives_masked_fills_scores_and_gradients_bit_for_bit(dtype):
+def test_masking_scores_gives_masked_fills_outputs_and_gradients_bit_for_bit(dtype):
     from electra.model.layers import attention_math
 
     def masked_fill_attention(q, k, v, mask):  # the plain path the bias replaced
@@ -269,16 +269,22 @@ def test_the_additive_masking_bias_gives_masked_fills_scores_and_gradients_bit_f
 
     g = torch.Generator().manual_seed(3)
     q, k, v = (torch.randn(3, 4, 17, 8, generator=g).mul(4).to(dtype).requires_grad_() for _ in range(3))
-    mask = torch.rand(3, 1, 1, 17, generator=g) > 0.4
-    mask[..., 0] = True
-    assert not mask.all()
+    keys = torch.rand(3, 1, 1, 17, generator=g) > 0.4  # padded keys, as ELECTRA's mask
+    keys[..., 0] = True
+    pairs = keys & keys.transpose(-1, -2)  # DeBERTa's: padded queries mask every key
+    assert not keys.all() and not pairs[0, 0].any(-1).all()
     grad_out = torch.randn(3, 4, 17, 8, generator=g).to(dtype)
-    outs = []
-    for fn in (masked_fill_attention, lambda *a: attention_math(*a, 0.0)):
-        y = fn(q, k, v, mask)
-        outs.append((y, *torch.autograd.grad(y, (q, k, v), grad_out)))
-    for plain, fast in zip(*outs, strict=True):
-        assert torch.equal(plain, fast)
+    for mask in (keys, pairs):
+        outs = []
+        for fn in (masked_fill_attention, lambda *a: attention_math(*a, 0.0)):
+            y = fn(q, k, v, mask)
+            outs.append((y, *torch.autograd.grad(y, (q, k, v), grad_out)))
+        for plain, fast in zip(*outs, strict=True):
+            assert torch.equal(plain, fast)
+    # a query that may attend nowhere averages v, as the fill gives, in fp16 too (s + min overflows)
+    empty = ~pairs.any(-1).squeeze(1)  # [B, T]
+    assert torch.allclose(outs[1][0].float().transpose(1, 2)[empty],
+                          v.float().mean(-2, keepdim=True).expand_as(v).transpose(1, 2)[empty], atol=1e-2)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

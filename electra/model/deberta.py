@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from electra.config import ModelConfig
-from electra.model.layers import Layer, attention_math, masking_bias, math_path_is_faster
+from electra.model.layers import Layer, attention_math, math_path_is_faster
 
 
 def log_bucket(rel: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -99,7 +99,7 @@ class DisentangledAttention(nn.Module):
             y = attention_math(q, k, v, mask, 0.0, bias=bias, scale=scale)
         else:
             if mask is not None:
-                bias.add_(masking_bias(mask, bias.dtype))
+                bias = bias.masked_fill(~mask, torch.finfo(bias.dtype).min)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale, dropout_p=p)
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # [B, T, H]
 

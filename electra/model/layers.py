@@ -80,17 +80,23 @@ def attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torc
     if bias is not None:  # in place: the matmul's backward does not need its output
         scores.add_(bias)
     if mask is not None:
-        scores.add_(masking_bias(mask, scores.dtype))
+        mask_scores_(scores, mask)
     return packed_dropout(scores.softmax(-1), p) @ v
 
 
-def masking_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """0 where `mask` attends, the dtype's lowest value elsewhere. Added to finite scores it gives
-    exactly that lowest value (s + min rounds to min), as masked_fill does, with the same gradient
-    (softmax's is 0 there), and a broadcast add runs 4-5x faster than a broadcast masked_fill on
-    CPU (BENCHMARKS.md 0h)."""
-    # mask: [B, 1, 1, T] or [B, 1, T, T] bool -> same shape, dtype
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(~mask, torch.finfo(dtype).min)
+def mask_scores_(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """In place: the dtype's lowest value where `mask` is off, as masked_fill_ writes it. For a
+    key mask in fp32 or bf16 by adding a bias of that value instead, 4-5x faster than a broadcast
+    masked_fill_ on CPU (BENCHMARKS.md 0h): s + min rounds to min for any |s| below 10^36, and
+    every query keeps a key, so softmax's gradient is 0 wherever the fill would have cut it.
+    Pairwise masks (DeBERTa's padded queries attend nowhere: softmax is uniform there and its
+    gradient would pass through an added bias) and fp16 (s + min overflows to -inf for s below
+    -16) keep the fill."""
+    # scores: [B, nh, T, T]; mask: [B, 1, 1, T] or [B, 1, T, T] bool (True = attend)
+    low = torch.finfo(scores.dtype).min
+    if mask.shape[-2] != 1 or scores.dtype == torch.float16:
+        return scores.masked_fill_(~mask, low)
+    return scores.add_(torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, low))
 
 
 class Layer(nn.Module):
