@@ -130,9 +130,19 @@ def test_bf16_disentangled_attention_on_cpu_takes_the_math_path_and_matches_the_
     with torch.no_grad():
         enc(ids, types, attn)
     assert fused  # fp32 keeps the fused kernel
-    monkeypatch.setattr(deberta, "math_path_is_faster", lambda q: True)  # the math path in fp32: SDPA to 1e-5
-    with torch.no_grad():
-        assert torch.allclose(enc(ids, types, attn), ref, atol=1e-5)
+    weights = torch.randn(ref.shape, generator=torch.Generator().manual_seed(2)) * keep  # tokens only
+
+    def output_and_grads():
+        enc.zero_grad()
+        out = enc(ids, types, attn)
+        (out * weights).sum().backward()
+        return [out.detach()] + [p.grad.clone() for p in enc.parameters() if p.grad is not None]
+    fused_path = output_and_grads()
+    monkeypatch.setattr(deberta, "math_path_is_faster", lambda q: True)  # the math path in fp32: SDPA's
+    math_path = output_and_grads()
+    assert len(math_path) == len(fused_path) > 10  # the relative-position table and q/k/v among them
+    for a, b in zip(fused_path, math_path, strict=True):
+        assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_the_mlm_objective_reads_the_emd_and_checkpointing_changes_nothing():

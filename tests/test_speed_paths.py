@@ -274,17 +274,20 @@ def test_masking_scores_gives_masked_fills_outputs_and_gradients_bit_for_bit(dty
     pairs = keys & keys.transpose(-1, -2)  # DeBERTa's: padded queries mask every key
     assert not keys.all() and not pairs[0, 0].any(-1).all()
     grad_out = torch.randn(3, 4, 17, 8, generator=g).to(dtype)
-    for mask in (keys, pairs):
+    no_keys = keys.clone()
+    no_keys[1] = False  # an empty row: its queries attend nowhere
+    for mask in (keys, pairs, no_keys):
         outs = []
         for fn in (masked_fill_attention, lambda *a: attention_math(*a, 0.0)):
             y = fn(q, k, v, mask)
             outs.append((y, *torch.autograd.grad(y, (q, k, v), grad_out)))
         for plain, fast in zip(*outs, strict=True):
             assert torch.equal(plain, fast)
-    # a query that may attend nowhere averages v, as the fill gives, in fp16 too (s + min overflows)
-    empty = ~pairs.any(-1).squeeze(1)  # [B, T]
-    assert torch.allclose(outs[1][0].float().transpose(1, 2)[empty],
-                          v.float().mean(-2, keepdim=True).expand_as(v).transpose(1, 2)[empty], atol=1e-2)
+        # a query that may attend nowhere averages v, as the fill gives, in fp16 too (s + min overflows)
+        empty = (~mask.any(-1)).expand(3, 1, 17).squeeze(1)  # [B, T]
+        uniform = v.float().mean(-2, keepdim=True).expand_as(v).transpose(1, 2)
+        assert mask is keys or empty.any()
+        assert torch.allclose(outs[1][0].float().transpose(1, 2)[empty], uniform[empty], atol=1e-2)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from electra.config import ModelConfig
-from electra.model.layers import Layer, attention_math, math_path_is_faster
+from electra.model.layers import Layer, attention_math, mask_scores_, math_path_is_faster
 
 
 def log_bucket(rel: torch.Tensor, buckets: int, max_position: int) -> torch.Tensor:
@@ -95,11 +95,12 @@ class DisentangledAttention(nn.Module):
         p2c = torch.gather(k @ q_r.transpose(-1, -2), -1, idx.transpose(-1, -2)).transpose(-1, -2)
         bias = (c2p + p2c) * scale
         p = self.attention_dropout if self.training else 0.0
-        if p == 0 and math_path_is_faster(q):  # rows of padded queries mask everything: uniform, as HF
+        # rows of padded queries mask everything: uniform, as HF
+        if p == 0 and math_path_is_faster(q):
             y = attention_math(q, k, v, mask, 0.0, bias=bias, scale=scale)
         else:
             if mask is not None:
-                bias = bias.masked_fill(~mask, torch.finfo(bias.dtype).min)
+                mask_scores_(bias, mask)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale, dropout_p=p)
         return self.out(y.transpose(1, 2).reshape(B, T, H))  # [B, T, H]
 

@@ -85,16 +85,17 @@ def attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torc
 
 
 def mask_scores_(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """In place: the dtype's lowest value where `mask` is off, as masked_fill_ writes it. For a
-    key mask in fp32 or bf16 by adding a bias of that value instead, 4-5x faster than a broadcast
-    masked_fill_ on CPU (BENCHMARKS.md 0h): s + min rounds to min for any |s| below 10^36, and
-    every query keeps a key, so softmax's gradient is 0 wherever the fill would have cut it.
-    Pairwise masks (DeBERTa's padded queries attend nowhere: softmax is uniform there and its
-    gradient would pass through an added bias) and fp16 (s + min overflows to -inf for s below
-    -16) keep the fill."""
+    """In place: the dtype's lowest value where `mask` is off, as masked_fill_ writes it. On CPU,
+    for a key mask in fp32 or bf16 where every query keeps a key, by adding a bias of that value
+    instead, cheaper than a broadcast masked_fill_ (the attention call x1.07-1.10, BENCHMARKS.md
+    0h): s + min rounds to min for |s| below 10^31, and softmax's gradient is 0 wherever the
+    fill would have cut it. Everything else keeps the fill: fp16 (s + min overflows to -inf for
+    s below -16), and queries that attend nowhere (DeBERTa's padded queries, an empty row),
+    where softmax is uniform and its gradient would pass through an added bias."""
     # scores: [B, nh, T, T]; mask: [B, 1, 1, T] or [B, 1, T, T] bool (True = attend)
     low = torch.finfo(scores.dtype).min
-    if mask.shape[-2] != 1 or scores.dtype == torch.float16:
+    if (scores.device.type != "cpu" or scores.dtype == torch.float16 or mask.shape[-2] != 1
+            or not bool(mask.any(-1).all())):
         return scores.masked_fill_(~mask, low)
     return scores.add_(torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~mask, low))
 

@@ -43,13 +43,16 @@ def mlm_loss(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor)
 
 
 def top1_hits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Where argmax == target, without torch's CPU argmax over the whole row, which tracks
-    indices: 1-2% of an fp32 pre-training step and 2.5% of a bf16 one for this statistic
-    (BENCHMARKS.md 0f, 0h). A row is a hit where the target's logit is the row's maximum; fp32
-    ties at the maximum do not occur in practice, but half precision rounds nearby logits
-    together (about one row in twenty ties at its maximum), so there the rows that are hits and
-    tie get argmax itself, which returns the first index."""
+    """Where argmax == target (for finite logits), without torch's CPU argmax over the whole
+    row, which tracks indices: 1-2% of an fp32 pre-training step and 2.4% of a bf16 one for this
+    statistic (BENCHMARKS.md 0f, 0h). A row is a hit where the target's logit is the row's
+    maximum; fp32 ties at the maximum do not occur in practice, but half precision rounds nearby
+    logits together (about one row in twenty ties at its maximum), so there the rows that are
+    hits and tie get argmax itself, which returns the first index. Picking those rows waits for
+    the device, so on GPUs half precision keeps argmax (no host sync per step)."""
     # logits: [..., V]; targets: [...] -> [...] bool
+    if logits.dtype != torch.float32 and logits.device.type != "cpu":
+        return logits.argmax(-1) == targets
     top = logits.amax(-1, keepdim=True)
     hits = (logits.gather(-1, targets.unsqueeze(-1)) >= top).squeeze(-1)
     if logits.dtype == torch.float32:
