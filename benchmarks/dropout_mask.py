@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain_step import make_config, ours_step_fn  # noqa: E402
-from report import best_interleaved, median_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
+from report import best_interleaved, median_interleaved, ratio_rows, run_step_benchmark  # noqa: E402
 
 import electra.model.dropout as dropout  # noqa: E402
 
@@ -77,11 +77,7 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
 
 
 def main() -> None:
-    p = ratio_parser(__doc__)
-    p.set_defaults(configs="small")
-    p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
-    args = p.parse_args()
-    run_configs(args, lambda name: bench(name, args.batch, args.rounds), rounds=args.rounds, batch=args.batch)
+    run_step_benchmark(__doc__, bench)
 
 
 if __name__ == "__main__":

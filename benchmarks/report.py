@@ -85,6 +85,16 @@ def run_configs(args: argparse.Namespace, bench: Callable[[str], list[dict]], **
     write_results(args.out, machine_meta(**meta), rows)
 
 
+def run_step_benchmark(doc: str, bench: Callable[[str, int, int], list[dict]], configs: str = "small") -> None:
+    """The command line of a ratio benchmark over training steps: `bench(config, batch, rounds)`
+    for each of --configs, rows to --out."""
+    p = ratio_parser(doc)
+    p.set_defaults(configs=configs)
+    p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
+    args = p.parse_args()
+    run_configs(args, lambda name: bench(name, args.batch, args.rounds), rounds=args.rounds, batch=args.batch)
+
+
 def ratio_rows(best: dict[str, float], baseline: str, key: str, prefix: str, **fields) -> list[dict]:
     """One result row per timed function (ms per call, speed-up over `baseline`), each printed
     as it is made; `fields` go into every row."""

@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain_step import make_config, ours_step_fn  # noqa: E402
-from report import best_interleaved, median_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
+from report import best_interleaved, median_interleaved, ratio_rows, run_step_benchmark  # noqa: E402
 
 import electra.model.deberta as deberta  # noqa: E402
 import electra.model.layers as layers  # noqa: E402
@@ -97,11 +97,7 @@ def whole_step_rows(name: str, step, precision: str, rounds: int, batch: int) ->
 
 
 def main() -> None:
-    p = ratio_parser(__doc__)
-    p.set_defaults(configs="small")
-    p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
-    args = p.parse_args()
-    run_configs(args, lambda name: bench(name, args.batch, args.rounds), rounds=args.rounds, batch=args.batch)
+    run_step_benchmark(__doc__, bench)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pretrain_step import make_config  # noqa: E402
-from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # noqa: E402
+from report import best_interleaved, ratio_rows, run_step_benchmark  # noqa: E402
 
 from electra.objective import TokenIds  # noqa: E402
 from electra.objective.losses import mlm_loss, top1_hits  # noqa: E402
@@ -93,10 +93,7 @@ def bench(name: str, batch: int, rounds: int) -> list[dict]:
 
 
 def main() -> None:
-    p = ratio_parser(__doc__)
-    p.add_argument("--batch", type=int, default=16, help="sequences of 128 tokens per step")
-    args = p.parse_args()
-    run_configs(args, lambda name: bench(name, args.batch, args.rounds))
+    run_step_benchmark(__doc__, bench, configs="tiny,small")
 
 
 if __name__ == "__main__":

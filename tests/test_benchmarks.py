@@ -70,6 +70,15 @@ def test_vocab_pass_benchmark(tmp_path):
     assert [row["path"] for row in r["rows"]] == ["current", "previous", "autograd"]
 
 
+def test_step_statistics_benchmark(tmp_path):
+    r = run("step_statistics", "--configs", "tiny,debertav3", "--batch", "1", "--rounds", "1", "--threads", "1",
+            tmp_path=tmp_path)
+    measured = [(row["config"], row["measured"]) for row in r["rows"]]
+    assert ("tiny", "attention math path") in measured and ("debertav3", "attention math path") not in measured
+    assert {c for c, m in measured if m == "training step (median)"} == {"tiny", "debertav3"}
+    assert all(row["ms_per_step"] > 0 for row in r["rows"]) and r["meta"]["batch"] == 1
+
+
 @pytest.mark.slow  # compiles three regions (about 30 s)
 def test_compile_regions_benchmark(tmp_path):
     r = run("compile_regions", "--configs", "tiny", "--rounds", "1", "--threads", "1", "--batch", "1", "--seq", "32",
