@@ -291,7 +291,8 @@ def with_options(spec: ExperimentSpec, *, data: str | None = None, preset_name: 
     ft = spec.finetune
     control, select, select_size = ft.control, list(ft.select), ft.select_size
     for o in [o for o in ft_over if override_key(o) in ("control", "select", "select_size")]:
-        key, (_, eq, value) = override_key(o), o.partition("=")  # the spec's own keys, not FinetuneConfig fields
+        key = override_key(o)  # the spec's own keys, not FinetuneConfig fields
+        _, eq, value = o.partition("=")
         if not eq:
             raise ConfigError(f"finetune.{o} needs a value: finetune.{o}=...")
         if key == "control":
