@@ -7,7 +7,9 @@ each whole layer compiled, (d) the whole encoder compiled.
 
 The speed issue asks for compile "per region, not the whole model": this is that measurement.
 With --dropout the presets' dropout stays on (eager runs the packed kernel training uses, the
-compiled regions torch's dropout, which inductor generates inside its fused kernels)."""
+compiled regions torch's dropout, which inductor generates inside its fused kernels). With
+--precision the step runs under the autocast training would use (`auto`: the machine's choice),
+so the casts around each matmul are part of what a compiled region may fuse."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # no
 from electra.config import apply_overrides, preset  # noqa: E402
 from electra.model.dropout import use_dropout_kernel  # noqa: E402
 from electra.model.layers import Encoder  # noqa: E402
+from electra.train.precision import Precision, resolve_precision  # noqa: E402
 
 
 def variants(cfg, dropout: bool) -> dict[str, torch.nn.Module]:
@@ -41,22 +44,26 @@ def variants(cfg, dropout: bool) -> dict[str, torch.nn.Module]:
             "encoder compiled": torch.compile(whole, dynamic=False)}
 
 
-def bench(name: str, batch: int, seq: int, rounds: int, dropout: bool) -> list[dict]:
+def bench(name: str, batch: int, seq: int, rounds: int, dropout: bool, precision: str) -> list[dict]:
     over = [] if dropout else ["model.dropout=0.0", "model.attention_dropout=0.0"]
     cfg = apply_overrides(preset(name), over).model
     models = variants(cfg, dropout)
     ids = torch.randint(5, cfg.vocab_size, (batch, seq))
     types = torch.zeros_like(ids)
 
+    prec = Precision(resolve_precision(precision, "cpu"), torch.device("cpu"))
+
     def step(m: torch.nn.Module) -> None:
-        m(ids, types, None).pow(2).mean().backward()
+        with prec.autocast():
+            out = m(ids, types, None)
+        out.float().pow(2).mean().backward()
 
     for m in models.values():  # compile and warm up
         for _ in range(3):
             step(m)
     best = best_interleaved({k: (lambda m=m: step(m)) for k, m in models.items()}, rounds)
-    return ratio_rows(best, "eager", "variant", f"{name:6s} dropout={'on ' if dropout else 'off'}",
-                      config=name, dropout=dropout)
+    return ratio_rows(best, "eager", "variant", f"{name:6s} dropout={'on ' if dropout else 'off'} {prec.name}",
+                      config=name, dropout=dropout, precision=prec.name)
 
 
 def main() -> None:
@@ -64,8 +71,9 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--seq", type=int, default=128)
     p.add_argument("--dropout", action="store_true", help="keep the presets' dropout on")
+    p.add_argument("--precision", default="fp32", help="fp32, bf16 or auto (the machine's choice)")
     args = p.parse_args()
-    run_configs(args, lambda name: bench(name, args.batch, args.seq, args.rounds, args.dropout),
+    run_configs(args, lambda name: bench(name, args.batch, args.seq, args.rounds, args.dropout, args.precision),
                 batch=args.batch, seq=args.seq)
 
 

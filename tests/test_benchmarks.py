@@ -82,8 +82,9 @@ def test_step_statistics_benchmark(tmp_path):
 @pytest.mark.slow  # compiles three regions (about 30 s)
 def test_compile_regions_benchmark(tmp_path):
     r = run("compile_regions", "--configs", "tiny", "--rounds", "1", "--threads", "1", "--batch", "1", "--seq", "32",
-            tmp_path=tmp_path)
+            "--precision", "bf16", tmp_path=tmp_path)
     assert r["rows"][0]["variant"] == "eager" and len(r["rows"]) == 4
+    assert {row["precision"] for row in r["rows"]} == {"bf16"}
 
 
 def test_machine_meta_says_when_the_instruction_set_was_restricted(monkeypatch):
