@@ -51,7 +51,8 @@ def bench(name: str, batch: int, seq: int, rounds: int, dropout: bool, precision
     ids = torch.randint(5, cfg.vocab_size, (batch, seq))
     types = torch.zeros_like(ids)
 
-    prec = Precision(resolve_precision(precision, "cpu"), torch.device("cpu"))
+    cpu = torch.device("cpu")
+    prec = Precision(resolve_precision(precision, cpu), cpu)
 
     def step(m: torch.nn.Module) -> None:
         with prec.autocast():
