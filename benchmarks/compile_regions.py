@@ -26,7 +26,7 @@ from report import best_interleaved, ratio_parser, ratio_rows, run_configs  # no
 from electra.config import apply_overrides, preset  # noqa: E402
 from electra.model.dropout import use_dropout_kernel  # noqa: E402
 from electra.model.layers import Encoder  # noqa: E402
-from electra.train.precision import Precision, resolve_precision  # noqa: E402
+from electra.train.precision import Precision  # noqa: E402
 
 
 def variants(cfg, dropout: bool) -> dict[str, torch.nn.Module]:
@@ -52,7 +52,7 @@ def bench(name: str, batch: int, seq: int, rounds: int, dropout: bool, precision
     types = torch.zeros_like(ids)
 
     cpu = torch.device("cpu")
-    prec = Precision(resolve_precision(precision, cpu), cpu)
+    prec = Precision.resolve(precision, cpu)
 
     def step(m: torch.nn.Module) -> None:
         with prec.autocast():

@@ -28,7 +28,7 @@ from electra.model.dropout import resolve_dropout_kernel, use_dropout_kernel  # 
 from electra.model.finetuning import FinetuneModel  # noqa: E402
 from electra.model.heads import ElectraClassificationHead  # noqa: E402
 from electra.model.layers import Encoder, init_weights  # noqa: E402
-from electra.train.precision import Precision, resolve_precision  # noqa: E402
+from electra.train.precision import Precision  # noqa: E402
 
 
 def make_batches(n: int, B: int, V: int, seed: int = 0) -> list[tuple[torch.Tensor, ...]]:
@@ -78,7 +78,7 @@ def time_steps(step, batches, warmup: int) -> float:
 def measure(name: str, B: int, n: int, warmup: int, precision_name: str,
             dropout_kernel: str = "auto") -> list[dict]:
     device = torch.device("cpu")
-    prec = Precision(resolve_precision(precision_name, device), device)
+    prec = Precision.resolve(precision_name, device)
     ours, hf = build_pair(name, 30522)
     use_dropout_kernel(ours, resolve_dropout_kernel(dropout_kernel, device))  # ours only: our runtime
     batches = make_batches(n + warmup, B, 30522)

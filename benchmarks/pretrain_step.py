@@ -62,7 +62,7 @@ def ours_step_fn(cfg, B, T, device, precision_name, foreach_adamw=False):
         opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                 betas=(cfg.optim.beta1, cfg.optim.beta2), eps=cfg.optim.eps, foreach=True)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
-    prec = Precision(resolve_precision(precision_name, device), device)
+    prec = Precision.resolve(precision_name, device)
     ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
     fn = torch.compile(model) if cfg.train.compile else model
 
@@ -91,7 +91,7 @@ def hf_step_fn(cfg, B, T, device, precision_name):
     params = list({id(p): p for p in [*gen.parameters(), *disc.parameters()]}.values())
     opt = torch.optim.AdamW(params, lr=cfg.optim.lr, eps=1e-6, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
-    prec = Precision(resolve_precision(precision_name, device), device)
+    prec = Precision.resolve(precision_name, device)
     ids, types, attn = fake_batch(B, T, cfg.model.vocab_size, device)
     special = torch.tensor(TokenIds.standard().special_ids, device=device)
     spec = MaskSpec.from_config(cfg.objective, TokenIds.standard().mask_id, cfg.model.vocab_size)

@@ -25,7 +25,7 @@ from electra.objective import TokenIds, build_objective
 from electra.train.distributed import resolve_device
 from electra.train.flops import electra_train_flops, flop_rate
 from electra.train.optim import build_optimizer, build_scheduler, optimizer_step
-from electra.train.precision import Precision, resolve_precision
+from electra.train.precision import Precision
 from electra.train.state import schedule_steps, use_process_settings, use_speed_settings
 
 # dense bf16 peak FLOP/s (fp16 tensor cores for V100), the usual MFU denominators
@@ -70,7 +70,7 @@ def measure(cfg: PretrainConfig, seq_len: int, micro_batch: int, steps: int = 3,
     use_speed_settings(model, cfg.train, dev)
     opt = build_optimizer(model, cfg.optim)
     sched = build_scheduler(opt, cfg.optim, cfg.train.steps)
-    prec = Precision(resolve_precision(cfg.train.precision, dev), dev)
+    prec = Precision.resolve(cfg.train.precision, dev)
     ids = torch.randint(5, cfg.model.vocab_size, (micro_batch, seq_len), device=dev)
     types = torch.zeros_like(ids)
     attn = torch.ones_like(ids, dtype=torch.bool)

@@ -42,7 +42,7 @@ from electra.train.optim import (
     optimizer_step,
     parameter_aliases,
 )
-from electra.train.precision import Precision, resolve_precision
+from electra.train.precision import Precision
 from electra.train.pretrained import load_pretrained
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def _setup(backbone: Backbone, spec: TaskSpec, data: TaskData, cfg: FinetuneConf
                                  oc.layerwise_lr_decay, oc.llrd_mode, aliases=parameter_aliases(model))
     optimizer = build_optimizer(model, runtime, scales)
     return _Job(model=model, optimizer=optimizer, scheduler=build_scheduler(optimizer, runtime, total),
-                precision=Precision(resolve_precision(tc.precision, device), device), device=device,
+                precision=Precision.resolve(tc.precision, device), device=device,
                 labels=labels, train_set=train_set, train_examples=len(train_examples), dev=dev,
                 total_steps=total, epochs=epochs)
 
@@ -401,7 +401,7 @@ def predict_file(model_dir: str | Path, input_path: Path, out_path: Path,
     cfg = cfg or saved
     labels = tuple(info["labels"])
     device = resolve_device(cfg.train.device)
-    precision = Precision(resolve_precision(cfg.train.precision, device), device)
+    precision = Precision.resolve(cfg.train.precision, device)
     examples = spec.family.read(spec, Path(input_path), "test", cfg)
     enc = spec.family.encode(spec, examples, tok, labels, cfg, False)
     rows = predict(model.to(device), spec, enc, cfg.train.eval_batch_size, tok.pad_id, device, precision)

@@ -84,6 +84,11 @@ class Precision:
     name: str  # fp32 | bf16 | fp16
     device: torch.device
 
+    @classmethod
+    def resolve(cls, requested: str, device: torch.device) -> Precision:
+        """The precision a run asked for (`auto` included), resolved for `device`."""
+        return cls(resolve_precision(requested, device), device)
+
     def __post_init__(self) -> None:
         enabled = self.name == "fp16"
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=enabled)

@@ -41,7 +41,7 @@ from electra.train.optim import (
     rebase_lr,
     resync_lr,
 )
-from electra.train.precision import Precision, resolve_precision
+from electra.train.precision import Precision
 from electra.train.pretrained import token_ids
 from electra.train.unigram_init import init_unigram_bias
 
@@ -206,7 +206,7 @@ def build_state(cfg: PretrainConfig, data: RunData, ctx: Context, init: InitFrom
                             vocab_size=tok.vocab_size, rank=ctx.info.rank, world_size=world)
     return TrainState(model=model, optimizer=optimizer,
                       scheduler=build_scheduler(optimizer, cfg.optim, schedule_steps(cfg, data.seq_len)),
-                      precision=Precision(resolve_precision(tc.precision, ctx.device), ctx.device),
+                      precision=Precision.resolve(tc.precision, ctx.device),
                       loader=loader, micro_batch=micro)
 
 
